@@ -1,0 +1,1 @@
+"""Test interpreters and helpers for pipelines built on inert."""
