@@ -13,12 +13,12 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, Union
 
-JSON: TypeAlias = "None | bool | int | float | str | list[JSON] | dict[str, JSON]"
+JSON: TypeAlias = Union[bool, int, float, str, list["JSON"], dict[str, "JSON"], None]  # noqa: UP007
 """A plain JSON value as the standard library decodes it."""
 
-JSONObject: TypeAlias = "dict[str, JSON]"
+JSONObject: TypeAlias = dict[str, JSON]
 
 
 def _where(path: tuple[str | int, ...]) -> str:
@@ -78,7 +78,9 @@ def validate_json(value: object, *, path: tuple[str | int, ...] = ()) -> JSON:
 
 def canonical_dumps(value: JSON) -> str:
     """Canonical JSON text: sorted keys, no spaces, UTF-8 kept, NaN refused."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def op_key(endpoint: str, body: JSON) -> str:

@@ -1,0 +1,256 @@
+"""``Request[T]``: an immutable, covariant description of work that performs API calls.
+
+A request is a tree of a few node kinds: a pure value, a failure, a call of an
+:class:`~inert.Op`, a map, a ``then`` (flat-map), a ``recover``, a gather of parts
+and a program (a generator, see :func:`~inert.program`). Building one does nothing;
+a runner interprets it, as many times as you like. The data dependencies in the
+tree decide the rounds: parts of a ``gather`` run in the same round, and ``then``
+creates a new round only when its function needs the earlier result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterable
+from typing import Any, Generic, Never, TypeVar, final, overload
+
+import attrs
+from returns.result import Failure, Result, Success
+
+from inert._errors import RequestError
+from inert._op import Op
+
+T_co = TypeVar("T_co", covariant=True)
+T = TypeVar("T")
+U = TypeVar("U")
+A = TypeVar("A")
+B = TypeVar("B")
+C = TypeVar("C")
+D = TypeVar("D")
+E = TypeVar("E")
+F = TypeVar("F")
+G = TypeVar("G")
+H = TypeVar("H")
+
+
+class Request(Generic[T_co]):
+    """A description of work that produces a ``T`` (or fails with a RequestError).
+
+    Requests are values: immutable, comparable by identity only, re-runnable. Build
+    them with :func:`call`, :func:`pure`, :func:`fail`, :func:`gather`,
+    :func:`gather_all`, :func:`traverse`, the methods below and ``@program``; run
+    them with a runner (``await runner.run(request)``).
+    """
+
+    __slots__ = ()
+
+    def map(self, f: Callable[[T_co], U]) -> Request[U]:
+        """The request whose value is ``f`` of this one's value; it adds no round."""
+        return _Map(self, f)
+
+    def then(self, f: Callable[[T_co], Request[U]]) -> Request[U]:
+        """The request that continues with ``f(value)``; its calls wait for this value."""
+        return _Then(self, f)
+
+    def recover(self, handler: Callable[[RequestError], Request[U]]) -> Request[T_co | U]:
+        """On failure, continue with ``handler(error)`` (Haxl's ``catch``, Effect's ``catchAll``).
+
+        Failures that are not :class:`RequestError` (bugs in your functions) are not
+        caught: they end the run.
+        """
+        return _Recover(self, handler)
+
+    def attempt(self) -> Request[Result[T_co, RequestError]]:
+        """The request that always succeeds, with ``Success(value)`` or ``Failure(error)``."""
+        return _Recover(self.map(_success), _failure_of)
+
+    def __iter__(self) -> Generator[Request[object], Any, T_co]:
+        """``value = yield from request`` inside a ``@program`` waits for its value."""
+        value: T_co = yield self
+        return value
+
+
+def _success(value: T) -> Result[T, RequestError]:
+    return Success(value)
+
+
+def _failure_of(error: RequestError) -> Request[Result[Any, RequestError]]:
+    return _Pure(Failure(error))
+
+
+@final
+@attrs.frozen(eq=False, repr=False, slots=True, weakref_slot=False)
+class _Pure(Request[T_co]):
+    value: T_co
+
+    def __repr__(self) -> str:
+        return f"pure({self.value!r:.60})"
+
+
+@final
+@attrs.frozen(eq=False, repr=False, slots=True, weakref_slot=False)
+class _Fail(Request[Never]):
+    error: RequestError
+
+    def __repr__(self) -> str:
+        return f"fail({self.error!r})"
+
+
+@final
+@attrs.frozen(eq=False, repr=False, slots=True, weakref_slot=False)
+class _Call(Request[T_co]):
+    op: Op[T_co]
+
+    def __repr__(self) -> str:
+        return f"call({self.op!r})"
+
+
+@final
+@attrs.frozen(eq=False, repr=False, slots=True, weakref_slot=False)
+class _Map(Request[Any]):
+    source: Request[Any]
+    f: Callable[[Any], Any]
+
+    def __repr__(self) -> str:
+        return "<Request map>"
+
+
+@final
+@attrs.frozen(eq=False, repr=False, slots=True, weakref_slot=False)
+class _Then(Request[Any]):
+    source: Request[Any]
+    f: Callable[[Any], Request[Any]]
+
+    def __repr__(self) -> str:
+        return "<Request then>"
+
+
+@final
+@attrs.frozen(eq=False, repr=False, slots=True, weakref_slot=False)
+class _Recover(Request[Any]):
+    source: Request[Any]
+    handler: Callable[[RequestError], Request[Any]]
+
+    def __repr__(self) -> str:
+        return "<Request recover>"
+
+
+@final
+@attrs.frozen(eq=False, repr=False, slots=True, weakref_slot=False)
+class _Gather(Request[tuple[Any, ...]]):
+    parts: tuple[Request[Any], ...]
+
+    def __repr__(self) -> str:
+        return f"<Request gather of {len(self.parts)}>"
+
+
+@final
+@attrs.frozen(eq=False, repr=False, slots=True, weakref_slot=False)
+class _Suspend(Request[Any]):
+    """A program: ``start()`` makes a fresh generator each time the request runs."""
+
+    start: Callable[[], Generator[Request[object], Any, Any]]
+    name: str
+
+    def __repr__(self) -> str:
+        return f"<Request program {self.name}>"
+
+
+def pure(value: T) -> Request[T]:
+    """The request that produces ``value`` and performs no call (zero rounds)."""
+    return _Pure(value)
+
+
+def fail(error: RequestError) -> Request[Never]:
+    """The request that fails with ``error``; recover from it with ``.recover``."""
+    if not isinstance(error, RequestError):
+        raise TypeError(
+            f"fail() takes a RequestError (or subclass); got {type(error).__name__}. "
+            "Wrap it: fail(RequestError(str(exc)))"
+        )
+    return _Fail(error)
+
+
+def call(op: Op[T]) -> Request[T]:
+    """The request that performs ``op`` and decodes its response."""
+    if not isinstance(op, Op):
+        raise TypeError(f"call() takes an Op; got {type(op).__name__}")
+    return _Call(op)
+
+
+@overload
+def gather() -> Request[tuple[()]]: ...
+@overload
+def gather(a: Request[A], /) -> Request[tuple[A]]: ...
+@overload
+def gather(a: Request[A], b: Request[B], /) -> Request[tuple[A, B]]: ...
+@overload
+def gather(a: Request[A], b: Request[B], c: Request[C], /) -> Request[tuple[A, B, C]]: ...
+@overload
+def gather(
+    a: Request[A], b: Request[B], c: Request[C], d: Request[D], /
+) -> Request[tuple[A, B, C, D]]: ...
+@overload
+def gather(
+    a: Request[A], b: Request[B], c: Request[C], d: Request[D], e: Request[E], /
+) -> Request[tuple[A, B, C, D, E]]: ...
+@overload
+def gather(
+    a: Request[A], b: Request[B], c: Request[C], d: Request[D], e: Request[E], f: Request[F], /
+) -> Request[tuple[A, B, C, D, E, F]]: ...
+@overload
+def gather(
+    a: Request[A],
+    b: Request[B],
+    c: Request[C],
+    d: Request[D],
+    e: Request[E],
+    f: Request[F],
+    g: Request[G],
+    /,
+) -> Request[tuple[A, B, C, D, E, F, G]]: ...
+@overload
+def gather(
+    a: Request[A],
+    b: Request[B],
+    c: Request[C],
+    d: Request[D],
+    e: Request[E],
+    f: Request[F],
+    g: Request[G],
+    h: Request[H],
+    /,
+) -> Request[tuple[A, B, C, D, E, F, G, H]]: ...
+@overload
+def gather(*parts: Request[T]) -> Request[tuple[T, ...]]: ...
+def gather(*parts: Request[Any]) -> Request[tuple[Any, ...]]:
+    """Independent requests as one: their calls share rounds; the value is a tuple.
+
+    If parts fail, the gather fails with the error of the first failed part (in
+    argument order), after every part has settled, so the result never depends on
+    the order in which answers arrive.
+    """
+    _check_requests(parts, "gather")
+    return _Gather(parts)
+
+
+def gather_all(requests: Iterable[Request[T]]) -> Request[list[T]]:
+    """A list of independent requests as one request of a list, in order."""
+    parts = tuple(requests)
+    _check_requests(parts, "gather_all")
+    return _Map(_Gather(parts), list)
+
+
+def traverse(items: Iterable[A], f: Callable[[A], Request[B]]) -> Request[list[B]]:
+    """``gather_all(f(item) for item in items)``: one request per item, in one round."""
+    return gather_all(f(item) for item in items)
+
+
+def _check_requests(parts: tuple[object, ...], where: str) -> None:
+    for i, part in enumerate(parts):
+        if not isinstance(part, Request):
+            hint = (
+                " (did you pass a coroutine? build Requests, not awaitables)"
+                if hasattr(part, "__await__")
+                else ""
+            )
+            raise TypeError(f"{where}() part {i} is a {type(part).__name__}, not a Request{hint}")

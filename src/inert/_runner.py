@@ -1,0 +1,224 @@
+"""The ``Runner`` protocol and the base class every interpreter builds on.
+
+A runner is an interpreter of requests. The engine steps the requests and hands
+the runner a set of distinct ops; the runner returns one raw outcome per op key
+(``BaseRunner._send``). Everything else is shared: the store lookup (cache hits),
+usage and cost accounting, the report, ``run``/``run_all``/``run_all_settled`` and
+their blocking twins for scripts and notebooks.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import time
+from collections.abc import Coroutine, Mapping, Sequence
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from returns.result import Failure, Result, Success
+
+from inert._engine import Engine, RawOutcome
+from inert._errors import RequestError, RequestErrorGroup
+from inert._json import JSON
+from inert._op import Op
+from inert._pricing import DEFAULT_PRICES, Price, price_for
+from inert._report import ReportBuilder, RunReport
+from inert._request import Request
+
+T = TypeVar("T")
+
+
+class Runner(Protocol):
+    """What every interpreter offers; results are identical for identical op results."""
+
+    @property
+    def report(self) -> RunReport:
+        """The report of the last run."""
+        ...
+
+    async def run(self, request: Request[T]) -> T:
+        """Run one request; raise its RequestError if it failed."""
+        ...
+
+    async def run_all(self, requests: Sequence[Request[T]]) -> list[T]:
+        """Run requests together (shared rounds, dedup); raise if any failed."""
+        ...
+
+    async def run_all_settled(
+        self, requests: Sequence[Request[T]]
+    ) -> list[Result[T, RequestError]]:
+        """Run requests together; one ``Success`` or ``Failure`` per request, in order."""
+        ...
+
+
+class ResponseStore(Protocol):
+    """Where raw responses are kept by op key (the :class:`~inert.Store` is one)."""
+
+    def get_responses(self, keys: Sequence[str]) -> Mapping[str, JSON]:
+        """The stored raw responses of those keys that have one."""
+        ...
+
+    def put_responses(self, entries: Sequence[tuple[Op[Any], JSON]]) -> None:
+        """Store raw responses (one transaction)."""
+        ...
+
+
+def usage_of(raw: JSON) -> tuple[int, int]:
+    """``(prompt_tokens, completion_tokens)`` from a response body's ``usage``, else zeros."""
+    if isinstance(raw, dict):
+        usage = raw.get("usage")
+        if isinstance(usage, dict):
+            prompt = usage.get("prompt_tokens", usage.get("input_tokens", 0))
+            completion = usage.get("completion_tokens", usage.get("output_tokens", 0))
+            if isinstance(prompt, int) and isinstance(completion, int):
+                return prompt, completion
+    return 0, 0
+
+
+class BaseRunner(abc.ABC):
+    """Shared machinery of runners; subclasses implement :meth:`_send`.
+
+    Args:
+        store: where raw responses are looked up before sending and kept after;
+            ``None`` keeps nothing between runs.
+        prices: the price table for cost estimates (model name → :class:`Price`).
+    """
+
+    pipelined: bool = False
+    """True: each op is fetched as soon as it is needed (no round barrier)."""
+    price_factor: ClassVar[float] = 1.0
+    """Fraction of the immediate price this runner pays (the batch discount)."""
+    stores_itself: ClassVar[bool] = False
+    """True when ``_send`` persists answers itself (in its own transaction)."""
+
+    def __init__(
+        self,
+        *,
+        store: ResponseStore | None = None,
+        prices: Mapping[str, Price] | None = None,
+    ) -> None:
+        self._store = store
+        self._prices: Mapping[str, Price] = DEFAULT_PRICES if prices is None else prices
+        self._report = RunReport()
+
+    @property
+    def report(self) -> RunReport:
+        """The report of the last run (a fresh one after every run)."""
+        return self._report
+
+    @abc.abstractmethod
+    async def _send(
+        self, ops: Sequence[Op[Any]], report: ReportBuilder
+    ) -> Mapping[str, RawOutcome]:
+        """Perform the distinct ``ops`` and return one raw outcome per op key."""
+
+    async def run(self, request: Request[T]) -> T:
+        """Run one request and return its value; raise its RequestError if it failed."""
+        (result,) = await self.run_all_settled([request])
+        if isinstance(result, Failure):
+            raise result.failure()
+        return result.unwrap()
+
+    async def run_all(self, requests: Sequence[Request[T]]) -> list[T]:
+        """Run requests together and return their values in order.
+
+        Raises:
+            RequestError: after every request has finished (so every answer is kept),
+                the one error if one request failed, else a RequestErrorGroup of all.
+        """
+        results = await self.run_all_settled(requests)
+        errors = [(i, r.failure()) for i, r in enumerate(results) if isinstance(r, Failure)]
+        if len(errors) == 1:
+            raise errors[0][1]
+        if errors:
+            raise RequestErrorGroup(errors)
+        return [r.unwrap() for r in results]
+
+    async def run_all_settled(
+        self, requests: Sequence[Request[T]]
+    ) -> list[Result[T, RequestError]]:
+        """Run requests together; one ``Success(value)`` or ``Failure(error)`` each."""
+        if isinstance(requests, Request):
+            raise TypeError("run_all takes a list of requests; use run(request) for one")
+        self._begin_run()
+        building = ReportBuilder()
+        started = time.perf_counter()
+
+        async def fetch(ops: Sequence[Op[Any]]) -> Mapping[str, RawOutcome]:
+            return await self._fetch(ops, building)
+
+        engine = Engine(fetch, pipelined=self.pipelined, report=building)
+        try:
+            return await engine.run(list(requests))
+        finally:
+            building.wall_seconds = time.perf_counter() - started
+            self._report = building.freeze()
+
+    def _begin_run(self) -> None:  # noqa: B027 - an optional hook, empty by default
+        """Called as each run starts; subclasses reset per-run state here."""
+
+    async def _fetch(
+        self, ops: Sequence[Op[Any]], report: ReportBuilder
+    ) -> Mapping[str, RawOutcome]:
+        store = self._store
+        found: Mapping[str, JSON] = {}
+        if store is not None:
+            found = store.get_responses([op.key for op in ops if op.dedup])
+        outcomes: dict[str, RawOutcome] = {key: Success(raw) for key, raw in found.items()}
+        report.cache_hits += len(found)
+        to_send = [op for op in ops if op.key not in found]
+        if not to_send:
+            return outcomes
+        report.ops_sent += len(to_send)
+        sent = await self._send(to_send, report)
+        fresh: list[tuple[Op[Any], JSON]] = []
+        for op in to_send:
+            outcome = sent.get(op.key)
+            if outcome is None:
+                continue
+            outcomes[op.key] = outcome
+            if isinstance(outcome, Success):
+                raw = outcome.unwrap()
+                fresh.append((op, raw))
+                self._account(op, raw, report)
+        if store is not None and fresh and not self.stores_itself:
+            store.put_responses([(op, raw) for op, raw in fresh if op.dedup])
+        return outcomes
+
+    def _account(self, op: Op[Any], raw: JSON, report: ReportBuilder) -> None:
+        prompt, completion = usage_of(raw)
+        report.prompt_tokens += prompt
+        report.completion_tokens += completion
+        price = price_for(op.model, self._prices)
+        if price is not None:
+            full = price.cost(prompt, completion)
+            report.full_price_usd += full
+            report.cost_usd += full * self.price_factor
+
+    # Blocking twins, for scripts and notebooks without an event loop.
+
+    def run_sync(self, request: Request[T]) -> T:
+        """Blocking :meth:`run`; not for use inside a running event loop."""
+        return _run_blocking(self.run(request), "run_sync", "run")
+
+    def run_all_sync(self, requests: Sequence[Request[T]]) -> list[T]:
+        """Blocking :meth:`run_all`; not for use inside a running event loop."""
+        return _run_blocking(self.run_all(requests), "run_all_sync", "run_all")
+
+    def run_all_settled_sync(self, requests: Sequence[Request[T]]) -> list[Result[T, RequestError]]:
+        """Blocking :meth:`run_all_settled`; not for use inside a running event loop."""
+        return _run_blocking(
+            self.run_all_settled(requests), "run_all_settled_sync", "run_all_settled"
+        )
+
+
+def _run_blocking(coro: Coroutine[Any, Any, T], name: str, async_name: str) -> T:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    coro.close()
+    raise RuntimeError(
+        f"{name}() cannot run inside a running event loop (a notebook cell or async "
+        f"code); use `await runner.{async_name}(...)` there instead"
+    )
