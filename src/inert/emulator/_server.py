@@ -1,0 +1,361 @@
+"""Running the emulator: in a background thread for tests, or in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Final
+
+import uvicorn
+
+from ._app import build_app
+from ._faults import KINDS, Faults
+from ._ledger import Ledger
+from ._state import State
+
+DEFAULT_MAX_LINES: Final = 50_000
+DEFAULT_MAX_FILE_BYTES: Final = 200 * 1024 * 1024
+_START_TIMEOUT: Final = 10.0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    # proto must be IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted connections
+    # only then, and without it every response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+class Emulator:
+    """A local OpenAI-compatible server (chat, embeddings, files, batches, faults).
+
+    ``with Emulator() as emu:`` serves on a free loopback port in a background
+    thread; point a client at ``emu.base_url``. ``emu.ledger`` records what was
+    billed; ``emu.set_faults(...)`` changes faults while it runs.
+
+    Args:
+        faults: fault rates; none by default.
+        time_scale: multiplies every batch duration (10 is ten times slower); a
+            whole batch takes about ``1.1 * time_scale`` seconds.
+        latency_ms: added to every chat and embeddings request.
+        api_key: the bearer key to require; None accepts any non-empty key.
+        seed: seeds the fault draws (None: a fresh seed).
+        host: the interface to listen on.
+        port: the port; 0 picks a free one.
+        max_lines: the most lines a batch input file may have.
+        max_file_bytes: the largest batch input file.
+    """
+
+    def __init__(
+        self,
+        *,
+        faults: Faults | None = None,
+        time_scale: float = 1.0,
+        latency_ms: float = 0.0,
+        api_key: str | None = None,
+        seed: int | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_lines: int = DEFAULT_MAX_LINES,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    ) -> None:
+        if time_scale <= 0:
+            raise ValueError(f"time_scale must be positive, not {time_scale!r}")
+        if latency_ms < 0:
+            raise ValueError(f"latency_ms must not be negative, not {latency_ms!r}")
+        self.ledger: Final = Ledger()
+        self._state = State(
+            ledger=self.ledger,
+            faults=faults or Faults(),
+            time_scale=time_scale,
+            seed=seed,
+            max_lines=max_lines,
+            max_file_bytes=max_file_bytes,
+            latency_ms=latency_ms,
+        )
+        self.app: Final = build_app(self._state, api_key=api_key)
+        self.host: Final = host
+        self._port = port
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+
+    def __repr__(self) -> str:
+        running = "running" if self._server is not None else "stopped"
+        return f"<Emulator {self.base_url if self._server else self.host} {running}>"
+
+    # --- settings that tests may change while it runs --------------------------------
+
+    @property
+    def faults(self) -> Faults:
+        """The faults now in force."""
+        return self._state.faults
+
+    def set_faults(self, faults: Faults) -> None:
+        """Replace the faults; requests that arrive afterwards see the new ones."""
+        self._state.faults = faults
+
+    @property
+    def latency_ms(self) -> float:
+        """Milliseconds added to every chat and embeddings request."""
+        return self._state.latency_ms
+
+    def set_latency_ms(self, latency_ms: float) -> None:
+        """Change the added latency."""
+        self._state.latency_ms = latency_ms
+
+    @property
+    def time_scale(self) -> float:
+        """The timeline scale given to batches created from now on."""
+        return self._state.time_scale
+
+    def set_time_scale(self, time_scale: float) -> None:
+        """Change the timeline scale of batches created from now on."""
+        if time_scale <= 0:
+            raise ValueError(f"time_scale must be positive, not {time_scale!r}")
+        self._state.time_scale = time_scale
+
+    def reset(self) -> None:
+        """Forget every file, batch and charge, and reseed the fault draws."""
+        self._state.reset()
+
+    def expire(self, batch_id: str) -> None:
+        """Make a running batch expire now: done lines in the output, the rest expired."""
+        self._state.expire_batch(batch_id)
+
+    def batch_ids(self) -> list[str]:
+        """Ids of every batch created since the last reset, oldest first."""
+        with self._state.lock:
+            return list(self._state.batches)
+
+    # --- serving -------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (known once started when created with port 0)."""
+        if self._socket is not None:
+            port: int = self._socket.getsockname()[1]
+            return port
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The server's root, e.g. ``http://127.0.0.1:8321``."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """What to give ``openai.OpenAI(base_url=...)``, e.g. ``http://127.0.0.1:8321/v1``."""
+        return f"{self.url}/v1"
+
+    def _make_server(self) -> uvicorn.Server:
+        config = uvicorn.Config(
+            self.app,
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+            timeout_keep_alive=30,
+        )
+        return uvicorn.Server(config)
+
+    def start(self) -> Emulator:
+        """Serve in a daemon thread; returns once it accepts connections."""
+        if self._server is not None:
+            raise RuntimeError("the emulator is already running")
+        self._socket = _bind(self.host, self._port)
+        server = self._make_server()
+        thread = threading.Thread(
+            target=server.run,
+            kwargs={"sockets": [self._socket]},
+            name="inert-emulator",
+            daemon=True,
+        )
+        self._server, self._thread = server, thread
+        thread.start()
+        deadline = time.monotonic() + _START_TIMEOUT
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the emulator did not start")
+            time.sleep(0.002)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread to end."""
+        server, thread, sock = self._server, self._thread, self._socket
+        self._server = self._thread = None
+        if server is not None:
+            server.should_exit = True
+        if thread is not None:
+            thread.join(timeout=10)
+            if thread.is_alive() and server is not None:
+                server.force_exit = True
+                thread.join(timeout=5)
+        if sock is not None:
+            sock.close()
+            self._socket = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Emulator:
+        return await asyncio.to_thread(self.start)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await asyncio.to_thread(self.stop)
+
+    def serve_forever(self, announce: Callable[[str], None] | None = None) -> None:
+        """Serve in the calling thread until interrupted (Ctrl-C).
+
+        ``announce`` is called with ``base_url`` once the port is bound.
+
+        Raises:
+            OSError: the port cannot be bound.
+        """
+        self._socket = _bind(self.host, self._port)
+        try:
+            if announce is not None:
+                announce(self.base_url)
+            self._make_server().run(sockets=[self._socket])
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self._socket.close()
+            self._socket = None
+
+
+def serve(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8321,
+    faults: Faults | None = None,
+    latency_ms: float = 0.0,
+    time_scale: float = 1.0,
+    api_key: str | None = None,
+    seed: int | None = None,
+) -> None:
+    """Serve the emulator in the foreground until interrupted."""
+    Emulator(
+        faults=faults,
+        latency_ms=latency_ms,
+        time_scale=time_scale,
+        api_key=api_key,
+        seed=seed,
+        host=host,
+        port=port,
+    ).serve_forever()
+
+
+def _fault(spec: str) -> str:
+    try:
+        Faults.parse([spec])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return spec
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return value
+
+
+def build_parser(prog: str = "inert emulator") -> argparse.ArgumentParser:
+    """The command-line parser shared by ``inert emulator`` and ``python -m inert.emulator``."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Serve a local OpenAI-compatible emulator (chat, embeddings, files, batches).",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=8321,
+        help="port to listen on; 0 picks a free one (default 8321)",
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        type=_fault,
+        metavar="KIND=RATE",
+        help=f"inject a fault in a fraction RATE (0 to 1) of cases; repeatable. Kinds: {', '.join(KINDS)}",
+    )
+    parser.add_argument(
+        "--latency-ms",
+        type=_non_negative,
+        default=0.0,
+        help="added to every chat/embedding request",
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=_positive,
+        default=1.0,
+        help="multiplies batch durations (10 = ten times slower)",
+    )
+    parser.add_argument(
+        "--api-key", default=None, help="require this bearer key (default: accept any key)"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="seed for the fault draws")
+    return parser
+
+
+def main(argv: list[str] | None = None, *, prog: str = "inert emulator") -> int:
+    """Parse ``argv`` and serve until interrupted; returns the exit status."""
+    args = build_parser(prog).parse_args(argv)
+    faults = Faults.parse(args.fault)
+    emulator = Emulator(
+        faults=faults,
+        latency_ms=args.latency_ms,
+        time_scale=args.time_scale,
+        api_key=args.api_key,
+        seed=args.seed,
+        host=args.host,
+        port=args.port,
+    )
+    try:
+        emulator.serve_forever(lambda url: print(f"inert emulator serving on {url}", flush=True))
+    except OSError as exc:
+        print(f"cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    return 0
