@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 from inert._json import JSON, canonical_dumps, op_key, validate_json
@@ -55,21 +54,25 @@ class Op(Generic[T_co]):
         self.decode = decode
         self.dedup = dedup
         self.occurrence = occurrence
+        self._key: str | None = None
 
     @property
     def body(self) -> dict[str, JSON]:
         """The JSON body, as it is sent (a copy-free view; do not mutate it)."""
         return self._body
 
-    @cached_property
+    @property
     def key(self) -> str:
         """Hex sha256 of canonical ``[endpoint, body]`` (plus the occurrence, if any)."""
-        base = op_key(self.endpoint, self._body)
-        if self.occurrence is None:
-            return base
-        return op_key(self.endpoint, {"occurrence": self.occurrence, "of": base})
+        key = self._key
+        if key is None:
+            key = op_key(self.endpoint, self._body)
+            if self.occurrence is not None:
+                key = op_key(self.endpoint, {"occurrence": self.occurrence, "of": key})
+            self._key = key
+        return key
 
-    @cached_property
+    @property
     def model(self) -> str | None:
         """The ``model`` field of the body, when it has one (batches group by it)."""
         model = self._body.get("model")
@@ -87,6 +90,7 @@ class Op(Generic[T_co]):
         op.decode = self.decode
         op.dedup = self.dedup
         op.occurrence = occurrence
+        op._key = None
         return op
 
     def __repr__(self) -> str:
