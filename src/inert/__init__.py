@@ -13,9 +13,12 @@ from inert._program import Program, program
 from inert._report import RunReport
 from inert._request import Request, call, fail, gather, gather_all, pure, traverse
 from inert._runner import BaseRunner, Runner
+from inert._runners._batch import BatchRunner
+from inert._store import Store
 
 __all__ = [
     "BaseRunner",
+    "BatchRunner",
     "Op",
     "Price",
     "Program",
@@ -23,6 +26,7 @@ __all__ = [
     "RequestError",
     "RunReport",
     "Runner",
+    "Store",
     "call",
     "fail",
     "gather",

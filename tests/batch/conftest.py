@@ -1,0 +1,62 @@
+"""Fixtures: a fast in-process emulator, an SDK client on it, and a fresh store per test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from inert import BatchRunner, Store
+from inert.emulator import Emulator, Faults
+
+TIME_SCALE = 0.05
+"""A whole emulated batch takes about 1.1 * TIME_SCALE seconds."""
+
+
+@pytest.fixture(scope="session")
+def batch_emulator() -> Iterator[Emulator]:
+    """One emulator for the batch tests, with batches twenty times faster than default."""
+    with Emulator(time_scale=TIME_SCALE, seed=0) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def emu(batch_emulator: Emulator) -> Emulator:
+    """The shared emulator with no faults and nothing stored or billed."""
+    batch_emulator.set_faults(Faults())
+    batch_emulator.set_latency_ms(0)
+    batch_emulator.set_time_scale(TIME_SCALE)
+    batch_emulator.reset()
+    return batch_emulator
+
+
+@pytest.fixture
+async def client(emu: Emulator) -> AsyncIterator[openai.AsyncOpenAI]:
+    """An async SDK client on the emulator."""
+    async with openai.AsyncOpenAI(
+        base_url=emu.base_url, api_key="sk-test-SECRET-never-stored", max_retries=0
+    ) as sdk:
+        yield sdk
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    """Where this test's store lives."""
+    return tmp_path / "store.sqlite3"
+
+
+@pytest.fixture
+def store(store_path: Path) -> Iterator[Store]:
+    """A fresh store for this test."""
+    with Store(store_path) as opened:
+        yield opened
+
+
+@pytest.fixture
+def runner(client: openai.AsyncOpenAI, store: Store) -> BatchRunner:
+    """A batch runner that polls fast and shows no progress display."""
+    return BatchRunner(
+        client, store=store, poll_interval=0.01, poll_interval_max=0.05, progress=False
+    )
