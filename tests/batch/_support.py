@@ -46,3 +46,8 @@ def bad_request() -> Request[Words]:
         raise AssertionError(f"a refused request was decoded: {raw!r}")
 
     return call(Op(endpoint=CHAT_COMPLETIONS, body={"model": MODEL, "messages": []}, decode=decode))
+
+
+def crash_requests() -> list[Request[Words]]:
+    """The requests of the crash tests (the child process and the test build the same ones)."""
+    return [ask(f"crash {i}") for i in range(6)]
