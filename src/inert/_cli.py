@@ -1,0 +1,277 @@
+"""The ``inert`` command: ``batches`` (the journal), ``emulator`` and ``demo``.
+
+``inert batches list|show ID|cancel [ID]|resume`` work on a store's batch journal.
+``show``, ``cancel`` and ``resume`` talk to the API through ``openai.AsyncOpenAI``,
+which reads ``OPENAI_API_KEY`` (and ``OPENAI_BASE_URL``) from the environment;
+``--base-url`` points them at another server such as the emulator. The key is
+never printed nor stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+import openai
+
+from inert._store import ATTACHED_STATES, UNSENT_STATES, ShardRecord, Store, StoreError
+
+_EXIT_USAGE = 2
+
+
+def _when(stamp: float) -> str:
+    return datetime.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _client(args: argparse.Namespace) -> openai.AsyncOpenAI:
+    """The SDK client for ``show``/``cancel``/``resume``, from flags and the environment."""
+    if not os.environ.get("OPENAI_API_KEY"):
+        raise _UsageError(
+            "set OPENAI_API_KEY to reach the API (for the emulator any value works, "
+            "e.g. OPENAI_API_KEY=test inert batches ... --base-url http://127.0.0.1:8321/v1)"
+        )
+    return openai.AsyncOpenAI(base_url=args.base_url)
+
+
+class _UsageError(Exception):
+    """A mistake in the command line or the environment; printed without a traceback."""
+
+
+# --- inert batches ------------------------------------------------------------------------
+
+
+def _print_table(records: Sequence[ShardRecord]) -> None:
+    header = ("ROW", "RUN", "SHARD", "TRY", "STATE", "REMOTE", "BATCH", "LINES", "DONE", "FAILED")
+    rows = [
+        (
+            str(r.id),
+            r.run_id,
+            str(r.shard),
+            str(r.attempt),
+            r.state,
+            r.remote_status or "-",
+            r.batch_id or "-",
+            str(r.size),
+            str(r.completed),
+            str(r.failed),
+        )
+        for r in records
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _batches_list(args: argparse.Namespace, store: Store) -> int:
+    records = store.shards(run_id=args.run)
+    if args.pending:
+        records = [r for r in records if r.state in (*UNSENT_STATES, *ATTACHED_STATES)]
+    if not records:
+        print(f"no batches in the journal of {store.path}")
+        return 0
+    _print_table(records)
+    return 0
+
+
+async def _batches_show(args: argparse.Namespace, store: Store) -> int:
+    record = store.find_shard(args.id)
+    if record is None:
+        raise _UsageError(
+            f"no batch {args.id!r} in the journal of {store.path}; "
+            "`inert batches list` shows the batch ids and row numbers"
+        )
+    fields = [
+        ("batch", record.batch_id or "(not created)"),
+        ("journal row", str(record.id)),
+        ("run", record.run_id),
+        ("shard", str(record.shard)),
+        ("attempt", str(record.attempt)),
+        ("state", record.state),
+        ("endpoint", record.endpoint),
+        ("model", record.model or "-"),
+        ("lines", str(record.size)),
+        ("input file", record.input_file_id or "-"),
+        ("output file", record.output_file_id or "-"),
+        ("error file", record.error_file_id or "-"),
+        ("journaled status", record.remote_status or "-"),
+        ("completed / failed", f"{record.completed} / {record.failed}"),
+        ("created", _when(record.created_at)),
+        ("updated", _when(record.updated_at)),
+    ]
+    if record.error:
+        fields.append(("error", record.error))
+    anomalies = store.anomalies(record.id)
+    if anomalies:
+        fields.append(("anomalies", str(len(anomalies))))
+    if args.remote and record.batch_id is not None:
+        async with _client(args) as client:
+            batch = await client.batches.retrieve(record.batch_id)
+        counts = batch.request_counts
+        fields.append(("remote status", batch.status))
+        if counts is not None:
+            fields.append(
+                (
+                    "remote counts",
+                    f"{counts.completed} completed, {counts.failed} failed, {counts.total} total",
+                )
+            )
+    width = max(len(name) for name, _ in fields)
+    for name, value in fields:
+        print(f"{name.ljust(width)}  {value}")
+    return 0
+
+
+async def _batches_cancel(args: argparse.Namespace, store: Store) -> int:
+    from inert._runners._batch import BatchJournal
+
+    if args.id is not None and store.find_shard(args.id) is None:
+        raise _UsageError(f"no batch {args.id!r} in the journal of {store.path}")
+    async with _client(args) as client:
+        journal = BatchJournal(client, store)
+        if args.id is None:
+            cancelled = await journal.cancel(run_ids=None if args.run is None else [args.run])
+        else:
+            record = store.find_shard(args.id)
+            assert record is not None
+            if record.batch_id is None:
+                raise _UsageError(f"journal row {record.id} has no batch id; nothing to cancel")
+            cancelled = await journal.cancel(batch_ids=[record.batch_id])
+    for batch_id in cancelled:
+        print(f"cancelling {batch_id}")
+    if not cancelled:
+        print("no unfinished batch to cancel")
+    return 0
+
+
+async def _batches_resume(args: argparse.Namespace, store: Store) -> int:
+    from inert._runners._batch import BatchJournal, _ProgressView
+
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    async with _client(args) as client:
+        journal = BatchJournal(
+            client, store, poll_interval=args.poll_interval, poll_interval_max=60.0
+        )
+        with _ProgressView(progress) as view:
+            collected = await journal.resume(run_id=args.run, view=view)
+    for item in collected:
+        answered = sum(
+            1 for line in item.lines.values() if line.status == 200 and line.error is None
+        )
+        print(f"{item.batch_id}: {item.status}, {answered} answers stored")
+    if not collected:
+        print("nothing to resume: every journaled batch is collected")
+    return 0
+
+
+def _add_batches(commands: Any) -> None:
+    batches = commands.add_parser(
+        "batches", help="list, show, cancel and resume the batches of a store's journal"
+    )
+    batches.add_argument(
+        "--store",
+        default=None,
+        help="the store file (default: .inert/store.sqlite3 in the current directory)",
+    )
+    batches.add_argument(
+        "--base-url", default=None, help="API base URL (default: OPENAI_BASE_URL or OpenAI)"
+    )
+    sub = batches.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = sub.add_parser("list", help="list the journal's batches")
+    listing.add_argument("--run", default=None, help="only this run")
+    listing.add_argument("--pending", action="store_true", help="only batches not yet collected")
+    show = sub.add_parser("show", help="show one batch (by batch id or journal row)")
+    show.add_argument("id")
+    show.add_argument(
+        "--remote", action="store_true", help="also fetch the batch's current remote status"
+    )
+    cancel = sub.add_parser("cancel", help="cancel one unfinished batch, or all of them")
+    cancel.add_argument("id", nargs="?", default=None)
+    cancel.add_argument("--run", default=None, help="only batches of this run")
+    resume = sub.add_parser("resume", help="wait for unfinished batches and store their answers")
+    resume.add_argument("--run", default=None, help="only batches of this run")
+    resume.add_argument("--poll-interval", type=float, default=5.0, help="seconds between polls")
+    resume.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress display (default: on a terminal)",
+    )
+
+
+def _run_batches(args: argparse.Namespace) -> int:
+    try:
+        store = Store(args.store)
+    except StoreError as exc:
+        raise _UsageError(str(exc)) from None
+    with store:
+        if args.action == "list":
+            return _batches_list(args, store)
+        handlers: dict[str, Callable[[argparse.Namespace, Store], Coroutine[Any, Any, int]]] = {
+            "show": _batches_show,
+            "cancel": _batches_cancel,
+            "resume": _batches_resume,
+        }
+        return asyncio.run(handlers[args.action](args, store))
+
+
+# --- inert emulator / inert demo ------------------------------------------------------------
+
+
+def _run_emulator(rest: list[str]) -> int:
+    from inert.emulator import main as emulator_main
+
+    return emulator_main(rest)
+
+
+def _run_demo(rest: list[str]) -> int:
+    # The demo belongs to the lexicon example; it is imported only when asked for.
+    try:
+        from lexicon.demo import main as demo_main
+    except ImportError as exc:
+        print(f"inert demo is not available ({exc}); install the lexicon example", file=sys.stderr)
+        return _EXIT_USAGE
+    return demo_main(rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``inert`` command-line parser."""
+    parser = argparse.ArgumentParser(
+        prog="inert", description="inert: typed OpenAI requests, run now or through the Batch API."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_batches(commands)
+    commands.add_parser(
+        "emulator",
+        help="serve the local OpenAI-compatible emulator (see `inert emulator --help`)",
+        add_help=False,
+    )
+    commands.add_parser(
+        "demo", help="run the dictionary synthesis demo (see `inert demo --help`)", add_help=False
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``inert`` command; returns the exit status."""
+    args_list = sys.argv[1:] if argv is None else list(argv)
+    # `emulator` and `demo` own their options: everything after the word is theirs.
+    if args_list and args_list[0] == "emulator":
+        return _run_emulator(args_list[1:])
+    if args_list and args_list[0] == "demo":
+        return _run_demo(args_list[1:])
+    args = build_parser().parse_args(args_list)
+    try:
+        if args.command == "batches":
+            return _run_batches(args)
+    except _UsageError as exc:
+        print(f"inert: {exc}", file=sys.stderr)
+        return _EXIT_USAGE
+    except openai.OpenAIError as exc:
+        print(f"inert: the API call failed: {exc}", file=sys.stderr)
+        return 1
+    raise AssertionError(f"unhandled command {args.command!r}")  # pragma: no cover
