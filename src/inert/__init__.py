@@ -14,11 +14,13 @@ from inert._report import RunReport
 from inert._request import Request, call, fail, gather, gather_all, pure, traverse
 from inert._runner import BaseRunner, Runner
 from inert._runners._batch import BatchRunner
+from inert._runners._immediate import ImmediateRunner
 from inert._store import Store
 
 __all__ = [
     "BaseRunner",
     "BatchRunner",
+    "ImmediateRunner",
     "Op",
     "Price",
     "Program",

@@ -1,0 +1,1 @@
+"""Runner implementations (private; the public names are re-exported by ``inert``)."""

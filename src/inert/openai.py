@@ -1,0 +1,433 @@
+"""Request builders for OpenAI endpoints: ``structured``, ``chat``, ``completion``, ``embedding``.
+
+Each builder performs no I/O: it validates its arguments against the SDK's own
+parameter types, builds the exact JSON body the SDK would send and returns a
+``Request[T]`` whose op decodes the raw response. Both runners send that same body
+(the immediate runner over HTTP, the batch runner as a JSONL line), so the two
+modes cannot drift apart.
+
+* :func:`structured` sends what ``client.chat.completions.parse(...)`` sends: the
+  strict ``response_format`` comes from the SDK's
+  :func:`openai.lib.type_to_response_format_param`.
+* :func:`chat` and :func:`completion` send what ``client.chat.completions.create(...)``
+  sends.
+* :func:`embedding` sends what ``client.embeddings.create(...)`` sends for one input.
+
+Unknown or mistyped parameters are refused when the request is built, with a
+message naming the parameter; the allowed names and types are read from the SDK's
+``TypedDict`` of parameters, never from a hand-written list.
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import struct
+import typing
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import cache
+from typing import Any, Final, TypeVar
+
+import pydantic
+from openai._utils import maybe_transform
+from openai.lib import type_to_response_format_param
+from openai.lib._parsing import validate_input_tools
+from openai.types import embedding_create_params
+from openai.types.chat import ChatCompletion, ChatCompletionMessageParam, completion_create_params
+
+from inert._errors import (
+    ApiError,
+    ContentFilterError,
+    InvalidOutputError,
+    RefusalError,
+    TruncatedError,
+)
+from inert._json import JSON, validate_json
+from inert._op import Op
+from inert._request import Request, call
+
+__all__ = [
+    "CHAT_COMPLETIONS",
+    "EMBEDDINGS",
+    "chat",
+    "completion",
+    "embedding",
+    "structured",
+]
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+CHAT_COMPLETIONS: Final = "/v1/chat/completions"
+"""The endpoint of chat completions (and of their batch lines)."""
+EMBEDDINGS: Final = "/v1/embeddings"
+"""The endpoint of embeddings."""
+
+# --- parameter validation, derived from the SDK's TypedDicts ---------------------------
+
+_CHAT_PARAMS: Final[Mapping[str, Any]] = typing.get_type_hints(
+    completion_create_params.CompletionCreateParamsNonStreaming
+)
+_EMBEDDING_PARAMS: Final[Mapping[str, Any]] = typing.get_type_hints(
+    embedding_create_params.EmbeddingCreateParams
+)
+_STRICT: Final = pydantic.ConfigDict(strict=True)
+
+
+@cache
+def _adapter(annotation: Any) -> pydantic.TypeAdapter[list[Any]]:
+    # Wrapped in a list: pydantic refuses a config on a bare TypedDict, and strict mode
+    # is what rejects "0.5" for a float instead of silently converting it.
+    return pydantic.TypeAdapter(list[annotation], config=_STRICT)
+
+
+def _check_value(what: str, name: str, annotation: Any, value: object) -> None:
+    try:
+        (checked,) = _adapter(annotation).validate_python([value])
+        if isinstance(checked, Iterator):
+            list(checked)  # pydantic checks an Iterable[...] lazily: force it now
+    except pydantic.ValidationError as error:
+        first = error.errors()[0]
+        raise TypeError(
+            f"{what} parameter '{name}{_where(value, first['loc'][1:])}' is invalid: "
+            f"{first['msg']} (got {value!r:.80})"
+        ) from None
+
+
+def _where(value: object, loc: tuple[int | str, ...]) -> str:
+    """The path of a pydantic error inside ``value``, without union-member tags."""
+    path = ""
+    for part in loc:
+        inside_mapping = isinstance(value, Mapping) and part in value
+        inside_list = isinstance(value, Sequence) and isinstance(part, int) and part < len(value)
+        if not (inside_mapping or inside_list):
+            continue  # a tag such as 'ChatCompletionUserMessageParam' or 'str'
+        value = value[part]  # type: ignore[index]  # a mapping key or list index, checked above
+        path += f"[{part!r}]"
+    return path
+
+
+def _check_params(
+    what: str, params: Mapping[str, object], allowed: Mapping[str, Any], reserved: frozenset[str]
+) -> None:
+    for name, value in params.items():
+        if name == "stream":
+            if value is True:
+                raise ValueError(
+                    f"{what} parameter 'stream=True' is not supported: a streamed answer "
+                    "cannot be batched or stored; leave stream out"
+                )
+            raise TypeError(f"{what} parameter 'stream' is set by inert; leave it out")
+        if name in reserved or name not in allowed:
+            if name in reserved:
+                raise TypeError(f"{what} parameter {name!r} is given twice")
+            close = difflib.get_close_matches(name, list(allowed), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"unknown {what} parameter {name!r}{hint}")
+        _check_value(what, name, allowed[name], value)
+
+
+def _message_types() -> Mapping[str, Any]:
+    by_role: dict[str, Any] = {}
+    for member in typing.get_args(ChatCompletionMessageParam):
+        role = typing.get_type_hints(member)["role"]
+        for literal in typing.get_args(role):
+            by_role[literal] = member
+    return by_role
+
+
+_MESSAGE_TYPES: Final = _message_types()
+_NEEDS_CONTENT: Final = frozenset({"developer", "system", "user", "tool"})
+
+
+def _check_messages(messages: object) -> list[ChatCompletionMessageParam]:
+    if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
+        raise TypeError(
+            "messages must be a list of messages such as "
+            "[{'role': 'user', 'content': 'Hello'}]; "
+            f"got {type(messages).__name__}"
+        )
+    if not messages:
+        raise ValueError("messages must not be empty")
+    for i, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise TypeError(
+                f"messages[{i}] must be a mapping with 'role' and 'content'; "
+                f"got {type(message).__name__}"
+            )
+        role = message.get("role")
+        if role not in _MESSAGE_TYPES:
+            raise ValueError(
+                f"messages[{i}] has no valid 'role' (got {role!r}); "
+                f"use one of {', '.join(sorted(_MESSAGE_TYPES))}"
+            )
+        if role in _NEEDS_CONTENT and "content" not in message:
+            raise ValueError(f"messages[{i}] (role {role!r}) has no 'content'")
+        _check_value("chat", f"messages[{i}]", _MESSAGE_TYPES[str(role)], message)
+    checked: list[ChatCompletionMessageParam] = list(messages)
+    return checked
+
+
+def _chat_body(
+    what: str,
+    model: str,
+    messages: Sequence[ChatCompletionMessageParam],
+    params: Mapping[str, object],
+    *,
+    reserved: frozenset[str],
+    fixed: Mapping[str, object],
+) -> dict[str, object]:
+    if not isinstance(model, str) or not model:  # type: ignore[redundant-expr]  # untyped callers
+        raise TypeError(f"model must be a non-empty string; got {model!r}")
+    checked = _check_messages(messages)
+    _check_params(what, params, _CHAT_PARAMS, reserved)
+    raw: dict[str, object] = {"model": model, **fixed, "messages": checked, **params}
+    if "tools" in raw:
+        raw["tools"] = list(raw["tools"])  # type: ignore[call-overload]  # validated iterable
+    return _transformed(raw, completion_create_params.CompletionCreateParamsNonStreaming)
+
+
+def _transformed(raw: dict[str, object], params_type: type) -> dict[str, object]:
+    """``raw`` as the SDK transforms a body of ``params_type`` before sending it."""
+    body = maybe_transform(raw, params_type)
+    assert isinstance(body, dict)
+    return body
+
+
+# --- decoding ---------------------------------------------------------------------------
+
+
+def _api_error(raw: Mapping[str, Any]) -> ApiError:
+    error = raw.get("error")
+    details: Mapping[str, Any] = error if isinstance(error, Mapping) else {}
+    code = details.get("code")
+    status = raw.get("status_code")
+    return ApiError(
+        f"the API answered with an error: {details.get('message', error)}",
+        status=status if isinstance(status, int) else None,
+        code=code if isinstance(code, str) else None,
+        body=dict(raw),
+    )
+
+
+def _content_of(raw: JSON) -> str:
+    """The answer text of a chat completion, or the typed error of a bad answer."""
+    if not isinstance(raw, dict):
+        raise InvalidOutputError(f"expected a chat completion object, got {type(raw).__name__}")
+    choices = raw.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        if "error" in raw:
+            raise _api_error(raw)
+        raise InvalidOutputError("the chat completion has no choices")
+    choice = choices[0]
+    finish = choice.get("finish_reason")
+    if finish == "length":
+        raise TruncatedError("the answer was cut off at the token limit (finish_reason 'length')")
+    if finish == "content_filter":
+        raise ContentFilterError("the answer was withheld by the content filter")
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        raise InvalidOutputError("the chat completion has no message")
+    refusal = message.get("refusal")
+    if isinstance(refusal, str) and refusal:
+        raise RefusalError(f"the model refused: {refusal}", refusal=refusal)
+    content = message.get("content")
+    if not isinstance(content, str):
+        raise InvalidOutputError("the chat completion message has no text content")
+    return content
+
+
+@cache
+def _response_format(response_format: type[pydantic.BaseModel]) -> JSON:
+    """The strict ``response_format`` of a model, built and transformed once per class.
+
+    Exactly what ``parse`` sends: the SDK's conversion, then the SDK's transform for
+    the ``response_format`` field (done apart because walking a schema is slow).
+    """
+    fields: dict[str, object] = {"response_format": type_to_response_format_param(response_format)}
+    transformed = _transformed(fields, completion_create_params.CompletionCreateParamsNonStreaming)
+    return validate_json(transformed["response_format"])
+
+
+_DECODERS: dict[type[pydantic.BaseModel], Callable[[JSON], Any]] = {}
+
+
+def _structured_decoder(response_format: type[M]) -> Callable[[JSON], M]:
+    """One shared decoder per model class (decoding is on the hot path)."""
+    decoder = _DECODERS.get(response_format)
+    if decoder is None:
+        name = response_format.__name__
+
+        def decode(raw: JSON) -> M:
+            content = _content_of(raw)
+            try:
+                return response_format.model_validate_json(content)
+            except pydantic.ValidationError as error:
+                raise InvalidOutputError(
+                    f"the answer does not validate as {name}: {error}"
+                ) from error
+
+        decoder = _DECODERS[response_format] = decode
+    return decoder
+
+
+def _decode_chat(raw: JSON) -> str:
+    return _content_of(raw)
+
+
+def _decode_completion(raw: JSON) -> ChatCompletion:
+    if isinstance(raw, dict) and "error" in raw and "choices" not in raw:
+        raise _api_error(raw)
+    try:
+        return ChatCompletion.model_validate(raw)
+    except pydantic.ValidationError as error:
+        raise InvalidOutputError(f"the answer is not a chat completion: {error}") from error
+
+
+def _decode_embedding(raw: JSON) -> list[float]:
+    if not isinstance(raw, dict):
+        raise InvalidOutputError(f"expected an embeddings list, got {type(raw).__name__}")
+    data = raw.get("data")
+    if not isinstance(data, list) or not data or not isinstance(data[0], dict):
+        if "error" in raw:
+            raise _api_error(raw)
+        raise InvalidOutputError("the embeddings response has no data")
+    vector = data[0].get("embedding")
+    if isinstance(vector, str):  # encoding_format="base64": little-endian float32
+        packed = base64.b64decode(vector)
+        return list(struct.unpack(f"<{len(packed) // 4}f", packed))
+    if isinstance(vector, list) and all(
+        isinstance(v, float | int) and not isinstance(v, bool) for v in vector
+    ):
+        return [float(v) for v in vector]  # type: ignore[arg-type]  # numbers, checked above
+    raise InvalidOutputError("the embedding is neither a list of numbers nor base64")
+
+
+# --- builders ---------------------------------------------------------------------------
+
+_STRUCTURED_RESERVED: Final = frozenset({"model", "messages", "response_format"})
+_CHAT_RESERVED: Final = frozenset({"model", "messages"})
+
+
+def structured(
+    *,
+    model: str,
+    messages: Sequence[ChatCompletionMessageParam],
+    response_format: type[M],
+    dedup: bool = True,
+    **params: object,
+) -> Request[M]:
+    """A chat completion whose answer is parsed into ``response_format``.
+
+    The body is exactly what ``client.chat.completions.parse(model=..., messages=...,
+    response_format=..., **params)`` sends (``stream: false`` and the strict JSON
+    schema built by the SDK's own conversion).
+
+    Args:
+        model: the model name.
+        messages: the chat messages, as the SDK takes them.
+        response_format: a pydantic model class; the answer must validate as it.
+        dedup: ``False`` when every occurrence must be a separate call (sampling at
+            temperature > 0 where distinct samples are wanted).
+        **params: any other parameter of chat completions (``temperature``,
+            ``max_completion_tokens``, ...), checked against the SDK's types.
+
+    Returns:
+        A request for the validated model instance. A refusal, a truncated answer,
+        a content-filtered answer and an answer that fails validation are
+        :class:`~inert.errors.RefusalError`, :class:`~inert.errors.TruncatedError`,
+        :class:`~inert.errors.ContentFilterError` and
+        :class:`~inert.errors.InvalidOutputError`.
+
+    Raises:
+        TypeError: an unknown or mistyped parameter, or a ``response_format`` that is
+            not a pydantic model class; the message names it.
+        ValueError: ``stream=True`` or malformed messages.
+    """
+    if not (
+        isinstance(response_format, type)  # type: ignore[redundant-expr]  # untyped callers
+        and issubclass(response_format, pydantic.BaseModel)
+    ):
+        raise TypeError(
+            f"response_format must be a pydantic BaseModel subclass; got {response_format!r}"
+        )
+    if "tools" in params:
+        _check_value("chat", "tools", _CHAT_PARAMS["tools"], params["tools"])
+        validate_input_tools(params["tools"])  # type: ignore[arg-type]  # validated above
+    fixed = {"stream": False}
+    body = _chat_body("chat", model, messages, params, reserved=_STRUCTURED_RESERVED, fixed=fixed)
+    body["response_format"] = _response_format(response_format)
+    op = Op(
+        endpoint=CHAT_COMPLETIONS,
+        body=body,
+        decode=_structured_decoder(response_format),
+        dedup=dedup,
+    )
+    return call(op)
+
+
+def chat(
+    *,
+    model: str,
+    messages: Sequence[ChatCompletionMessageParam],
+    dedup: bool = True,
+    **params: object,
+) -> Request[str]:
+    """A chat completion whose answer is its text.
+
+    The body is what ``client.chat.completions.create(model=..., messages=...,
+    **params)`` sends. Refusal, truncation and content filtering are typed errors,
+    as for :func:`structured`.
+
+    Raises:
+        TypeError: an unknown or mistyped parameter; the message names it.
+        ValueError: ``stream=True`` or malformed messages.
+    """
+    body = _chat_body("chat", model, messages, params, reserved=_CHAT_RESERVED, fixed={})
+    return call(Op(endpoint=CHAT_COMPLETIONS, body=body, decode=_decode_chat, dedup=dedup))
+
+
+def completion(
+    *,
+    model: str,
+    messages: Sequence[ChatCompletionMessageParam],
+    dedup: bool = True,
+    **params: object,
+) -> Request[ChatCompletion]:
+    """A chat completion returned whole, as the SDK's typed ``ChatCompletion``.
+
+    The raw form: no refusal or truncation checks, for callers who need tool calls,
+    logprobs or several choices. The body is what ``client.chat.completions.create``
+    sends for the same arguments.
+
+    Raises:
+        TypeError: an unknown or mistyped parameter; the message names it.
+        ValueError: ``stream=True`` or malformed messages.
+    """
+    body = _chat_body("chat", model, messages, params, reserved=_CHAT_RESERVED, fixed={})
+    return call(Op(endpoint=CHAT_COMPLETIONS, body=body, decode=_decode_completion, dedup=dedup))
+
+
+def embedding(
+    *,
+    model: str,
+    input: str,
+    dedup: bool = True,
+    **params: object,
+) -> Request[list[float]]:
+    """The embedding vector of one text (``POST /v1/embeddings``).
+
+    The body is what ``client.embeddings.create(model=..., input=..., **params)``
+    sends; ``encoding_format="base64"`` answers are decoded as well.
+
+    Raises:
+        TypeError: a non-string input, or an unknown or mistyped parameter.
+    """
+    if not isinstance(model, str) or not model:  # type: ignore[redundant-expr]  # untyped callers
+        raise TypeError(f"model must be a non-empty string; got {model!r}")
+    if not isinstance(input, str):
+        raise TypeError(f"input must be one string (one input, one vector); got {input!r:.60}")
+    _check_params("embeddings", params, _EMBEDDING_PARAMS, frozenset({"model", "input"}))
+    body = _transformed(
+        {"input": input, "model": model, **params}, embedding_create_params.EmbeddingCreateParams
+    )
+    return call(Op(endpoint=EMBEDDINGS, body=body, decode=_decode_embedding, dedup=dedup))
