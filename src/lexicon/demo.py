@@ -265,7 +265,11 @@ async def _run_with_progress(
     console: Console,
     title: str,
 ) -> list[Result[Entry, RequestError]]:
-    """Run every word's entry; a progress bar counts finished entries."""
+    """Run every word's entry; on a terminal, a progress bar counts finished entries.
+
+    The bar advances in a ``map`` over each entry's request: it runs when the entry is
+    complete, whatever the runner, so the pipeline itself knows nothing of display.
+    """
     with Progress(
         TextColumn(f"{title:<16}"),
         BarColumn(),
@@ -273,7 +277,7 @@ async def _run_with_progress(
         TextColumn("entries"),
         TimeElapsedColumn(),
         console=console,
-        transient=not console.is_terminal,
+        disable=not console.is_terminal,
     ) as progress:
         task = progress.add_task(title, total=len(words))
 
@@ -338,6 +342,11 @@ def report_table(rows: Sequence[RunRow]) -> Table:
 
 def summarize(console: Console, result: DemoResult) -> None:
     """The lines under the table: what the numbers mean."""
+    console.print(
+        "[dim]built: calls in the request trees; dedup: identical calls merged within the "
+        "run; sent: distinct calls paid for; cached: answered by the store; rounds: "
+        "dependent steps (one batch job per round)[/]"
+    )
     first = {row.runner: row.report for row in result.rows if row.label.startswith("first")}
     immediate, batch = first.get("immediate"), first.get("batch")
     if immediate is not None and batch is not None and immediate.cost_usd > 0:
