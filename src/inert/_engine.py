@@ -148,17 +148,24 @@ class Engine:
 
     async def _run_pipelined(self) -> None:
         in_flight: dict[asyncio.Future[Mapping[str, RawOutcome]], Op[Any]] = {}
+        # Finished fetches are queued by their done-callbacks, so each completion
+        # costs O(1) however many fetches are under way (asyncio.wait would scan all).
+        finished: asyncio.Queue[asyncio.Future[Mapping[str, RawOutcome]]] = asyncio.Queue()
         try:
             while True:
                 self._drain()
                 for op in self._new.values():
-                    in_flight[asyncio.ensure_future(self._fetch((op,)))] = op
+                    task = asyncio.ensure_future(self._fetch((op,)))
+                    in_flight[task] = op
+                    task.add_done_callback(finished.put_nowait)
                 self._new = {}
                 if not in_flight:
                     self._report.rounds = max(self._op_depth.values(), default=0)
                     self._report.round_sizes = [len(self._op_depth)] if self._op_depth else []
                     return
-                done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                done = [await finished.get()]
+                while not finished.empty():
+                    done.append(finished.get_nowait())
                 for task in done:
                     op = in_flight.pop(task)
                     self._settle(op, task.result().get(op.key))

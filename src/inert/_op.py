@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -55,6 +56,7 @@ class Op(Generic[T_co]):
         self.dedup = dedup
         self.occurrence = occurrence
         self._key: str | None = None
+        self._body_text: str | None = None
 
     @property
     def body(self) -> dict[str, JSON]:
@@ -66,21 +68,26 @@ class Op(Generic[T_co]):
         """Hex sha256 of canonical ``[endpoint, body]`` (plus the occurrence, if any)."""
         key = self._key
         if key is None:
-            key = op_key(self.endpoint, self._body)
+            # Equal to op_key(endpoint, body), reusing the body's canonical text.
+            text = f"[{canonical_dumps(self.endpoint)},{self.canonical_body()}]"
+            key = hashlib.sha256(text.encode("utf-8")).hexdigest()
             if self.occurrence is not None:
                 key = op_key(self.endpoint, {"occurrence": self.occurrence, "of": key})
             self._key = key
         return key
+
+    def canonical_body(self) -> str:
+        """The body as canonical JSON text: exactly the bytes every runner sends."""
+        text = self._body_text
+        if text is None:
+            text = self._body_text = canonical_dumps(self._body)
+        return text
 
     @property
     def model(self) -> str | None:
         """The ``model`` field of the body, when it has one (batches group by it)."""
         model = self._body.get("model")
         return model if isinstance(model, str) else None
-
-    def canonical_body(self) -> str:
-        """The body as canonical JSON text."""
-        return canonical_dumps(self._body)
 
     def with_occurrence(self, occurrence: int) -> Op[T_co]:
         """The same call, marked as its ``occurrence``-th separate instance in a run."""
@@ -91,6 +98,7 @@ class Op(Generic[T_co]):
         op.dedup = self.dedup
         op.occurrence = occurrence
         op._key = None
+        op._body_text = self._body_text
         return op
 
     def __repr__(self) -> str:

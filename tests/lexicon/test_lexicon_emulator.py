@@ -62,12 +62,6 @@ async def test_the_batch_runner_needs_three_rounds_for_five_words(
     assert run.batch_report.cost_usd == pytest.approx(run.batch_report.full_price_usd / 2)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the emulator draws an answer in the body's key order, and the batch runner "
-    "sends canonical (sorted) bodies while the immediate runner keeps insertion order; "
-    "equal ops get different answers until one of them changes",
-)
 async def test_immediate_and_batch_give_equal_entries(emulator: Emulator, tmp_path: Path) -> None:
     """The same five words give the same entries now and through the Batch API."""
     run = await run_both(emulator, tmp_path)

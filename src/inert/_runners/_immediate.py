@@ -226,7 +226,7 @@ class ImmediateRunner(BaseRunner):
                 await state.tokens.acquire(cost)
             try:
                 async with state.semaphore:
-                    return Success(await self._post(path, op.body))
+                    return Success(await self._post(path, op.canonical_body().encode()))
             except _Retry as retry:
                 if attempt >= self.max_retries:
                     return Failure(retry.error)
@@ -237,10 +237,16 @@ class ImmediateRunner(BaseRunner):
             report.retries += 1
             await asyncio.sleep(delay)
 
-    async def _post(self, path: str, body: Mapping[str, JSON]) -> JSON:
-        """One attempt; translates every foreign error into an inert one (or ``_Retry``)."""
+    async def _post(self, path: str, body: bytes) -> JSON:
+        """One attempt; translates every foreign error into an inert one (or ``_Retry``).
+
+        The body goes out as the op's canonical JSON text, the very bytes the batch
+        runner writes into its JSONL lines, so the two modes cannot differ.
+        """
         try:
-            content = await self._client.post(path, cast_to=bytes, body=body, options=self._options)
+            content = await self._client.post(
+                path, cast_to=bytes, content=body, options=self._options
+            )
         except openai.APIStatusError as exc:
             raise _status_error(exc) from None
         except openai.APIConnectionError as exc:  # APITimeoutError is one too

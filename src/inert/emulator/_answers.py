@@ -99,7 +99,10 @@ class _Generator:
             kind = rng.choice(kinds)
         if kind == "object" or (kind is None and "properties" in schema):
             props: Mapping[str, Any] = schema.get("properties", {})
-            return {name: self.value(sub, depth + 1) for name, sub in props.items()}
+            # Draw in name order, so the answer depends on the body's content and
+            # not on the order its keys were written in; emit in schema order.
+            drawn = {name: self.value(props[name], depth + 1) for name in sorted(props)}
+            return {name: drawn[name] for name in props}
         if kind == "array":
             low = int(schema.get("minItems", 0))
             high = int(schema.get("maxItems", max(low, 3)))
