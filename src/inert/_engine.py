@@ -166,9 +166,9 @@ class Engine:
                 done = [await finished.get()]
                 while not finished.empty():
                     done.append(finished.get_nowait())
-                for task in done:
-                    op = in_flight.pop(task)
-                    self._settle(op, task.result().get(op.key))
+                for fetched in done:
+                    op = in_flight.pop(fetched)
+                    self._settle(op, fetched.result().get(op.key))
         except Exception:
             # A bug in user code ends the run, but calls already under way are paid
             # for: let them finish so the runner can store their answers.
@@ -176,8 +176,8 @@ class Engine:
                 await asyncio.gather(*in_flight, return_exceptions=True)
             raise
         finally:
-            for task in in_flight:
-                task.cancel()
+            for pending in in_flight:
+                pending.cancel()
 
     def _settle(self, op: Op[Any], outcome: RawOutcome | None) -> None:
         key = op.key
