@@ -1,0 +1,79 @@
+"""Smoke tests of the pure-Python benchmarks at tiny sizes: structure and sanity, never timing."""
+
+from __future__ import annotations
+
+import asyncio
+
+from benchmarks import _fakeapi, engine_overhead, lexicon_rounds, run_all
+from inert._json import canonical_dumps
+from inert.testing import FakeRunner
+from lexicon import Lexicon, entry_requests
+
+
+def test_engine_overhead_reports_every_shape_with_its_rounds() -> None:
+    """Each shape yields one row per size, with the rounds its dependencies imply."""
+    result = engine_overhead.run(sizes=[40], repeats=1)
+    rows = {row["shape"]: row for row in result["rows"]}
+    assert set(engine_overhead.SHAPES) == set(rows)
+    assert 1 == rows["wide"]["rounds"]
+    assert 40 == rows["deep"]["rounds"]
+    assert 3 == rows["lexicon"]["rounds"]
+    assert 40 == rows["wide"]["ops_requested"]
+    for row in rows.values():
+        assert row["inert_us_per_op"] > 0
+        assert row["ratio"] > 0
+    assert rows["lexicon"]["ratio_vs_sdk_loop"] is not None
+
+
+def test_growth_slope_of_linear_times_is_one() -> None:
+    """The log-log slope of times proportional to size is 1."""
+    assert 1.0 == round(engine_overhead.slope([1_000, 10_000, 100_000], [0.5, 5.0, 50.0]), 9)
+
+
+def test_lexicon_takes_three_rounds_and_fewer_calls_than_the_hand_written_pipeline() -> None:
+    """inert needs 3 rounds and sends each distinct call once; the usual code needs 3 per word."""
+    row = lexicon_rounds.compare(5)
+    inert, hand = row["inert"], row["hand_written"]
+    assert 3 == inert["rounds"]
+    assert 15 == hand["rounds"]
+    assert inert["calls_sent"] < hand["calls_sent"]
+    assert hand["distinct_calls"] == inert["calls_sent"]
+    assert inert["calls_built"] == hand["calls_sent"]
+
+
+def test_hand_written_baselines_send_the_bodies_inert_sends() -> None:
+    """The baselines build byte-identical bodies, so the comparison is like for like."""
+    words = _fakeapi.words(3)
+    fake = FakeRunner(_fakeapi.respond)
+    asyncio.run(fake.run_all(entry_requests(Lexicon(), words)))
+    client = lexicon_rounds.FakeAsyncClient()
+    conn = lexicon_rounds.HandWrittenConnector(client)
+
+    async def hand() -> None:
+        for sample in words:
+            await lexicon_rounds.hand_written_entry(conn, sample, lexicon_rounds.Stages())
+
+    asyncio.run(hand())
+    assert {canonical_dumps(op.body) for op in fake.calls} == set(client.bodies)
+
+
+def test_run_all_reads_the_figures_the_runner_benchmarks_print() -> None:
+    """The figures of the subprocess benchmarks are parsed from their text output."""
+    immediate = run_all.parse_immediate(
+        "median over 4 repetitions of N=1000, concurrency 64, latency 20.0 ms: "
+        "wall ratio 1.012 (meets the 1.05 goal), CPU ratio 0.950"
+    )
+    batch = run_all.parse_batch(
+        "50,000 requests; input JSONL 30.1 MB; output 20.0 MB\n"
+        "build+write JSONL : inert   120.0 ms   json.dumps loop   100.0 ms   ratio 1.20x   "
+        "peak 40.0 MB (bare 30.0 MB)\n"
+        "parse+decode      : inert   300.0 ms   model_validate_json   200.0 ms   ratio 1.50x   "
+        "peak 50.0 MB (bare 20.0 MB)\n"
+        "store answers     :   800.0 ms (one SQLite transaction, not in a ratio)"
+    )
+    assert {"wall_ratio": 1.012, "cpu_ratio": 0.95} == immediate
+    assert 50_000 == batch["requests"]
+    assert 1.2 == batch["write_ratio"]
+    assert 1.5 == batch["decode_ratio"]
+    assert 20.0 == batch["decode_peak_bare_mb"]
+    assert 800.0 == batch["store_ms"]
