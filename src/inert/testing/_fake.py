@@ -6,26 +6,112 @@ import asyncio
 import inspect
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
+from pydantic import BaseModel
 from returns.result import Failure, Success
 
 from inert._engine import RawOutcome
-from inert._errors import RequestError
-from inert._json import JSON, validate_json
+from inert._errors import RequestError, UnansweredError
+from inert._json import JSON, JSONObject, canonical_dumps, validate_json
 from inert._op import Op
 from inert._report import ReportBuilder
+from inert._request import Request, _Call
 from inert._runner import BaseRunner, ResponseStore
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import DataObject, SearchStrategy
+
+T = TypeVar("T")
+K = TypeVar("K", bound=Op[Any] | Request[Any] | str)
 
 Respond = Callable[[Op[Any]], JSON | Awaitable[JSON]]
 """``respond(op)`` returns the raw response body, or raises a RequestError."""
+
+OpRef: TypeAlias = Op[Any] | Request[Any] | str
+"""An op, a request that is a single call (as ``structured(...)`` returns), or an op key."""
+
+Answer: TypeAlias = JSON | BaseModel | RequestError
+"""A table entry: a raw body, a model instance (sent as a chat completion), or an error."""
+
+
+def op_of(request: Request[T]) -> Op[T]:
+    """The op of a request that is a single call, such as ``structured(...)`` returns.
+
+    Raises:
+        TypeError: the request is not a single call (a map, a gather, a program...).
+    """
+    if isinstance(request, _Call):
+        op: Op[T] = request.op
+        return op
+    raise TypeError(
+        f"{request!r} is not a single call; pass the op (or its key) instead, or build "
+        "the request with call(op) or an inert.openai builder"
+    )
+
+
+def key_of(ref: OpRef) -> str:
+    """The op key of an op, of a single-call request, or a key itself."""
+    if isinstance(ref, str):
+        return ref
+    if isinstance(ref, Op):
+        return ref.key
+    if isinstance(ref, Request):
+        return op_of(ref).key
+    raise TypeError(f"expected an Op, a single-call Request or an op key; got {ref!r:.60}")
+
+
+def _text_of(content: object) -> str | None:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = [p.get("text") for p in content if isinstance(p, dict)]
+        return " ".join(t for t in texts if isinstance(t, str)) or None
+    return None
+
+
+def describe_op(op: Op[Any], *, width: int = 60) -> str:
+    """A one-line description of an op for messages: endpoint, short key and a snippet.
+
+    The snippet is the last user message of a chat, the input of an embedding, else
+    the start of the canonical body.
+    """
+    body = op.body
+    snippet: str | None = None
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for message in reversed(messages):
+            if isinstance(message, dict) and message.get("role") == "user":
+                snippet = _text_of(message.get("content"))
+                break
+    if snippet is None and isinstance(body.get("input"), str | list):
+        snippet = _text_of(body["input"]) if isinstance(body["input"], str) else str(body["input"])
+    if snippet is None:
+        snippet = canonical_dumps(op.body)
+    snippet = " ".join(snippet.split())
+    if len(snippet) > width:
+        snippet = snippet[: width - 1] + "…"
+    return f"{op.endpoint} {op.key[:12]} {snippet!r}"
+
+
+def _as_raw(answer: Answer, op: Op[Any]) -> JSON:
+    """A table answer as a raw body; raises it when it is an error."""
+    if isinstance(answer, RequestError):
+        raise answer
+    if isinstance(answer, BaseModel):
+        from inert.testing._strategies import chat_completion
+
+        return chat_completion(answer, model=op.model or "gpt-test")
+    return answer
 
 
 class FakeRunner(BaseRunner):
     """A runner that answers every op with ``respond(op)`` instead of calling an API.
 
     It runs the same engine as the real runners, so rounds, dedup and failures
-    behave exactly as they will in production.
+    behave exactly as they will in production. Build one from a function, from a
+    table (:meth:`from_table`), from Hypothesis data (:meth:`from_data`); make
+    chosen ops fail with :meth:`fail_ops`.
 
     Args:
         respond: returns the raw response body (a JSON value) for an op, or raises
@@ -41,6 +127,7 @@ class FakeRunner(BaseRunner):
         calls: every op sent in the last run, in the order the runner was asked.
         rounds_log: the ops of each fetch of the last run (one entry per round
             when not pipelined).
+        history: the ``rounds_log`` of every run of this runner, oldest first.
     """
 
     def __init__(
@@ -58,13 +145,144 @@ class FakeRunner(BaseRunner):
             )
         self._respond = respond
         self.pipelined = pipelined
+        self._seed = seed
         self._random = None if seed is None else random.Random(seed)
         self.calls: list[Op[Any]] = []
         self.rounds_log: list[list[Op[Any]]] = []
+        self.history: list[list[list[Op[Any]]]] = []
+
+    # --- other ways to build one ----------------------------------------------------
+
+    @classmethod
+    def from_table(
+        cls,
+        table: Mapping[K, Answer],
+        *,
+        default: Respond | None = None,
+        pipelined: bool = False,
+        seed: int | None = None,
+        store: ResponseStore | None = None,
+    ) -> FakeRunner:
+        """A fake that answers from a table keyed by op, single-call request or op key.
+
+        A value is a raw response body, a pydantic model instance (answered as a
+        chat completion whose content is its JSON, see
+        :func:`~inert.testing.chat_completion`) or a ``RequestError`` (that op fails
+        with it). An op missing from the table goes to ``default``; without one it
+        fails with an :class:`~inert.errors.UnansweredError` naming the op.
+        """
+        answers = {key_of(ref): answer for ref, answer in table.items()}
+
+        def respond(op: Op[Any]) -> JSON | Awaitable[JSON]:
+            if op.key in answers:
+                return _as_raw(answers[op.key], op)
+            if default is not None:
+                return default(op)
+            raise UnansweredError(
+                f"the answer table has no entry for {describe_op(op)}; "
+                f"it has {len(answers)} entries"
+            )
+
+        return cls(respond, pipelined=pipelined, seed=seed, store=store)
+
+    @classmethod
+    def from_data(
+        cls,
+        data: DataObject,
+        *,
+        failure_rate: float = 0.0,
+        failures: SearchStrategy[RequestError | JSONObject] | None = None,
+        default: Respond | None = None,
+        pipelined: bool = False,
+        seed: int | None = None,
+        store: ResponseStore | None = None,
+    ) -> FakeRunner:
+        """A fake whose answers Hypothesis draws inside a ``@given(st.data())`` test.
+
+        Each distinct op is answered once with ``data.draw(responses_for(op))`` (the
+        draw is labelled with the op, so a failing example shows which op got which
+        answer), and keeps that answer for the fake's lifetime. With
+        ``failure_rate > 0`` an op may instead get a failure: an error from
+        ``failures`` (default: :func:`~inert.testing.failures` and, for
+        structured outputs, :func:`~inert.testing.failure_responses_for` the op).
+        Ops of other endpoints go to ``default``.
+        """
+        if not 0.0 <= failure_rate <= 1.0:
+            raise ValueError(f"failure_rate must be between 0 and 1; got {failure_rate!r}")
+        from hypothesis import strategies as st
+
+        from inert.testing import _strategies as strategies
+
+        drawn: dict[str, Answer] = {}
+
+        def draw(op: Op[Any]) -> Answer:
+            label = describe_op(op)
+            if (
+                failure_rate > 0.0
+                and data.draw(st.floats(0.0, 1.0), label=f"p {label}") < failure_rate
+            ):
+                choices = failures
+                if choices is None:
+                    kinds = strategies.failure_kinds_for(op)
+                    choices = strategies.failures()
+                    if kinds:
+                        choices = choices | strategies.failure_responses_for(op, kinds=kinds)
+                return data.draw(choices, label=f"failure of {label}")
+            return data.draw(strategies.responses_for(op), label=label)
+
+        def respond(op: Op[Any]) -> JSON | Awaitable[JSON]:
+            if op.key not in drawn:
+                if op.endpoint not in strategies.SUPPORTED_ENDPOINTS and default is not None:
+                    return default(op)
+                drawn[op.key] = draw(op)
+            return _as_raw(drawn[op.key], op)
+
+        return cls(respond, pipelined=pipelined, seed=seed, store=store)
+
+    def fail_ops(
+        self,
+        errors: Mapping[K, RequestError | JSONObject] | None = None,
+        *,
+        where: Callable[[Op[Any]], bool] | None = None,
+        error: RequestError | JSONObject | None = None,
+    ) -> FakeRunner:
+        """A new fake like this one, except that the chosen ops fail.
+
+        Args:
+            errors: op (or single-call request, or key) → what it gets instead: a
+                ``RequestError`` the runner reports for it, or a raw body (such as a
+                refusal from :func:`~inert.testing.failure_responses_for`) that the
+                op's decoder turns into a typed error.
+            where: also fail every op for which this predicate is true...
+            error: ...with this (default: a ``RequestError`` naming the op).
+
+        Every other op is answered as before; the two fakes share their answers.
+        """
+        targeted = {key_of(ref): value for ref, value in (errors or {}).items()}
+        inner = self._respond
+
+        def respond(op: Op[Any]) -> JSON | Awaitable[JSON]:
+            failure: RequestError | JSONObject | None = targeted.get(op.key)
+            if failure is None and where is not None and where(op):
+                failure = (
+                    error
+                    if error is not None
+                    else RequestError(f"injected failure of {describe_op(op)}")
+                )
+            if failure is None:
+                return inner(op)
+            if isinstance(failure, RequestError):
+                raise failure
+            return failure
+
+        return FakeRunner(respond, pipelined=self.pipelined, seed=self._seed, store=self._store)
+
+    # --- the runner ----------------------------------------------------------------
 
     def _begin_run(self) -> None:
         self.calls = []
         self.rounds_log = []
+        self.history.append(self.rounds_log)
 
     async def _send(
         self, ops: Sequence[Op[Any]], report: ReportBuilder
@@ -87,3 +305,19 @@ class FakeRunner(BaseRunner):
             except RequestError as error:
                 outcomes[op.key] = Failure(error)
         return outcomes
+
+
+class FakeRunnerFactory(Protocol):
+    """The ``fake_runner`` fixture: builds a ``FakeRunner`` from a function or a table."""
+
+    def __call__(
+        self,
+        answers: Respond | Mapping[OpRef, Answer],
+        /,
+        *,
+        pipelined: bool = False,
+        seed: int | None = None,
+        store: ResponseStore | None = None,
+    ) -> FakeRunner:
+        """A fake answering with ``answers(op)``, or from the table ``answers``."""
+        ...

@@ -1,0 +1,84 @@
+"""``ReplayRunner``: answer from the responses a real run recorded in a store.
+
+A real run (immediate or batch) keeps every raw response in its
+:class:`~inert.Store` by op key. Replaying that store turns the run into a
+regression test: the same requests get the same answers, decoded by today's
+decoders, without a network. An op the recording has no answer for (a changed
+prompt, model or parameter changes the key) fails alone with an
+:class:`~inert.errors.UnansweredError` naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Any
+
+from inert._engine import RawOutcome
+from inert._errors import UnansweredError
+from inert._json import JSON
+from inert._op import Op
+from inert._report import ReportBuilder
+from inert._runner import ResponseStore
+from inert.testing._fake import FakeRunner, Respond, describe_op
+
+
+class ReplayRunner(FakeRunner):
+    """A fake runner that answers every op from a recorded store.
+
+    Only ``store.get_responses`` is used; nothing is written to the store.
+
+    Args:
+        store: the recording, any :class:`~inert._runner.ResponseStore` (such as a
+            :class:`~inert.Store` opened on the file a real run wrote).
+        fallback: answers ops the recording lacks (for example ops built with
+            ``dedup=False``, which are never stored); without one they fail with
+            an ``UnansweredError``.
+        pipelined: schedule like the immediate runner instead of round by round.
+        seed: shuffle the order of answers, as for :class:`FakeRunner`.
+
+    Attributes:
+        unanswered: the ops of the last run that the recording had no answer for.
+    """
+
+    def __init__(
+        self,
+        store: ResponseStore,
+        *,
+        fallback: Respond | None = None,
+        pipelined: bool = False,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(self._answer, pipelined=pipelined, seed=seed)
+        self._recording = store
+        self._fallback = fallback
+        self._found: dict[str, JSON] = {}
+        self.unanswered: list[Op[Any]] = []
+
+    def _begin_run(self) -> None:
+        super()._begin_run()
+        self._found = {}
+        self.unanswered = []
+
+    async def _send(
+        self, ops: Sequence[Op[Any]], report: ReportBuilder
+    ) -> Mapping[str, RawOutcome]:
+        # One lookup per fetch rather than one per op.
+        self._found.update(self._recording.get_responses([op.key for op in ops]))
+        return await super()._send(ops, report)
+
+    def _answer(self, op: Op[Any]) -> JSON | Awaitable[JSON]:
+        if op.key in self._found:
+            return self._found[op.key]
+        found = self._recording.get_responses([op.key])  # when called through fail_ops
+        if op.key in found:
+            return found[op.key]
+        self.unanswered.append(op)
+        if self._fallback is not None:
+            return self._fallback(op)
+        raise UnansweredError(
+            f"the recording has no answer for {describe_op(op)}; the recorded run never "
+            "asked it (a changed prompt, model or parameter changes the op key)"
+        )
+
+
+ReplayRunner.__module__ = "inert.testing"

@@ -1,0 +1,612 @@
+"""Hypothesis strategies: schema-valid values, raw API responses and failures.
+
+Values are derived from the strict JSON schema that the request carries (the one
+``openai.lib.type_to_response_format_param`` builds from a pydantic model), so a
+strategy for an op needs nothing but the op's body: it works for any op built by
+``inert.openai`` and for ops built by hand with the same ``response_format``.
+
+Supported schema keywords: ``type`` (also as a list), ``enum``, ``const``,
+``anyOf``/``oneOf``, a one-element ``allOf``, ``$ref`` into ``$defs`` (recursion
+included), ``properties``/``required``/``additionalProperties``/``propertyNames``,
+``minProperties``/``maxProperties``, ``items``/``prefixItems``/``minItems``/
+``maxItems``/``uniqueItems``, ``minimum``/``maximum``/``exclusiveMinimum``/
+``exclusiveMaximum``/``multipleOf`` (integers), ``minLength``/``maxLength``/
+``pattern`` and the formats ``date-time``, ``date``, ``time`` and ``uuid``.
+Anything else raises a ``ValueError`` naming where in the schema it is. Checks
+that a schema cannot express (a pydantic ``field_validator``) are not known here:
+pass ``values=`` to :func:`responses_for` for such models.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, cast, overload
+
+from hypothesis import strategies as st
+
+from inert._errors import (
+    ApiError,
+    CancelledRequestError,
+    ConnectionFailedError,
+    ContentFilterError,
+    ExpiredError,
+    InvalidOutputError,
+    RateLimitError,
+    RefusalError,
+    RequestError,
+    TruncatedError,
+)
+from inert._json import JSON, JSONObject, canonical_dumps
+from inert._op import Op
+from inert._request import Request
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+M = TypeVar("M", bound="BaseModel")
+T = TypeVar("T")
+
+CHAT_COMPLETIONS: Final = "/v1/chat/completions"
+EMBEDDINGS: Final = "/v1/embeddings"
+_DEFAULT_MAX_ITEMS: Final = 4
+_DEFAULT_MAX_PROPERTIES: Final = 3
+_TEST_MODEL: Final = "gpt-test"
+
+Strategy = st.SearchStrategy
+
+
+# --- values from a JSON schema -----------------------------------------------------------
+
+
+def json_for_schema(schema: Mapping[str, Any]) -> Strategy[JSON]:
+    """A strategy of JSON values that are valid for ``schema`` (a JSON Schema object).
+
+    ``$ref``\\ s are resolved against ``schema`` itself, as in a response format.
+
+    Raises:
+        ValueError: the schema uses a keyword this module cannot satisfy; the
+            message names where it is.
+    """
+    return _SchemaStrategies(schema).build(schema, "#")
+
+
+_FORMATS: Final[Mapping[str, Callable[[], Strategy[JSON]]]] = {
+    "date-time": lambda: st.datetimes(timezones=st.none() | st.just(UTC)).map(
+        lambda d: d.isoformat()
+    ),
+    "date": lambda: st.dates().map(lambda d: d.isoformat()),
+    "time": lambda: st.times().map(lambda t: t.isoformat()),
+    "uuid": lambda: st.uuids().map(str),
+}
+
+_IGNORED: Final = frozenset(
+    {"title", "description", "default", "examples", "$defs", "definitions", "$schema", "$id",
+     "strict", "discriminator", "readOnly", "writeOnly", "deprecated", "$comment"}
+)  # fmt: skip
+
+
+def _any_json() -> Strategy[JSON]:
+    leaves: Strategy[JSON] = (
+        st.none()
+        | st.booleans()
+        | st.integers(-(2**31), 2**31)
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=12)
+    )
+    return st.recursive(
+        leaves,
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+        ),
+        max_leaves=8,
+    )
+
+
+class _SchemaStrategies:
+    """Builds strategies for the subschemas of one root schema (``$ref``\\ s shared)."""
+
+    def __init__(self, root: Mapping[str, Any]) -> None:
+        self.root = root
+        self.refs: dict[str, Strategy[JSON]] = {}
+
+    def build(self, schema: object, where: str) -> Strategy[JSON]:
+        if schema is True or schema == {}:
+            return _any_json()
+        if not isinstance(schema, Mapping):
+            raise ValueError(f"the schema at {where} is {schema!r}, not a JSON Schema object")
+        if "$ref" in schema:
+            return self._ref(schema["$ref"], where)
+        if "const" in schema:
+            return st.just(cast(JSON, schema["const"]))
+        if "enum" in schema:
+            return st.sampled_from(cast(list[JSON], list(schema["enum"])))
+        for word in ("anyOf", "oneOf"):
+            if word in schema:
+                rest = {k: v for k, v in schema.items() if k != word}
+                return st.one_of(
+                    [
+                        self.build({**rest, **alt}, f"{where}/{word}/{i}")
+                        for i, alt in enumerate(schema[word])
+                    ]
+                )
+        if "allOf" in schema:
+            parts = schema["allOf"]
+            if len(parts) != 1:
+                raise ValueError(
+                    f"the schema at {where} combines {len(parts)} schemas with allOf; only one is supported"
+                )
+            rest = {k: v for k, v in schema.items() if k != "allOf"}
+            return self.build({**rest, **parts[0]}, f"{where}/allOf/0")
+        kind = schema.get("type")
+        if isinstance(kind, list):
+            return st.one_of([self.build({**schema, "type": k}, where) for k in kind])
+        if kind is None:
+            return _any_json()
+        builder = {
+            "string": self._string,
+            "integer": self._integer,
+            "number": self._number,
+            "boolean": lambda s, w: st.booleans(),
+            "null": lambda s, w: st.none(),
+            "array": self._array,
+            "object": self._object,
+        }.get(kind)
+        if builder is None:
+            raise ValueError(f"the schema at {where} has the unknown type {kind!r}")
+        return builder(schema, where)
+
+    def _ref(self, ref: object, where: str) -> Strategy[JSON]:
+        if not isinstance(ref, str) or not ref.startswith("#"):
+            raise ValueError(
+                f"the schema at {where} refers to {ref!r}; only local refs (#/...) are supported"
+            )
+        cached = self.refs.get(ref)
+        if cached is not None:
+            return cached
+        target: object = self.root
+        for part in ref[1:].split("/")[1:] if ref != "#" else []:
+            part = part.replace("~1", "/").replace("~0", "~")
+            if not isinstance(target, Mapping) or part not in target:
+                raise ValueError(f"the schema at {where} refers to {ref!r}, which does not exist")
+            target = target[part]
+        built: list[Strategy[JSON]] = []
+        # Deferred, so a recursive model refers to itself without building forever.
+        self.refs[ref] = st.deferred(lambda: built[0])
+        built.append(self.build(target, ref))
+        return self.refs[ref]
+
+    def _string(self, schema: Mapping[str, Any], where: str) -> Strategy[JSON]:
+        min_size = int(schema.get("minLength", 0))
+        max_size = schema.get("maxLength")
+        pattern = schema.get("pattern")
+        if pattern is not None:
+            strings = st.from_regex(pattern)
+            if "$" in pattern:
+                # Python's ``$`` also matches before a final newline; JSON Schema's
+                # (and pydantic's Rust regex) does not.
+                strings = strings.filter(lambda s: not s.endswith("\n"))
+            if min_size or max_size is not None:
+                upper = math.inf if max_size is None else int(max_size)
+                strings = strings.filter(lambda s: min_size <= len(s) <= upper)
+            return strings
+        form = schema.get("format")
+        if form is not None and form in _FORMATS:
+            return _FORMATS[form]()
+        return st.text(min_size=min_size, max_size=None if max_size is None else int(max_size))
+
+    def _integer(self, schema: Mapping[str, Any], where: str) -> Strategy[JSON]:
+        low, high = _bounds(schema)
+        lo = None if low is None else (math.floor(low[0]) + 1 if low[1] else math.ceil(low[0]))
+        hi = None if high is None else (math.ceil(high[0]) - 1 if high[1] else math.floor(high[0]))
+        step = schema.get("multipleOf")
+        if step is None:
+            return st.integers(lo, hi)
+        if not isinstance(step, int) or step <= 0:
+            raise ValueError(
+                f"the schema at {where} has multipleOf {step!r}; only positive integers are supported"
+            )
+        return st.integers(
+            None if lo is None else -(-lo // step), None if hi is None else hi // step
+        ).map(lambda k: k * step)
+
+    def _number(self, schema: Mapping[str, Any], where: str) -> Strategy[JSON]:
+        if "multipleOf" in schema:
+            raise ValueError(
+                f"the schema at {where} has multipleOf on a number; only integers support it"
+            )
+        low, high = _bounds(schema)
+        return st.floats(
+            min_value=None if low is None else low[0],
+            max_value=None if high is None else high[0],
+            exclude_min=low is not None and low[1],
+            exclude_max=high is not None and high[1],
+            allow_nan=False,
+            allow_infinity=False,
+        )
+
+    def _array(self, schema: Mapping[str, Any], where: str) -> Strategy[JSON]:
+        min_size = int(schema.get("minItems", 0))
+        max_items = schema.get("maxItems")
+        prefix = [
+            self.build(s, f"{where}/prefixItems/{i}")
+            for i, s in enumerate(schema.get("prefixItems", ()))
+        ]
+        items = schema.get("items")
+        if prefix:
+            head: Strategy[list[JSON]] = st.tuples(*prefix).map(list)
+            if items is None or items is False:
+                return head
+            max_rest = (
+                min_size + _DEFAULT_MAX_ITEMS if max_items is None else int(max_items)
+            ) - len(prefix)
+            rest = st.lists(
+                self.build(items, f"{where}/items"),
+                min_size=max(0, min_size - len(prefix)),
+                max_size=max(0, max_rest),
+            )
+            return st.tuples(head, rest).map(lambda hr: hr[0] + hr[1])
+        max_size = min_size + _DEFAULT_MAX_ITEMS if max_items is None else int(max_items)
+        element = self.build(True if items is None else items, f"{where}/items")
+        if schema.get("uniqueItems"):
+            return st.lists(
+                element, min_size=min_size, max_size=max_size, unique_by=canonical_dumps
+            )
+        return st.lists(element, min_size=min_size, max_size=max_size)
+
+    def _object(self, schema: Mapping[str, Any], where: str) -> Strategy[JSON]:
+        properties: Mapping[str, Any] = schema.get("properties", {})
+        required = set(schema.get("required", ()))
+        unknown = required - set(properties)
+        if unknown:
+            raise ValueError(
+                f"the schema at {where} requires {sorted(unknown)} without describing them"
+            )
+        fixed = {
+            k: self.build(v, f"{where}/properties/{k}")
+            for k, v in properties.items()
+            if k in required
+        }
+        optional = {
+            k: self.build(v, f"{where}/properties/{k}")
+            for k, v in properties.items()
+            if k not in required
+        }
+        known: Strategy[dict[str, JSON]] = st.fixed_dictionaries(fixed, optional=optional)
+        extra = schema.get("additionalProperties", True)
+        if extra is False or (extra is True and properties):
+            # Extra keys are allowed by a schema without ``additionalProperties: false``,
+            # but a model rarely wants them: leave them out.
+            return known
+        min_extra = max(0, int(schema.get("minProperties", 0)) - len(fixed))
+        max_props = schema.get("maxProperties")
+        max_extra = (
+            min_extra + _DEFAULT_MAX_PROPERTIES
+            if max_props is None
+            else int(max_props) - len(properties)
+        )
+        if "propertyNames" in schema:
+            names = self.build(
+                {"type": "string", **schema["propertyNames"]}, f"{where}/propertyNames"
+            )
+        else:
+            names = st.text(max_size=10)
+        keys = cast(Strategy[str], names).filter(lambda k: k not in properties)
+        values = self.build(extra, f"{where}/additionalProperties")
+        more = st.dictionaries(keys, values, min_size=min_extra, max_size=max(min_extra, max_extra))
+        return st.tuples(known, more).map(lambda km: {**km[1], **km[0]})
+
+
+def _bounds(
+    schema: Mapping[str, Any],
+) -> tuple[tuple[float, bool] | None, tuple[float, bool] | None]:
+    """``(low, high)``, each ``(value, exclusive)`` or ``None``, the tighter bound kept."""
+    low: tuple[float, bool] | None = None
+    high: tuple[float, bool] | None = None
+    if "minimum" in schema:
+        low = (schema["minimum"], False)
+    if "exclusiveMinimum" in schema and (low is None or schema["exclusiveMinimum"] >= low[0]):
+        low = (schema["exclusiveMinimum"], True)
+    if "maximum" in schema:
+        high = (schema["maximum"], False)
+    if "exclusiveMaximum" in schema and (high is None or schema["exclusiveMaximum"] <= high[0]):
+        high = (schema["exclusiveMaximum"], True)
+    return low, high
+
+
+# --- models and ops ----------------------------------------------------------------------
+
+
+def schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    """The strict JSON schema of ``model``, exactly as a structured-output request sends it."""
+    from openai.lib import type_to_response_format_param
+
+    param: Any = type_to_response_format_param(model)
+    return cast(dict[str, Any], param["json_schema"]["schema"])
+
+
+def _response_schema(op: Op[Any]) -> Mapping[str, Any] | None:
+    """The JSON schema the op's ``response_format`` asks for, or ``None`` for free text."""
+    fmt = op.body.get("response_format")
+    if not isinstance(fmt, dict):
+        return None
+    if fmt.get("type") == "json_object":
+        return {"type": "object"}
+    spec = fmt.get("json_schema")
+    if (
+        fmt.get("type") == "json_schema"
+        and isinstance(spec, dict)
+        and isinstance(spec.get("schema"), dict)
+    ):
+        return cast(Mapping[str, Any], spec["schema"])
+    return None
+
+
+def _content_text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    dump = getattr(value, "model_dump_json", None)
+    if callable(dump):
+        return cast(str, dump())
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def chat_completion(
+    content: BaseModel | JSON,
+    *,
+    model: str = _TEST_MODEL,
+    finish_reason: str = "stop",
+    refusal: str | None = None,
+    prompt_tokens: int = 10,
+    completion_tokens: int = 10,
+    id: str = "chatcmpl-test",
+    created: int = 1_700_000_000,
+) -> JSONObject:
+    """The raw body of a chat completion whose first choice says ``content``.
+
+    ``content`` is a pydantic model instance (sent as its JSON), a string (sent as
+    it is), ``None`` (no content, as with a refusal) or any other JSON value (sent
+    as JSON text). Use it in answer tables: ``{op: chat_completion(Synonyms(...))}``.
+    """
+    text = None if content is None else _content_text(content)
+    return {
+        "id": id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "refusal": refusal},
+                "logprobs": None,
+                "finish_reason": finish_reason,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def _envelopes(
+    model: str,
+    contents: Strategy[str | None],
+    *,
+    finish_reason: str = "stop",
+    refusal: Strategy[str | None] | None = None,
+) -> Strategy[JSONObject]:
+    return st.builds(
+        lambda content, refused, ident, created, prompt, out: chat_completion(
+            content,
+            model=model,
+            finish_reason=finish_reason,
+            refusal=refused,
+            id=f"chatcmpl-{ident}",
+            created=created,
+            prompt_tokens=prompt,
+            completion_tokens=out,
+        ),
+        contents,
+        st.none() if refusal is None else refusal,
+        st.text("0123456789abcdef", min_size=8, max_size=8),
+        st.integers(1_600_000_000, 1_900_000_000),
+        st.integers(1, 4000),
+        st.integers(1, 4000),
+    )
+
+
+def _embeddings(op: Op[Any]) -> Strategy[JSONObject]:
+    inputs = op.body.get("input")
+    count = len(inputs) if isinstance(inputs, list) else 1
+    dims = op.body.get("dimensions")
+    size = dims if isinstance(dims, int) and dims > 0 else 8
+    vector = st.lists(st.floats(-1.0, 1.0, width=32), min_size=size, max_size=size)
+    return st.builds(
+        lambda vectors, prompt: {
+            "object": "list",
+            "data": [
+                {"object": "embedding", "index": i, "embedding": cast(JSON, v)}
+                for i, v in enumerate(vectors)
+            ],
+            "model": op.model or _TEST_MODEL,
+            "usage": {"prompt_tokens": prompt, "total_tokens": prompt},
+        },
+        st.lists(vector, min_size=count, max_size=count),
+        st.integers(1, 4000),
+    )
+
+
+def _source(source: Op[Any] | Request[Any] | type[BaseModel]) -> Op[Any] | type[BaseModel]:
+    if isinstance(source, Request):
+        from inert.testing._fake import op_of
+
+        return op_of(source)
+    return source
+
+
+def _contents(
+    source: Op[Any] | Request[Any] | type[BaseModel], values: Strategy[BaseModel | JSON] | None
+) -> tuple[str, Strategy[str]]:
+    """The model name and a strategy of valid ``message.content`` texts for ``source``."""
+    source = _source(source)
+    if values is not None:
+        model = source.model if isinstance(source, Op) else None
+        return model or _TEST_MODEL, values.map(_content_text)
+    if isinstance(source, Op):
+        if source.endpoint != CHAT_COMPLETIONS:
+            raise ValueError(
+                f"no response strategy for {source.endpoint} ({source!r}); chat completions "
+                "and embeddings are supported: answer other ops with a table or a function"
+            )
+        schema = _response_schema(source)
+        if schema is None:
+            return source.model or _TEST_MODEL, st.text()
+        return source.model or _TEST_MODEL, json_for_schema(schema).map(_content_text)
+    return _TEST_MODEL, json_for_schema(schema_of(source)).map(_content_text)
+
+
+def responses_for(
+    source: Op[Any] | Request[Any] | type[BaseModel],
+    *,
+    values: Strategy[BaseModel | JSON] | None = None,
+) -> Strategy[JSONObject]:
+    """Raw, successful response bodies for an op (or for a response model).
+
+    For a chat completion the envelope is complete (``id``, ``object``, ``created``,
+    ``model``, ``choices[0].message`` with ``content`` and ``refusal: null``,
+    ``finish_reason: "stop"``, ``usage``); its content is the JSON text of a value
+    valid for the op's ``response_format`` schema, or free text when it has none.
+    For an embeddings op it is one vector per input.
+
+    Args:
+        source: an op or a single-call request (its body decides the schema), or a
+            pydantic model class.
+        values: the contents to send instead (model instances or JSON values), for
+            models whose validators a schema cannot express.
+    """
+    source = _source(source)
+    if isinstance(source, Op) and source.endpoint == EMBEDDINGS and values is None:
+        return _embeddings(source)
+    model, contents = _contents(source, values)
+    return _envelopes(model, contents)
+
+
+@overload
+def values_for(source: type[M]) -> Strategy[M]: ...
+@overload
+def values_for(source: Op[T]) -> Strategy[T]: ...
+@overload
+def values_for(source: Request[T]) -> Strategy[T]: ...
+def values_for(source: type[BaseModel] | Op[Any] | Request[Any]) -> Strategy[Any]:
+    """Decoded values: instances of a response model, or what an op decodes to.
+
+    For a model class the values are valid JSON for its strict schema, parsed the
+    way a structured-output decoder parses them (``model_validate_json``). For an
+    op (or a single-call request such as ``structured(...)`` returns), they are
+    :func:`responses_for` the op passed through the op's own decoder.
+    """
+    source = _source(source)
+    if isinstance(source, Op):
+        return responses_for(source).map(source.decode)
+    model = source
+    return json_for_schema(schema_of(model)).map(
+        lambda v: model.model_validate_json(json.dumps(v, allow_nan=False))
+    )
+
+
+# --- failures ----------------------------------------------------------------------------
+
+
+def failures() -> Strategy[RequestError]:
+    """Errors a runner can report for one op: API errors, rate limits, lost connections,
+    expired or cancelled batch lines, refusals, truncation, filtered or invalid output."""
+    messages = st.sampled_from(["injected failure", "the fake said no", "boom"])
+    return st.one_of(
+        st.builds(
+            lambda m, status: ApiError(
+                m, status=status, code="server_error" if status >= 500 else "invalid_request"
+            ),
+            messages,
+            st.sampled_from([400, 404, 500, 502, 503]),
+        ),
+        st.builds(lambda m: RateLimitError(m, status=429, code="rate_limit_exceeded"), messages),
+        st.builds(ConnectionFailedError, messages),
+        st.builds(ExpiredError, messages),
+        st.builds(CancelledRequestError, messages),
+        st.builds(lambda m: RefusalError(m, refusal="I can't help with that."), messages),
+        st.builds(TruncatedError, messages),
+        st.builds(ContentFilterError, messages),
+        st.builds(InvalidOutputError, messages),
+    )
+
+
+FailureKind = Literal["refusal", "truncation", "content_filter", "invalid_output"]
+"""A kind of bad answer that a chat completion decoder turns into a typed error."""
+
+FAILURE_KINDS: Final[tuple[FailureKind, ...]] = (
+    "refusal",
+    "truncation",
+    "content_filter",
+    "invalid_output",
+)
+SUPPORTED_ENDPOINTS: Final = frozenset({CHAT_COMPLETIONS, EMBEDDINGS})
+
+
+def failure_kinds_for(source: Op[Any] | Request[Any] | type[BaseModel]) -> tuple[FailureKind, ...]:
+    """The failure kinds that make sense for ``source``: all four for structured
+    outputs, no ``invalid_output`` for free text, none for other endpoints."""
+    source = _source(source)
+    if not isinstance(source, Op):
+        return FAILURE_KINDS
+    if source.endpoint != CHAT_COMPLETIONS:
+        return ()
+    if _response_schema(source) is None:
+        return ("refusal", "truncation", "content_filter")
+    return FAILURE_KINDS
+
+
+def failure_responses_for(
+    source: Op[Any] | Request[Any] | type[BaseModel], *, kinds: Sequence[FailureKind] | None = None
+) -> Strategy[JSONObject]:
+    """Raw chat completions that a structured-output decoder must turn into a typed error.
+
+    ``refusal``: ``message.refusal`` is set and ``content`` is null (RefusalError);
+    ``truncation``: ``finish_reason == "length"`` with the JSON cut short
+    (TruncatedError); ``content_filter``: ``finish_reason == "content_filter"``
+    (ContentFilterError); ``invalid_output``: content that is not valid for the
+    schema (InvalidOutputError). ``kinds`` defaults to :func:`failure_kinds_for`.
+    """
+    source = _source(source)
+    applicable = failure_kinds_for(source)
+    if kinds is None:
+        kinds = applicable
+    unknown = set(kinds) - set(applicable)
+    if unknown or not kinds:
+        raise ValueError(
+            f"kinds must be some of {FAILURE_KINDS} that apply to {source!r}; got {list(kinds)}"
+        )
+    model, contents = _contents(source, None)
+    options: list[Strategy[JSONObject]] = []
+    if "refusal" in kinds:
+        options.append(
+            _envelopes(
+                model,
+                st.none(),
+                refusal=st.sampled_from(["I'm sorry, but I can't help with that."]),
+            )
+        )
+    if "truncation" in kinds:
+        cut = st.tuples(contents, st.floats(0.0, 0.9)).map(
+            lambda tc: tc[0][: int(len(tc[0]) * tc[1])]
+        )
+        options.append(_envelopes(model, cut, finish_reason="length"))
+    if "content_filter" in kinds:
+        options.append(_envelopes(model, st.none(), finish_reason="content_filter"))
+    if "invalid_output" in kinds:
+        invalid = st.sampled_from(["", "not json", '{"unterminated": ', "[]", '"a string"', "null"])
+        options.append(_envelopes(model, invalid))
+    return st.one_of(options)
