@@ -1,5 +1,7 @@
 """pytest plugin for inert's testing toolkit (registered through the ``pytest11`` entry point).
 
+It lives outside ``inert.testing`` so that loading it imports nothing of the toolkit.
+
 Fixtures, available in every test once inert is installed:
 
 * ``fake_runner`` — a factory: ``fake_runner(respond_or_table, **options)`` builds a
