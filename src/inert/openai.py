@@ -245,7 +245,35 @@ def _response_format(response_format: type[pydantic.BaseModel]) -> JSON:
     """
     fields: dict[str, object] = {"response_format": type_to_response_format_param(response_format)}
     transformed = _transformed(fields, completion_create_params.CompletionCreateParamsNonStreaming)
-    return validate_json(transformed["response_format"])
+    checked = validate_json(transformed["response_format"])
+    _check_strict(response_format, checked)
+    return checked
+
+
+def _check_strict(response_format: type[pydantic.BaseModel], response: JSON) -> None:
+    """Refuse a schema OpenAI's strict mode cannot express: an object open to any key.
+
+    Strict mode requires ``additionalProperties: false`` on every object; a
+    ``dict[str, X]`` field (or ``extra="allow"``) makes an open object, which the API
+    would reject with a 400 for every request (in a batch, only hours later).
+    """
+    work: list[tuple[JSON, str]] = [(response, "")]
+    while work:
+        node, where = work.pop()
+        if isinstance(node, list):
+            work.extend((item, f"{where}[{i}]") for i, item in enumerate(node))
+            continue
+        if not isinstance(node, dict):
+            continue
+        kind = node.get("type")
+        is_object = kind == "object" or (isinstance(kind, list) and "object" in kind)
+        if (is_object or "properties" in node) and node.get("additionalProperties") is not False:
+            raise TypeError(
+                f"response_format {response_format.__name__} cannot be expressed in OpenAI's "
+                f"strict structured outputs: the object at {where or 'the root'} accepts "
+                "arbitrary keys (a dict[...] field or extra='allow'); give it named fields"
+            )
+        work.extend((value, f"{where}.{key}") for key, value in node.items())
 
 
 _DECODERS: dict[type[pydantic.BaseModel], Callable[[JSON], Any]] = {}
@@ -339,8 +367,10 @@ def structured(
         :class:`~inert.errors.InvalidOutputError`.
 
     Raises:
-        TypeError: an unknown or mistyped parameter, or a ``response_format`` that is
-            not a pydantic model class; the message names it.
+        TypeError: an unknown or mistyped parameter, a ``response_format`` that is
+            not a pydantic model class, or one strict mode cannot express (an object
+            open to arbitrary keys, such as a ``dict[str, X]`` field); the message
+            names it.
         ValueError: ``stream=True`` or malformed messages.
     """
     if not (

@@ -1,0 +1,159 @@
+"""Bad input: each is a clear error at the boundary, and nothing is written half."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import openai
+import pydantic
+import pytest
+from returns.result import Failure
+
+from inert import BatchRunner, ImmediateRunner, Op, Store
+from inert._store import StoreError
+from inert.emulator import Emulator
+from inert.errors import ApiError
+from inert.openai import structured
+
+from ._support import word_request
+
+NON_JSON_BODIES: dict[str, tuple[dict[Any, Any], type[Exception], str]] = {
+    "a non-string key": ({"model": "m", "n": {1: "x"}}, TypeError, "['n']"),
+    "NaN": ({"model": "m", "temperature": math.nan}, ValueError, "['temperature']"),
+    "infinity": ({"model": "m", "x": [0.5, math.inf]}, ValueError, "['x'][1]"),
+    "a set": ({"model": "m", "stop": {"a", "b"}}, TypeError, "['stop']"),
+    "bytes": ({"model": "m", "input": b"raw"}, TypeError, "['input']"),
+    "an object": ({"model": "m", "messages": [object()]}, TypeError, "['messages'][0]"),
+}
+
+
+@pytest.mark.parametrize("case", list(NON_JSON_BODIES))
+def test_a_body_that_is_not_json_is_refused_with_its_place(case: str, tally: Counter[str]) -> None:
+    """An op whose body is not plain JSON is refused when built, naming where the bad value is."""
+    body, error, where = NON_JSON_BODIES[case]
+    tally["bad_inputs"] += 1
+    with pytest.raises(error) as caught:
+        Op(endpoint="/v1/chat/completions", body=body, decode=lambda raw: raw)
+    assert where in str(caught.value)
+
+
+class OpenMapping(pydantic.BaseModel):
+    """A model with a field strict mode cannot express: an object open to any key."""
+
+    name: str
+    attributes: dict[str, Any]
+
+
+class AllowsExtra(pydantic.BaseModel):
+    """A model that accepts unknown fields."""
+
+    model_config = pydantic.ConfigDict(extra="allow")
+    name: str
+
+
+@pytest.mark.parametrize("model", [OpenMapping, AllowsExtra])
+def test_a_schema_strict_mode_cannot_express_is_refused_when_built(
+    model: type[pydantic.BaseModel], tally: Counter[str]
+) -> None:
+    """``structured`` refuses a model strict structured outputs reject, before anything is sent."""
+    tally["bad_inputs"] += 1
+    with pytest.raises(TypeError, match="strict") as caught:
+        structured(model="m", messages=[{"role": "user", "content": "hi"}], response_format=model)
+    assert model.__name__ in str(caught.value)
+
+
+def test_a_missing_api_key_is_refused_by_the_client(
+    monkeypatch: pytest.MonkeyPatch, tally: Counter[str]
+) -> None:
+    """Without a key the SDK refuses to build a client, before any runner exists."""
+    tally["bad_inputs"] += 1
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(openai.OpenAIError, match="api_key"):
+        openai.AsyncOpenAI()
+
+
+async def test_a_wrong_api_key_is_a_typed_error_per_request(
+    tmp_path: Path, tally: Counter[str]
+) -> None:
+    """A wrong key gives each request an ApiError 401, in both modes, and stores nothing."""
+    tally["bad_inputs"] += 2
+    requests = [word_request(i, salt=" wrong key") for i in range(5)]
+    async with (
+        Emulator(time_scale=0.1, api_key="the-right-key", seed=2) as guarded,
+        openai.AsyncOpenAI(base_url=guarded.base_url, api_key="a-wrong-key") as client,
+    ):
+        with Store(tmp_path / "store.sqlite3") as store:
+            immediate = await ImmediateRunner(client, store=store).run_all_settled(requests)
+            batch = await BatchRunner(
+                client, store=store, poll_interval=0.01, progress=False
+            ).run_all_settled(requests)
+            assert 0 == store.response_count()
+        assert 0 == guarded.ledger.total_billed()
+    for settled in (immediate, batch):
+        assert len(requests) == len(settled)
+        for result in settled:
+            assert isinstance(result, Failure)
+            error = result.failure()
+            assert isinstance(error, ApiError)
+            assert 401 == error.status
+
+
+def newer_store(path: Path) -> None:
+    """A store whose schema version is from a future inert."""
+    with Store(path):
+        pass
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    conn.close()
+
+
+def foreign_database(path: Path) -> None:
+    """Another application's SQLite database."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+        conn.execute("INSERT INTO notes (text) VALUES ('mine')")
+    conn.close()
+
+
+def corrupted_store(path: Path) -> None:
+    """A store whose pages after the header were overwritten."""
+    with Store(path) as store:
+        store.begin_run("run_x", {})
+    data = bytearray(path.read_bytes())
+    data[100:] = b"\xde\xad\xbe\xef" * ((len(data) - 100) // 4 + 1)
+    path.write_bytes(bytes(data[: len(data)]))
+
+
+def not_a_database(path: Path) -> None:
+    """A text file where the store should be."""
+    path.write_text("these are my notes, not a database\n")
+
+
+STORE_CASES = {
+    "a store from a newer inert": (newer_store, "newer"),
+    "another application's database": (foreign_database, "not an inert store"),
+    "a corrupted store": (corrupted_store, "store"),
+    "a text file": (not_a_database, "not an inert store"),
+}
+
+
+@pytest.mark.parametrize("case", list(STORE_CASES))
+def test_a_store_file_inert_cannot_use_is_refused_untouched(
+    case: str, tmp_path: Path, tally: Counter[str]
+) -> None:
+    """Opening it raises StoreError saying what it is, and the file is left byte for byte."""
+    make, says = STORE_CASES[case]
+    path = tmp_path / "store.sqlite3"
+    make(path)
+    before = path.read_bytes()
+    tally["bad_inputs"] += 1
+    with pytest.raises(StoreError) as caught:
+        Store(path)
+    assert says in str(caught.value)
+    assert str(path) in str(caught.value)
+    assert before == path.read_bytes()
+    assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0

@@ -1,0 +1,130 @@
+"""Batch faults: every request ends with its answer or its typed error, none lost."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from returns.result import Failure, Result, Success
+
+from inert import BatchRunner, Request, RequestError, Store
+from inert.emulator import Emulator, Faults
+from inert.errors import ApiError, CancelledRequestError
+
+from ._support import Words, expected_answers, word_request
+
+REQUESTS = 60
+
+FAULT_MIXES = {
+    "expired and failed lines": Faults(line_expired=0.3, line_failed=0.2),
+    "expired batches": Faults(batch_expire=0.5),
+    "unknown custom_id in the output": Faults(unknown_custom_id=1.0),
+    "output file missing": Faults(drop_output=0.5),
+    "everything at once": Faults(
+        line_expired=0.2, line_failed=0.1, batch_expire=0.2, unknown_custom_id=0.5, drop_output=0.2
+    ),
+}
+
+
+def fast_runner(client: openai.AsyncOpenAI, store: Store, **settings: Any) -> BatchRunner:
+    """A batch runner that polls fast, shows nothing and cuts small batches."""
+    settings.setdefault("max_requests_per_batch", 20)
+    return BatchRunner(
+        client, store=store, poll_interval=0.01, poll_interval_max=0.05, progress=False, **settings
+    )
+
+
+def check_settled(
+    requests: Sequence[Request[Words]], settled: Sequence[Result[Words, RequestError]]
+) -> tuple[int, int]:
+    """Each result is the fault-free answer or a typed error; return (answers, errors)."""
+    assert len(requests) == len(settled)
+    answers = errors = 0
+    for want, got in zip(expected_answers(requests), settled, strict=True):
+        if isinstance(got, Success):
+            assert want == got.unwrap()
+            answers += 1
+        else:
+            assert isinstance(got, Failure)
+            error = got.failure()
+            assert isinstance(error, RequestError)
+            assert type(error) is not RequestError, f"untyped error: {error!r}"
+            assert error.message
+            errors += 1
+    return answers, errors
+
+
+@pytest.mark.parametrize("mix", list(FAULT_MIXES))
+async def test_no_request_is_lost_under_batch_faults(
+    mix: str, emu: Emulator, tmp_path: Path, tally: Counter[str]
+) -> None:
+    """Under each mix of batch faults, every request settles with its answer or a typed error."""
+    emu.set_faults(FAULT_MIXES[mix])
+    requests = [word_request(i, salt=f" {mix}") for i in range(REQUESTS)]
+    async with openai.AsyncOpenAI(base_url=emu.base_url, api_key="sk-batch") as client:
+        with Store(tmp_path / "store.sqlite3") as store:
+            runner = fast_runner(client, store, max_attempts=3)
+            settled = await runner.run_all_settled(requests)
+    answers, errors = check_settled(requests, settled)
+    report = runner.report
+    tally["requests"] += REQUESTS
+    tally["faults"] += report.retries + errors
+    assert REQUESTS == answers + errors
+    assert answers > 0
+    if mix != "output file missing" and mix != "everything at once":
+        # A dropped output file was billed but never delivered: only then may a line be paid twice.
+        assert [] == emu.ledger.billed_more_than_once()
+
+
+async def test_a_failed_batch_gives_each_request_a_typed_error(
+    tmp_path: Path, tally: Counter[str]
+) -> None:
+    """A batch the API rejects (too many lines) fails each of its requests with an ApiError."""
+    requests = [word_request(i, salt=" invalid file") for i in range(12)]
+    async with (
+        Emulator(time_scale=0.1, max_lines=5, seed=1) as strict,
+        openai.AsyncOpenAI(base_url=strict.base_url, api_key="sk-batch") as client,
+    ):
+        with Store(tmp_path / "store.sqlite3") as store:
+            settled = await fast_runner(client, store, max_requests_per_batch=12).run_all_settled(
+                requests
+            )
+        assert 0 == strict.ledger.total_billed()
+    answers, errors = check_settled(requests, settled)
+    tally["requests"] += len(requests)
+    tally["faults"] += 1
+    assert (0, 12) == (answers, errors)
+    assert all(isinstance(r.failure(), ApiError) for r in settled if isinstance(r, Failure))
+
+
+async def test_cancelled_batches_settle_every_request(
+    emu: Emulator, tmp_path: Path, tally: Counter[str]
+) -> None:
+    """Batches cancelled mid-run leave completed lines answered and the rest CancelledRequestError."""
+    emu.set_time_scale(2.0)  # slow batches: there is time to cancel them
+    requests = [word_request(i, salt=" cancel") for i in range(30)]
+    async with openai.AsyncOpenAI(base_url=emu.base_url, api_key="sk-batch") as client:
+        with Store(tmp_path / "store.sqlite3") as store:
+            runner = fast_runner(client, store, max_requests_per_batch=10)
+            task = asyncio.create_task(runner.run_all_settled(requests))
+            for _ in range(1_000):  # until all three batches exist (at most ~20 s)
+                if len(emu.batch_ids()) >= 3:
+                    break
+                await asyncio.sleep(0.02)
+            cancelled = await runner.cancel()
+            settled = await asyncio.wait_for(task, timeout=30)
+    answers, errors = check_settled(requests, settled)
+    tally["requests"] += len(requests)
+    tally["faults"] += len(cancelled)
+    assert 3 == len(cancelled)
+    assert 30 == answers + errors
+    assert errors > 0
+    assert all(
+        isinstance(r.failure(), CancelledRequestError) for r in settled if isinstance(r, Failure)
+    )
+    assert [] == emu.ledger.billed_more_than_once()
