@@ -108,13 +108,6 @@ class ShardPlan(NamedTuple):
         return "".join(self.lines).encode("utf-8")
 
 
-_encode_body = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
-).encode
-"""Compact JSON of a validated body. Key order need not be canonical here: the op key
-is the digest of the canonical form, and the API reads the same JSON value."""
-
-
 def jsonl_line(op: Op[Any], url_json: str | None = None) -> str:
     """One batch input line: ``{"custom_id": key, "method": "POST", "url": ..., "body": ...}``."""
     url = json.dumps(op.endpoint) if url_json is None else url_json
@@ -124,7 +117,7 @@ def jsonl_line(op: Op[Any], url_json: str | None = None) -> str:
         + '","method":"POST","url":'
         + url
         + ',"body":'
-        + _encode_body(op.body)
+        + op.canonical_body()
         + "}\n"
     )
 
@@ -152,7 +145,9 @@ def plan_shards(
         cur_lines: list[str] = []
         size = 0
         for op in members:
-            line = '{"custom_id":"' + op.key + head + _encode_body(op.body) + "}\n"
+            # The body is the op's canonical text: the very bytes the immediate runner
+            # posts, so the two modes cannot send different requests.
+            line = '{"custom_id":"' + op.key + head + op.canonical_body() + "}\n"
             n = len(line) if line.isascii() else len(line.encode("utf-8"))
             if n > max_bytes:
                 too_large.append(op)
