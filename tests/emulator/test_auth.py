@@ -1,8 +1,5 @@
 """Authentication: bearer keys like OpenAI's."""
 
-# STYLE.md asks for `assert expected == actual`, which SIM300 calls a Yoda condition.
-# ruff: noqa: SIM300
-
 from __future__ import annotations
 
 from collections.abc import Iterator

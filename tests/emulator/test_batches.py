@@ -1,8 +1,5 @@
 """Batches through every terminal status, with their files, counts and billing."""
 
-# STYLE.md asks for `assert expected == actual`, which SIM300 calls a Yoda condition.
-# ruff: noqa: SIM300
-
 from __future__ import annotations
 
 import json

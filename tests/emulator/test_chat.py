@@ -1,8 +1,5 @@
 """Chat completions: structured answers, plain text, usage and request validation."""
 
-# STYLE.md asks for `assert expected == actual`, which SIM300 calls a Yoda condition.
-# ruff: noqa: SIM300
-
 from __future__ import annotations
 
 from typing import Any, Literal

@@ -1,8 +1,5 @@
 """Injected faults, each observed through the SDK, and how they are billed."""
 
-# STYLE.md asks for `assert expected == actual`, which SIM300 calls a Yoda condition.
-# ruff: noqa: SIM300
-
 from __future__ import annotations
 
 import asyncio

@@ -1,8 +1,5 @@
 """Files (upload, read, download, delete) and deterministic embeddings."""
 
-# STYLE.md asks for `assert expected == actual`, which SIM300 calls a Yoda condition.
-# ruff: noqa: SIM300
-
 from __future__ import annotations
 
 import base64

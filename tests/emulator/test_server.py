@@ -1,8 +1,5 @@
 """Starting and stopping the emulator, its public names, and the command line."""
 
-# STYLE.md asks for `assert expected == actual`, which SIM300 calls a Yoda condition.
-# ruff: noqa: SIM300
-
 from __future__ import annotations
 
 import subprocess
