@@ -26,7 +26,7 @@ from inert.testing import (
     values_for,
 )
 
-from .models import SHAPES, Leaf
+from .models import SHAPES, Collections, Leaf
 
 EXAMPLES = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -55,7 +55,21 @@ def test_generated_json_validates_against_its_model(model: type[BaseModel]) -> N
     check()
 
 
-@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
+STRICT_MODELS = [m for m in MODELS if m is not Collections]
+"""The shapes OpenAI's strict mode can express (dict fields are open objects: refused)."""
+
+
+def test_open_objects_are_refused_by_structured() -> None:
+    """A model with dict fields has values, but no strict schema: ``structured`` says so."""
+    with pytest.raises(TypeError, match="accepts arbitrary keys"):
+        structured(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hi"}],
+            response_format=Collections,
+        )
+
+
+@pytest.mark.parametrize("model", STRICT_MODELS, ids=lambda m: m.__name__)
 def test_generated_responses_decode_with_the_structured_decoder(model: type[BaseModel]) -> None:
     """A response drawn for a structured op decodes, with the op's own decoder, to its model."""
     op = op_of(
