@@ -241,7 +241,7 @@ def summary_rows(results: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
         rows.append(
             (
                 f"lexicon pipeline, {row['words']:,} words: rounds",
-                f"inert {inert['rounds']} vs hand-written {hand['rounds']}",
+                f"inert {inert['rounds']} vs hand-written {hand['rounds']:,}",
                 "inert = 3",
                 _verdict(inert["rounds"] == 3),
             )
