@@ -187,10 +187,23 @@ def _chat_body(
 
 
 def _transformed(raw: dict[str, object], params_type: type) -> dict[str, object]:
-    """``raw`` as the SDK transforms a body of ``params_type`` before sending it."""
-    body = maybe_transform(raw, params_type)
-    assert isinstance(body, dict)
-    return body
+    """``raw`` as the SDK transforms a body of ``params_type`` before sending it.
+
+    The SDK's transform drops omitted values, dumps pydantic models, turns other
+    iterables into lists and applies field aliases and formats; the chat and
+    embedding params declare no alias or format. So a body that is already plain
+    JSON comes out equal to itself (tuples become lists either way), and the
+    transform, which costs far more than the rest of building a request, is run
+    only on bodies that hold something else. tests/immediate pins the equality.
+    """
+    try:
+        plain = validate_json(raw)
+    except (TypeError, ValueError):
+        body = maybe_transform(raw, params_type)
+        assert isinstance(body, dict)
+        return body
+    assert isinstance(plain, dict)
+    return dict(plain)
 
 
 # --- decoding ---------------------------------------------------------------------------
