@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
+from functools import cache
 from typing import Any, Generic, TypeVar
 
 from inert._json import JSON, canonical_dumps, op_key, validate_json
 
 T_co = TypeVar("T_co", covariant=True)
+
+
+@cache
+def _key_prefix(endpoint: str) -> str:
+    """``[<endpoint as JSON>,``: the start of the canonical ``[endpoint, body]`` text."""
+    return f"[{canonical_dumps(endpoint)},"
 
 
 class Op(Generic[T_co]):
@@ -69,7 +76,7 @@ class Op(Generic[T_co]):
         key = self._key
         if key is None:
             # Equal to op_key(endpoint, body), reusing the body's canonical text.
-            text = f"[{canonical_dumps(self.endpoint)},{self.canonical_body()}]"
+            text = f"{_key_prefix(self.endpoint)}{self.canonical_body()}]"
             key = hashlib.sha256(text.encode("utf-8")).hexdigest()
             if self.occurrence is not None:
                 key = op_key(self.endpoint, {"occurrence": self.occurrence, "of": key})

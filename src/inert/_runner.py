@@ -99,6 +99,7 @@ class BaseRunner(abc.ABC):
     ) -> None:
         self._store = store
         self._prices: Mapping[str, Price] = DEFAULT_PRICES if prices is None else prices
+        self._price_cache: dict[str | None, Price | None] = {}
         self._report = RunReport()
 
     @property
@@ -189,7 +190,11 @@ class BaseRunner(abc.ABC):
         prompt, completion = usage_of(raw)
         report.prompt_tokens += prompt
         report.completion_tokens += completion
-        price = price_for(op.model, self._prices)
+        model = op.model
+        try:
+            price = self._price_cache[model]
+        except KeyError:
+            price = self._price_cache[model] = price_for(model, self._prices)
         if price is not None:
             full = price.cost(prompt, completion)
             report.full_price_usd += full
