@@ -30,6 +30,7 @@ from typing import Any
 import pydantic
 
 from inert import Op, Store
+from inert._gc import paused_gc
 from inert._json import JSON
 from inert._runners._batch import MAX_BYTES_PER_BATCH, parse_output_lines, plan_shards
 from inert.openai import structured
@@ -153,7 +154,8 @@ def main() -> None:
 
         def inert_decode() -> list[Any]:
             lines, _ = parse_output_lines(data)
-            return [by_key[line.custom_id].decode(line.body) for line in lines]
+            with paused_gc():  # as the engine does while it decodes a round
+                return [by_key[line.custom_id].decode(line.body) for line in lines]
 
         def bare_decode() -> list[Synonyms]:
             return [Synonyms.model_validate_json(c) for c in contents]

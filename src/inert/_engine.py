@@ -28,6 +28,7 @@ from typing import Any
 from returns.result import Failure, Result, Success
 
 from inert._errors import InvalidOutputError, RequestError, UnansweredError
+from inert._gc import paused_gc
 from inert._json import JSON
 from inert._op import Op
 from inert._report import ReportBuilder
@@ -143,8 +144,11 @@ class Engine:
             self._report.rounds += 1
             self._report.round_sizes.append(len(ops))
             outcomes = await self._fetch(ops)
-            for op in ops:
-                self._settle(op, outcomes.get(op.key))
+            # Decoding a large round allocates many acyclic objects; without the
+            # pause, the collector's full passes make a round superlinear in its size.
+            with paused_gc():
+                for op in ops:
+                    self._settle(op, outcomes.get(op.key))
 
     async def _run_pipelined(self) -> None:
         in_flight: dict[asyncio.Future[Mapping[str, RawOutcome]], Op[Any]] = {}

@@ -21,7 +21,6 @@ created with mode 0600 and uses write-ahead logging.
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 import json
 import os
@@ -35,6 +34,7 @@ from typing import Any, Final
 
 import attrs
 
+from inert._gc import paused_gc
 from inert._json import JSON
 from inert._op import Op
 from inert._runner import usage_of
@@ -149,23 +149,6 @@ _SHARD_COLUMNS: Final = ", ".join(f.name for f in attrs.fields(ShardRecord))
 def custom_ids_digest(custom_ids: Iterable[str]) -> str:
     """sha256 of the sorted custom ids: names a shard's content across processes."""
     return hashlib.sha256("\n".join(sorted(custom_ids)).encode("utf-8")).hexdigest()
-
-
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many acyclic containers.
-
-    Parsing or storing 50,000 answers allocates hundreds of thousands of dicts and
-    lists that hold no cycles; the collector's repeated passes over them would
-    otherwise cost more than the work itself. Reference counting still frees them.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _dumps(value: JSON) -> str:

@@ -54,12 +54,13 @@ from inert._errors import (
     RateLimitError,
     RequestError,
 )
+from inert._gc import paused_gc
 from inert._json import JSON
 from inert._op import Op
 from inert._pricing import BATCH_DISCOUNT, Price
 from inert._report import ReportBuilder
 from inert._runner import BaseRunner
-from inert._store import ATTACHED_STATES, UNSENT_STATES, ShardRecord, Store, paused_gc
+from inert._store import ATTACHED_STATES, UNSENT_STATES, ShardRecord, Store
 
 logger = logging.getLogger("inert.batch")
 
