@@ -1,4 +1,5 @@
-"""The exception tree of per-item failures (see :mod:`inert._errors` for the drawing)."""
+"""The exception tree of per-item failures (see :mod:`inert._errors` for the drawing),
+and :class:`StoreError` for a store file that cannot be used."""
 
 from inert._errors import (
     ApiError,
@@ -14,6 +15,7 @@ from inert._errors import (
     TruncatedError,
     UnansweredError,
 )
+from inert._store import StoreError
 
 __all__ = [
     "ApiError",
@@ -26,6 +28,7 @@ __all__ = [
     "RefusalError",
     "RequestError",
     "RequestErrorGroup",
+    "StoreError",
     "TruncatedError",
     "UnansweredError",
 ]

@@ -8,7 +8,7 @@
   :func:`failure_responses_for`, :func:`json_for_schema`.
 * Assertions: :func:`expect_rounds`, :func:`expect_calls`.
 
-Requires Hypothesis (``pip install hypothesis``).
+The strategies use Hypothesis, which installs with inert.
 """
 
 from types import FunctionType as _FunctionType
