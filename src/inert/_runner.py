@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import threading
 import time
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -217,11 +218,43 @@ class BaseRunner(abc.ABC):
         )
 
 
+class _BlockingLoop:
+    """One event loop in a daemon thread, shared by every blocking call.
+
+    ``asyncio.run`` would make a new loop per call, but an ``AsyncOpenAI`` client's
+    connection pool belongs to the loop that first used it: a second blocking call
+    would fail with "Event loop is closed". Running every blocking call on one
+    long-lived loop keeps the user's client usable call after call.
+    """
+
+    _lock = threading.Lock()
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def loop(cls) -> asyncio.AbstractEventLoop:
+        with cls._lock:
+            if cls._loop is None or cls._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="inert-blocking-loop", daemon=True
+                )
+                thread.start()
+                cls._loop = loop
+            return cls._loop
+
+
 def _run_blocking(coro: Coroutine[Any, Any, T], name: str, async_name: str) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
+        future = asyncio.run_coroutine_threadsafe(coro, _BlockingLoop.loop())
+        try:
+            return future.result()
+        except BaseException:
+            # Ctrl-C while waiting: cancel the run (runners keep their journal
+            # consistent on cancellation), then let the interrupt through.
+            future.cancel()
+            raise
     coro.close()
     raise RuntimeError(
         f"{name}() cannot run inside a running event loop (a notebook cell or async "

@@ -178,6 +178,16 @@ def test_blocking_twin_runs_outside_an_event_loop(emulator: Emulator) -> None:
     assert [Synonyms, Synonyms] == [type(r) for r in results]
 
 
+def test_blocking_twin_can_be_called_again_with_the_same_client(emulator: Emulator) -> None:
+    """Script and notebook users call the blocking twin repeatedly on one client."""
+    runner = ImmediateRunner(openai.AsyncOpenAI(base_url=emulator.base_url, api_key="test-key"))
+    first = runner.run_all_sync([_ask("bright")])
+    second = runner.run_all_sync([_ask("dim")])
+    third = runner.run_sync(_ask("calm"))
+    assert [Synonyms, Synonyms, Synonyms] == [type(r) for r in [*first, *second, third]]
+    assert 3 == emulator.ledger.total_billed()
+
+
 async def test_blocking_twin_refuses_a_running_loop(client: openai.AsyncOpenAI) -> None:
     """run_all_sync inside a running loop fails with a message pointing at await."""
     with pytest.raises(RuntimeError, match=r"await runner\.run_all"):
