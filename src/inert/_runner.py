@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import atexit
+import contextlib
 import threading
 import time
 from collections.abc import Coroutine, Mapping, Sequence
@@ -218,43 +220,36 @@ class BaseRunner(abc.ABC):
         )
 
 
-class _BlockingLoop:
-    """One event loop in a daemon thread, shared by every blocking call.
+_blocking = threading.local()
 
-    ``asyncio.run`` would make a new loop per call, but an ``AsyncOpenAI`` client's
-    connection pool belongs to the loop that first used it: a second blocking call
-    would fail with "Event loop is closed". Running every blocking call on one
-    long-lived loop keeps the user's client usable call after call.
+
+def _blocking_runner() -> asyncio.Runner:
+    """This thread's long-lived ``asyncio.Runner`` for the blocking twins.
+
+    ``asyncio.run`` makes a new loop per call, but an ``AsyncOpenAI`` client's
+    connection pool belongs to the loop that first used it, so a second blocking
+    call would fail with "Event loop is closed". One loop per thread, kept between
+    calls, keeps the user's client usable; running in the calling thread keeps its
+    thread-locals (Hypothesis draws, for one) and lets Ctrl-C cancel the run.
     """
+    runner: asyncio.Runner | None = getattr(_blocking, "runner", None)
+    if runner is None:
+        runner = asyncio.Runner()
+        _blocking.runner = runner
+        atexit.register(_close_quietly, runner)
+    return runner
 
-    _lock = threading.Lock()
-    _loop: asyncio.AbstractEventLoop | None = None
 
-    @classmethod
-    def loop(cls) -> asyncio.AbstractEventLoop:
-        with cls._lock:
-            if cls._loop is None or cls._loop.is_closed():
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(
-                    target=loop.run_forever, name="inert-blocking-loop", daemon=True
-                )
-                thread.start()
-                cls._loop = loop
-            return cls._loop
+def _close_quietly(runner: asyncio.Runner) -> None:
+    with contextlib.suppress(Exception):
+        runner.close()
 
 
 def _run_blocking(coro: Coroutine[Any, Any, T], name: str, async_name: str) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        future = asyncio.run_coroutine_threadsafe(coro, _BlockingLoop.loop())
-        try:
-            return future.result()
-        except BaseException:
-            # Ctrl-C while waiting: cancel the run (runners keep their journal
-            # consistent on cancellation), then let the interrupt through.
-            future.cancel()
-            raise
+        return _blocking_runner().run(coro)
     coro.close()
     raise RuntimeError(
         f"{name}() cannot run inside a running event loop (a notebook cell or async "
