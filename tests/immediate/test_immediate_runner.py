@@ -241,3 +241,23 @@ def test_the_api_key_is_not_in_the_repr() -> None:
     """The runner's repr shows settings, never the client or its key."""
     sdk = openai.AsyncOpenAI(base_url="http://127.0.0.1:9/v1", api_key="sk-secret-123")
     assert "sk-secret" not in repr(ImmediateRunner(sdk))
+
+
+async def test_progress_display_counts_calls_answered(
+    client: openai.AsyncOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With progress on, stderr shows calls answered of calls sent, and never the key."""
+    runner = ImmediateRunner(client, progress=True)
+    await runner.run_all([_ask("one").then(lambda _: _ask("two")), _ask("three")])
+    err = capsys.readouterr().err
+    assert "calls" in err
+    assert "3/3" in err
+    assert "test-key" not in err
+
+
+async def test_progress_display_is_off_when_stderr_is_not_a_terminal(
+    client: openai.AsyncOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """By default the display appears only on a terminal (pytest's stderr is not one)."""
+    await ImmediateRunner(client).run_all([_ask("quiet")])
+    assert "" == capsys.readouterr().err

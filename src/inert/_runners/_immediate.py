@@ -17,15 +17,19 @@ see :mod:`inert.errors`:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import math
 import random
+import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, TypeVar
 
 import openai
 from aiolimiter import AsyncLimiter
-from returns.result import Failure, Success
+from returns.result import Failure, Result, Success
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from inert._engine import RawOutcome
 from inert._errors import ApiError, ConnectionFailedError, RateLimitError, RequestError
@@ -33,7 +37,10 @@ from inert._json import JSON
 from inert._op import Op
 from inert._pricing import Price
 from inert._report import ReportBuilder
+from inert._request import Request
 from inert._runner import BaseRunner, ResponseStore
+
+T = TypeVar("T")
 
 _RETRY_AFTER_CEILING: Final = 60.0
 """Longest server-requested wait we honour (as the SDK does); longer ones use backoff."""
@@ -86,6 +93,47 @@ def _positive(name: str, value: object, *, allow_none: bool) -> None:
         raise ValueError(f"{name} must be a positive finite number, not {value!r}")
 
 
+class _CallProgress:
+    """A live line on stderr: calls answered of calls sent so far, and retries.
+
+    The total grows while the run discovers dependent calls, so it is the calls
+    sent so far, not a forecast.
+    """
+
+    def __init__(self) -> None:
+        self._progress = Progress(
+            TextColumn("calls"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("retries {task.fields[retries]}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self._task = self._progress.add_task("calls", total=0, retries=0)
+        self._total = 0
+
+    def __enter__(self) -> _CallProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def sent(self, n: int) -> None:
+        self._total += n
+        self._progress.update(self._task, total=self._total)
+
+    def answered(self, retries: int) -> None:
+        self._progress.update(self._task, advance=1, retries=retries)
+
+
+_VIEW: contextvars.ContextVar[_CallProgress | None] = contextvars.ContextVar(
+    "inert_immediate_progress", default=None
+)
+"""The progress display of the run in this context (runs on one runner may overlap)."""
+
+
 class ImmediateRunner(BaseRunner):
     """Calls the API now: bounded concurrency, rate limits, retries, pipelining.
 
@@ -108,6 +156,8 @@ class ImmediateRunner(BaseRunner):
         timeout: seconds for one attempt, or None for no limit.
         store: where raw responses are looked up before sending and kept after.
         prices: the price table for cost estimates (model name → ``Price``).
+        progress: show a live count of calls answered on stderr; ``None`` (the
+            default) shows it when stderr is a terminal.
 
     Raises:
         ValueError: a setting out of range; the message names it.
@@ -129,6 +179,7 @@ class ImmediateRunner(BaseRunner):
         timeout: float | None = 600,
         store: ResponseStore | None = None,
         prices: Mapping[str, Price] | None = None,
+        progress: bool | None = None,
     ) -> None:
         super().__init__(store=store, prices=prices)
         if not isinstance(client, openai.AsyncOpenAI):
@@ -162,6 +213,21 @@ class ImmediateRunner(BaseRunner):
         }
         self._loops: dict[asyncio.AbstractEventLoop, _LoopState] = {}
         self._random = random.Random()
+        self.progress = progress
+
+    async def run_all_settled(
+        self, requests: Sequence[Request[T]]
+    ) -> list[Result[T, RequestError]]:
+        """Run requests together; one ``Success(value)`` or ``Failure(error)`` each."""
+        show = sys.stderr.isatty() if self.progress is None else self.progress
+        if not show:
+            return await super().run_all_settled(requests)
+        with _CallProgress() as view:
+            token = _VIEW.set(view)
+            try:
+                return await super().run_all_settled(requests)
+            finally:
+                _VIEW.reset(token)
 
     def __repr__(self) -> str:
         # Never the client (its repr could carry the key): the settings only.
@@ -187,10 +253,19 @@ class ImmediateRunner(BaseRunner):
         self, ops: Sequence[Op[Any]], report: ReportBuilder
     ) -> Mapping[str, RawOutcome]:
         state = self._state()
+        view = _VIEW.get()
+        if view is not None:
+            view.sent(len(ops))
         if len(ops) == 1:
             op = ops[0]
-            return {op.key: await self._shared(op, report, state)}
+            outcome = await self._shared(op, report, state)
+            if view is not None:
+                view.answered(report.retries)
+            return {op.key: outcome}
         outcomes = await asyncio.gather(*(self._shared(op, report, state) for op in ops))
+        if view is not None:
+            for _ in ops:
+                view.answered(report.retries)
         return {op.key: outcome for op, outcome in zip(ops, outcomes, strict=True)}
 
     async def _shared(self, op: Op[Any], report: ReportBuilder, state: _LoopState) -> RawOutcome:
