@@ -76,11 +76,15 @@ def validate_json(value: object, *, path: tuple[str | int, ...] = ()) -> JSON:
     return root[0]
 
 
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+"""Built once: ``json.dumps`` with options builds a new encoder on every call."""
+
+
 def canonical_dumps(value: JSON) -> str:
     """Canonical JSON text: sorted keys, no spaces, UTF-8 kept, NaN refused."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    return _CANONICAL.encode(value)
 
 
 def op_key(endpoint: str, body: JSON) -> str:
