@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 
 import openai
 
@@ -21,15 +20,15 @@ def test_public_names_are_exactly_all() -> None:
     assert sorted(inert.emulator.__all__) == public
 
 
-def test_starts_fast_and_stops_its_thread() -> None:
-    """An emulator starts well under 2 s on a free port and leaves no thread behind."""
+def test_starts_on_a_free_port_and_stops_its_thread() -> None:
+    """An emulator serves on a free port and leaves no thread behind.
+
+    Its start time is measured by benchmarks/emulator_throughput.py, not here.
+    """
     before = threading.active_count()
-    started = time.perf_counter()
     with Emulator() as emulator:
-        elapsed = time.perf_counter() - started
         assert emulator.port > 0
         assert f"http://127.0.0.1:{emulator.port}/v1" == emulator.base_url
-    assert elapsed < 2
     assert before == threading.active_count()
 
 
