@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from inert._json import JSONObject, op_key
 
 from ._answers import CHAT_PATH, EMBEDDINGS_PATH, error_body
+from ._ratelimit import RateLimited, RateLimits
 from ._state import ApiError, State
 
 FILE_PURPOSES: Final = (
@@ -81,8 +82,10 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def build_app(state: State, *, api_key: str | None) -> ASGIApp:
-    """The emulator's ASGI app (auth first, then OpenAI's routes)."""
+def build_app(
+    state: State, *, api_key: str | None, rate_limits: RateLimits | None = None
+) -> ASGIApp:
+    """The emulator's ASGI app (auth first, then rate limits, then OpenAI's routes)."""
 
     async def model_call(request: Request, endpoint: str) -> Response:
         if state.latency_ms > 0:
@@ -225,7 +228,8 @@ def build_app(state: State, *, api_key: str | None) -> ASGIApp:
         HTTPException: http_error,
     }
     router = Starlette(routes=routes, exception_handlers=handlers)
-    return _Authenticated(router, api_key)
+    limited = router if rate_limits is None else RateLimited(router, rate_limits)
+    return _Authenticated(limited, api_key)
 
 
 class _Authenticated:

@@ -17,6 +17,7 @@ import uvicorn
 from ._app import build_app
 from ._faults import KINDS, Faults
 from ._ledger import Ledger
+from ._ratelimit import RateLimit, RateLimits, add_rate_limit_arguments
 from ._state import State
 
 DEFAULT_MAX_LINES: Final = 50_000
@@ -56,6 +57,12 @@ class Emulator:
         port: the port; 0 picks a free one.
         max_lines: the most lines a batch input file may have.
         max_file_bytes: the largest batch input file.
+        rpm: requests per minute allowed per model, for every model (a number) or
+            per model (``{"gpt-4o-mini": 500, "*": 100}``); None for no limit.
+        tpm: tokens per minute per model, likewise (see ``docs/emulator.md`` for how
+            a request's tokens are counted).
+        rate_window: seconds' worth of requests and tokens a full limit bucket holds
+            (60 as at OpenAI; smaller for a smaller burst at the same rate).
     """
 
     def __init__(
@@ -70,6 +77,9 @@ class Emulator:
         port: int = 0,
         max_lines: int = DEFAULT_MAX_LINES,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        rpm: RateLimit = None,
+        tpm: RateLimit = None,
+        rate_window: float = 60.0,
     ) -> None:
         if time_scale <= 0:
             raise ValueError(f"time_scale must be positive, not {time_scale!r}")
@@ -85,7 +95,9 @@ class Emulator:
             max_file_bytes=max_file_bytes,
             latency_ms=latency_ms,
         )
-        self.app: Final = build_app(self._state, api_key=api_key)
+        self.rate_limits: Final = RateLimits(rpm=rpm, tpm=tpm, window=rate_window)
+        """The per-model RPM/TPM limits in force (``events()`` lists what they saw)."""
+        self.app: Final = build_app(self._state, api_key=api_key, rate_limits=self.rate_limits)
         self.host: Final = host
         self._port = port
         self._server: uvicorn.Server | None = None
@@ -127,9 +139,16 @@ class Emulator:
             raise ValueError(f"time_scale must be positive, not {time_scale!r}")
         self._state.time_scale = time_scale
 
+    def set_rate_limits(
+        self, *, rpm: RateLimit = None, tpm: RateLimit = None, window: float | None = None
+    ) -> None:
+        """Replace the RPM and TPM limits (None: none); requests arriving afterwards see them."""
+        self.rate_limits.set(rpm=rpm, tpm=tpm, window=window)
+
     def reset(self) -> None:
-        """Forget every file, batch and charge, and reseed the fault draws."""
+        """Forget every file, batch and charge, reseed the fault draws, refill rate limits."""
         self._state.reset()
+        self.rate_limits.reset()
 
     def expire(self, batch_id: str) -> None:
         """Make a running batch expire now: done lines in the output, the rest expired."""
@@ -260,6 +279,9 @@ def serve(
     time_scale: float = 1.0,
     api_key: str | None = None,
     seed: int | None = None,
+    rpm: RateLimit = None,
+    tpm: RateLimit = None,
+    rate_window: float = 60.0,
 ) -> None:
     """Serve the emulator in the foreground until interrupted."""
     Emulator(
@@ -270,6 +292,9 @@ def serve(
         seed=seed,
         host=host,
         port=port,
+        rpm=rpm,
+        tpm=tpm,
+        rate_window=rate_window,
     ).serve_forever()
 
 
@@ -337,6 +362,7 @@ def build_parser(prog: str = "inert emulator") -> argparse.ArgumentParser:
         "--api-key", default=None, help="require this bearer key (default: accept any key)"
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for the fault draws")
+    add_rate_limit_arguments(parser)
     return parser
 
 
@@ -352,6 +378,9 @@ def main(argv: list[str] | None = None, *, prog: str = "inert emulator") -> int:
         seed=args.seed,
         host=args.host,
         port=args.port,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        rate_window=args.rate_window,
     )
     try:
         emulator.serve_forever(lambda url: print(f"inert emulator serving on {url}", flush=True))
