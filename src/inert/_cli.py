@@ -229,9 +229,9 @@ def _run_emulator(rest: list[str]) -> int:
 
 
 def _run_demo(rest: list[str]) -> int:
-    # The demo belongs to the lexicon example; it is imported only when asked for.
+    # The demo is an application beside the lexicon example; imported only when asked for.
     try:
-        from lexicon.demo import main as demo_main
+        from lexicon_demo import main as demo_main
     except ImportError as exc:
         print(f"inert demo is not available ({exc}); install the lexicon example", file=sys.stderr)
         return _EXIT_USAGE

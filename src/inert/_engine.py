@@ -16,12 +16,14 @@ Two schedules share this code:
   fetch all blocked ops as one round, repeat. ``rounds`` counts the fetches.
 * pipelined (immediate-like): fetch each op as soon as it is blocked on, and
   resume its fibers as soon as its outcome arrives; no round barrier. ``rounds``
-  is then the longest chain of dependent calls observed.
+  is then the longest chain of dependent calls observed, and ``round_sizes``
+  counts the distinct ops of each dependency level.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from typing import Any
 
@@ -164,8 +166,7 @@ class Engine:
                     task.add_done_callback(finished.put_nowait)
                 self._new = {}
                 if not in_flight:
-                    self._report.rounds = max(self._op_depth.values(), default=0)
-                    self._report.round_sizes = [len(self._op_depth)] if self._op_depth else []
+                    self._report_levels()
                     return
                 done = [await finished.get()]
                 while not finished.empty():
@@ -182,6 +183,13 @@ class Engine:
         finally:
             for pending in in_flight:
                 pending.cancel()
+
+    def _report_levels(self) -> None:
+        """Pipelined rounds are dependency levels: how many ops needed k answers first."""
+        per_level = Counter(self._op_depth.values())
+        rounds = max(per_level, default=0)
+        self._report.rounds = rounds
+        self._report.round_sizes = [per_level[level] for level in range(1, rounds + 1)]
 
     def _settle(self, op: Op[Any], outcome: RawOutcome | None) -> None:
         key = op.key
@@ -220,7 +228,9 @@ class Engine:
         if waiters is None:
             self._waiting[key] = [(fiber, op)]
             self._new[key] = op
-            self._op_depth[key] = fiber.depth + 1
+            depth = self._op_depth[key] = fiber.depth + 1
+            if self._pipelined and depth > report.rounds:
+                report.rounds = depth  # live: the deepest dependency level reached so far
         else:
             report.ops_deduplicated += 1
             waiters.append((fiber, op))

@@ -25,7 +25,7 @@ from inert._errors import RequestError, RequestErrorGroup
 from inert._json import JSON
 from inert._op import Op
 from inert._pricing import DEFAULT_PRICES, Price, price_for
-from inert._report import ReportBuilder, RunReport
+from inert._report import ReportBuilder, RunReport, group_failures
 from inert._request import Request
 
 T = TypeVar("T")
@@ -153,7 +153,12 @@ class BaseRunner(abc.ABC):
 
         engine = Engine(fetch, pipelined=self.pipelined, report=building)
         try:
-            return await engine.run(list(requests))
+            results = await engine.run(list(requests))
+            if building.requests_failed:
+                building.failures = group_failures(
+                    r.failure() for r in results if isinstance(r, Failure)
+                )
+            return results
         finally:
             building.wall_seconds = time.perf_counter() - started
             self._report = building.freeze()
@@ -185,6 +190,7 @@ class BaseRunner(abc.ABC):
                 raw = outcome.unwrap()
                 fresh.append((op, raw))
                 self._account(op, raw, report)
+        report.ops_paid += len(fresh)
         if store is not None and fresh and not self.stores_itself:
             store.put_responses([(op, raw) for op, raw in fresh if op.dedup])
         return outcomes
