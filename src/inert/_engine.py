@@ -118,8 +118,13 @@ class Engine:
         """Run every request to its value or error; results are in input order."""
         for i, request in enumerate(requests):
             if not isinstance(request, Request):
+                hint = (
+                    " (a list inside the list: flatten it, or combine it with gather_all)"
+                    if isinstance(request, list | tuple)
+                    else ""
+                )
                 raise TypeError(
-                    f"request {i} is a {type(request).__name__}, not a Request; "
+                    f"request {i} is a {type(request).__name__}, not a Request{hint}; "
                     "runners take Request values built with inert's builders"
                 )
         self._results = [None] * len(requests)
@@ -374,6 +379,15 @@ class Engine:
             return _OK, stop.value, None
         except RequestError as error:
             return _ERR, error, None
+        except AttributeError as error:
+            if error.name == "send" and not isinstance(error.obj, Generator):
+                # `yield from [a, b]` delegates to a list's iterator, which has no send.
+                raise TypeError(
+                    f"a program did `yield from` a {type(error.obj).__name__.removesuffix('_iterator')} "
+                    "of requests; `yield from` takes one Request: write "
+                    "`values = yield from gather_all(requests)` for a list"
+                ) from None
+            raise
         _check_node(yielded, "program")
         stack.append((_GEN, gen))
         return _EVAL, None, yielded

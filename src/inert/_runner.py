@@ -118,6 +118,7 @@ class BaseRunner(abc.ABC):
 
     async def run(self, request: Request[T]) -> T:
         """Run one request and return its value; raise its RequestError if it failed."""
+        _check_one(request, "run")
         (result,) = await self.run_all_settled([request])
         if isinstance(result, Failure):
             raise result.failure()
@@ -213,6 +214,7 @@ class BaseRunner(abc.ABC):
 
     def run_sync(self, request: Request[T]) -> T:
         """Blocking :meth:`run`; not for use inside a running event loop."""
+        _check_one(request, "run_sync")
         return _run_blocking(self.run(request), "run_sync", "run")
 
     def run_all_sync(self, requests: Sequence[Request[T]]) -> list[T]:
@@ -223,6 +225,16 @@ class BaseRunner(abc.ABC):
         """Blocking :meth:`run_all_settled`; not for use inside a running event loop."""
         return _run_blocking(
             self.run_all_settled(requests), "run_all_settled_sync", "run_all_settled"
+        )
+
+
+def _check_one(request: object, name: str) -> None:
+    """``run`` takes one request: a list is a common slip, named with its fix."""
+    if isinstance(request, list | tuple):
+        many = name.replace("run", "run_all", 1)
+        raise TypeError(
+            f"{name}() takes one Request, not a {type(request).__name__}; pass one request, "
+            f"or use {many}(requests) for a list"
         )
 
 

@@ -37,6 +37,8 @@ from lexicon_demo._runs import DemoResult, choose_words, estimate, run_demo
 EXIT_FAILED: Final = 1
 EXIT_INTERRUPTED: Final = 130
 """128 + SIGINT, what a shell reports for a command ended by Ctrl-C."""
+UNFINISHED_BATCH_STATES: Final = ("intended", "uploaded", "created", "cancelling")
+"""Journal states of a batch that a resumed run sends, or waits for and collects."""
 
 
 @attrs.define
@@ -77,8 +79,10 @@ def _interrupted(in_use: _StoreInUse) -> str:
         )
     with Store(in_use.path) as store:
         kept = store.response_count()
+        unfinished = len(store.shards(states=UNFINISHED_BATCH_STATES))
+    batches = f" ({plural(unfinished, 'batch', 'batches')} unfinished)" if unfinished else ""
     return (
-        f"interrupted: {plural(kept, 'answer')} kept in {in_use.path}; "
+        f"interrupted: {plural(kept, 'answer')} kept in {in_use.path}{batches}; "
         "run the same command again to resume"
     )
 

@@ -81,7 +81,9 @@ def show_entries(console: Console, entries: Sequence[Entry]) -> None:
 
 def report_table(rows: Sequence[RunRow]) -> Table:
     """The report of every run: one row per run."""
-    table = Table(title="inert demo report", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+    table = Table(
+        title="inert demo report", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False
+    )
     table.add_column("run", no_wrap=True)
     for heading in ("rounds", "built", "dedup", "cached", "sent", "paid", "failed"):
         table.add_column(heading, justify="right")
