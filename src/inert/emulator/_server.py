@@ -8,7 +8,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Final
 
@@ -80,7 +80,7 @@ class Emulator:
         max_lines: int = DEFAULT_MAX_LINES,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         file_ttl: float | None = DEFAULT_FILE_TTL,
-        enqueued_token_limit: TokenLimit = None,
+        enqueued_token_limit: int | Mapping[str, int] | None = None,
     ) -> None:
         if time_scale <= 0:
             raise ValueError(f"time_scale must be positive, not {time_scale!r}")
