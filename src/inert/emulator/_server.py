@@ -124,7 +124,7 @@ class Emulator:
 
     @property
     def latency_ms(self) -> float:
-        """Milliseconds added to every chat and embeddings request."""
+        """Milliseconds added to every model call."""
         return self._state.latency_ms
 
     def set_latency_ms(self, latency_ms: float) -> None:
@@ -451,7 +451,7 @@ def build_parser(prog: str = "inert emulator") -> argparse.ArgumentParser:
         "--latency-ms",
         type=_non_negative,
         default=0.0,
-        help="added to every chat/embedding request",
+        help="added to every model call",
     )
     parser.add_argument(
         "--time-scale",
