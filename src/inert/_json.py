@@ -101,6 +101,7 @@ def validate_slowly(value: object, *, path: tuple[str | int, ...] = ()) -> JSON:
             :data:`INT_MIN` .. :data:`INT_MAX`.
     """
     root: list[JSON] = [None]
+    levels_above = len(path)  # where ``value`` sits inside the body
     # Each work item: (value, path, containers from the root down, container to
     # write into, slot in it). The containers on the way down detect cycles.
     work: list[tuple[object, tuple[str | int, ...], tuple[int, ...], Any, Any]] = [
@@ -139,7 +140,7 @@ def validate_slowly(value: object, *, path: tuple[str | int, ...] = ()) -> JSON:
                     f"{_where(at)} contains itself (the body has a cycle); a request body "
                     "must be a tree: copy the part instead of referring back to it"
                 )
-            if len(above) >= MAX_DEPTH:
+            if levels_above + len(above) >= MAX_DEPTH:
                 raise ValueError(
                     f"{_where(at)} nests deeper than {MAX_DEPTH} arrays and objects, the "
                     "most a request body may; flatten it, or send the deep part as a JSON "
@@ -233,47 +234,34 @@ _LONG_NUMBER: Final = b"0" * 19
 """Nineteen digits in a row: the shortest integer that may be outside 64 bits."""
 
 
-def _may_break_limits(data: bytes, wrappers: int) -> bool:
+def _may_break_limits(data: bytes, depth: int) -> bool:
     """False when ``data``, canonical text, surely keeps the two limits the encoder does not.
 
     C-speed screens of the text: without a run of 19 digits (inside a string or
-    not) no integer is beyond 64 bits, and text with at most ``MAX_DEPTH`` brackets
-    (plus the ``wrappers`` around the value) cannot nest too deep. Most bodies pass.
+    not) no integer is beyond 64 bits, and text with at most ``depth`` brackets
+    cannot nest deeper than ``depth``. Most bodies pass both.
     """
     if _LONG_NUMBER in data.translate(_DIGITS):
         return True
-    limit = MAX_DEPTH + wrappers
-    return len(data) > 2 * limit and data.count(b"[") + data.count(b"{") > limit
+    return len(data) > 2 * depth and data.count(b"[") + data.count(b"{") > depth
 
 
-def _breaks_limits(value: JSON) -> bool:
-    """True if plain ``value`` nests deeper than MAX_DEPTH or holds an int beyond 64 bits."""
-    work: list[tuple[JSON, int]] = [(value, 1)]
+def _breaks_limits(value: JSON, level: int) -> bool:
+    """True if plain ``value``, at ``level`` of a body, nests too deep or has a wide int."""
+    work: list[tuple[JSON, int]] = [(value, level)]
     while work:
-        item, level = work.pop()
+        item, at = work.pop()
         if isinstance(item, dict):
-            if level > MAX_DEPTH:
+            if at > MAX_DEPTH:
                 return True
-            work.extend((v, level + 1) for v in item.values())
+            work.extend((v, at + 1) for v in item.values())
         elif isinstance(item, list):
-            if level > MAX_DEPTH:
+            if at > MAX_DEPTH:
                 return True
-            work.extend((v, level + 1) for v in item)
+            work.extend((v, at + 1) for v in item)
         elif type(item) is int and not INT_MIN <= item <= INT_MAX:
             return True
     return False
-
-
-def _plain(value: object, text: str, data: bytes, wrappers: int) -> JSON:
-    """The plain copy of ``value`` from its canonical ``text``, or the error of ``value``."""
-    plain: JSON = _scan(text, 0)[0]
-    for _ in range(wrappers):
-        plain = plain[1]  # type: ignore[index]  # the [endpoint, body] list
-    if plain != value:
-        plain = validate_slowly(value)  # tuples are fine; other rewrites raise
-    if _may_break_limits(data, wrappers) and _breaks_limits(plain):
-        validate_slowly(value)  # raises, naming the place
-    return plain
 
 
 def checked_call(endpoint: str, body: object) -> tuple[JSON, str]:
@@ -299,7 +287,7 @@ def checked_call(endpoint: str, body: object) -> tuple[JSON, str]:
     plain = _scan(text, 0)[0][1]
     if plain != body:
         plain = validate_slowly(body)  # tuples are fine; other rewrites raise
-    if _may_break_limits(data, 1) and _breaks_limits(plain):
+    if _may_break_limits(data, MAX_DEPTH + 1) and _breaks_limits(plain, 1):
         validate_slowly(body)  # raises, naming the place
     return plain, hashlib.sha256(data).hexdigest()
 
@@ -318,11 +306,12 @@ def trusted_key(endpoint: str, body: JSONObject) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def validate_json(value: object) -> JSON:
+def validate_json(value: object, *, path: tuple[str | int, ...] = ()) -> JSON:
     """Return ``value`` as plain JSON (lists for tuples, dicts for mappings), or raise.
 
     The same checks as building an op (see the module docstring), through the
-    same fast path.
+    same fast path; ``path`` is where ``value`` sits in a body (for the messages,
+    and for the nesting limit).
 
     Raises:
         TypeError: a value that is not JSON or a mapping key that is not a string.
@@ -333,5 +322,11 @@ def validate_json(value: object) -> JSON:
         text = _encode(value)
         data = text.encode("utf-8")
     except (TypeError, ValueError, RecursionError):
-        return validate_slowly(value)
-    return _plain(value, text, data, 0)
+        return validate_slowly(value, path=path)
+    plain: JSON = _scan(text, 0)[0]
+    if plain != value:
+        plain = validate_slowly(value, path=path)  # tuples are fine; other rewrites raise
+    depth = MAX_DEPTH - len(path)
+    if _may_break_limits(data, depth) and _breaks_limits(plain, len(path) + 1):
+        validate_slowly(value, path=path)  # raises, naming the place
+    return plain

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import difflib
+import enum
 import struct
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -106,9 +107,25 @@ def _where(value: object, loc: tuple[int | str, ...]) -> str:
     return path
 
 
+def _json_part(value: object, name: str) -> JSON | _NotPlain:
+    """``value``, the body's field ``name``, as plain JSON; or ``NOT_PLAIN`` for the SDK.
+
+    A value no API can take (NaN, a lone surrogate, a cycle, nesting too deep, an
+    integer beyond 64 bits) is refused here, naming its place, before pydantic or
+    the SDK's transform see it (they would recurse into a cycle). A value that is
+    merely not JSON yet (a pydantic model, an iterable) is left to the transform.
+    """
+    try:
+        return validate_json(value, path=(name,))
+    except TypeError:
+        return NOT_PLAIN
+
+
 def _check_params(
     what: str, params: Mapping[str, object], allowed: Mapping[str, Any], reserved: frozenset[str]
-) -> None:
+) -> dict[str, JSON] | None:
+    """Check every parameter; their plain JSON values, or None if one needs the transform."""
+    plain: dict[str, JSON] | None = {}
     for name, value in params.items():
         if name == "stream":
             if value is True:
@@ -123,7 +140,20 @@ def _check_params(
             close = difflib.get_close_matches(name, list(allowed), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise TypeError(f"unknown {what} parameter {name!r}{hint}")
+        part = _json_part(value, name)
         _check_value(what, name, allowed[name], value)
+        if part is NOT_PLAIN:
+            plain = None
+        elif plain is not None:
+            plain[name] = part
+    return plain
+
+
+class _NotPlain(enum.Enum):
+    NOT_PLAIN = "not plain JSON"
+
+
+NOT_PLAIN: Final = _NotPlain.NOT_PLAIN
 
 
 def _message_types() -> Mapping[str, Any]:
@@ -203,11 +233,17 @@ def _chat_body(
     """The plain JSON body of a chat completion, every part checked once."""
     if not isinstance(model, str) or not model:  # type: ignore[redundant-expr]  # untyped callers
         raise TypeError(f"model must be a non-empty string; got {model!r}")
-    plain = _plain_messages(messages)
-    if plain is not None and not params:
-        return {"model": model, **fixed, "messages": plain}
-    checked = _check_messages(messages)
-    _check_params(what, params, _CHAT_PARAMS, reserved)
+    fast = _plain_messages(messages)
+    if fast is not None and not params:
+        return {"model": model, **fixed, "messages": fast}
+    plain: JSON | _NotPlain = fast
+    checked: Sequence[object] = messages
+    if fast is None:
+        plain = _json_part(messages, "messages")
+        checked = _check_messages(messages)
+    plain_params = _check_params(what, params, _CHAT_PARAMS, reserved)
+    if not isinstance(plain, _NotPlain) and plain_params is not None:
+        return {"model": model, **fixed, "messages": plain, **plain_params}
     raw: dict[str, object] = {"model": model, **fixed, "messages": checked, **params}
     if "tools" in raw:
         raw["tools"] = list(raw["tools"])  # type: ignore[call-overload]  # validated iterable
@@ -518,6 +554,11 @@ def embedding(
         raise TypeError(f"input must be one string (one input, one vector); got {input!r:.60}")
     body: JSONObject = {"input": input, "model": model}
     if params:
-        _check_params("embeddings", params, _EMBEDDING_PARAMS, frozenset({"model", "input"}))
-        body = _plain_body({**body, **params}, embedding_create_params.EmbeddingCreateParams)
+        reserved = frozenset({"model", "input"})
+        plain_params = _check_params("embeddings", params, _EMBEDDING_PARAMS, reserved)
+        if plain_params is not None:
+            body.update(plain_params)
+        else:
+            raw = {**body, **params}
+            body = _plain_body(raw, embedding_create_params.EmbeddingCreateParams)
     return _Call(Op._built(EMBEDDINGS, body, _decode_embedding, dedup))
