@@ -242,7 +242,8 @@ def test_a_builder_key_equals_the_key_of_the_same_body_built_by_hand(
     content: str, role: str, temperature: float | None
 ) -> None:
     """The builders' trusted path computes the very key the op's guard computes."""
-    params = {} if temperature is None else {"temperature": temperature}
-    request = chat(model="m", messages=[{"role": role, "content": content}], **params)
+    params: dict[str, Any] = {} if temperature is None else {"temperature": temperature}
+    messages: Any = [{"role": role, "content": content}]
+    request = chat(model="m", messages=messages, **params)
     op = op_of(request)
     assert build(op.body).key == op.key
