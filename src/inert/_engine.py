@@ -18,7 +18,8 @@ Two schedules share this code:
   fetch all blocked ops as one round, repeat. ``rounds`` counts the fetches.
 * pipelined (immediate-like): fetch each op as soon as it is blocked on, and
   resume its fibers as soon as its outcome arrives; no round barrier. ``rounds``
-  is then the longest chain of dependent calls observed.
+  is then the longest chain of dependent calls observed, and ``round_sizes``
+  counts the distinct ops of each dependency level.
 
 Outcomes travel untagged: an op's outcome is its raw response body (plain JSON)
 or the :class:`~inert.RequestError` it failed with; no JSON value is an exception,
@@ -30,6 +31,7 @@ and makes no cycles of its own) and runs while the runner fetches.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from typing import Any, Final, TypeAlias
 
@@ -155,8 +157,13 @@ class Engine:
         """Run every request to its value or error; results are in input order."""
         for i, request in enumerate(requests):
             if request.__class__ not in _NODES:
+                hint = (
+                    " (a list inside the list: flatten it, or combine it with gather_all)"
+                    if isinstance(request, list | tuple)
+                    else ""
+                )
                 raise TypeError(
-                    f"request {i} is a {type(request).__name__}, not a Request; "
+                    f"request {i} is a {type(request).__name__}, not a Request{hint}; "
                     "runners take Request values built with inert's builders"
                 )
         self._results = [None] * len(requests)
@@ -280,8 +287,7 @@ class Engine:
                     task.add_done_callback(finished.put_nowait)
                 self._new = []
                 if not in_flight:
-                    self._report.rounds = max(self._op_depth.values(), default=0)
-                    self._report.round_sizes = [len(self._op_depth)] if self._op_depth else []
+                    self._report_levels()
                     return
                 done = [await finished.get()]
                 while not finished.empty():
@@ -293,15 +299,23 @@ class Engine:
                         self._settle(op, fetched.result())
                 finally:
                     _gc.resume()
-        except Exception:
-            # A bug in user code ends the run, but calls already under way are paid
-            # for: let them finish so the runner can store their answers.
-            if in_flight:
-                await asyncio.gather(*in_flight, return_exceptions=True)
+        except BaseException:
+            # The run has failed: a bug in user code, an interrupt raised by it, or
+            # the run's task cancelled. Start no new call: cancelling a fetch is the
+            # runner's signal to drop calls still waiting for their turn and to let
+            # those already on the wire finish and be stored (they are paid for).
+            await _stop(in_flight)
             raise
         finally:
             for pending in in_flight:
                 pending.cancel()
+
+    def _report_levels(self) -> None:
+        """Pipelined rounds are dependency levels: how many ops needed k answers first."""
+        per_level = Counter(self._op_depth.values())
+        rounds = max(per_level, default=0)
+        self._report.rounds = rounds
+        self._report.round_sizes = [per_level[level] for level in range(1, rounds + 1)]
 
     def _settle(self, op: Op[Any], outcomes: Mapping[str, Outcome]) -> None:
         """Resume every waiter of one op (pipelined: as soon as its answer is in)."""
@@ -340,6 +354,8 @@ class Engine:
             self._new.append(op)
             if self._pipelined:
                 self._op_depth[key] = depth + 1
+                if depth + 1 > self._report.rounds:
+                    self._report.rounds = depth + 1  # live: the deepest level reached so far
         else:
             self._deduplicated += 1
             if op is not waiter[-1]:
@@ -530,6 +546,15 @@ class Engine:
             return _OK, stop.value, None
         except RequestError as error:
             return _ERR, error, None
+        except AttributeError as error:
+            if error.name == "send" and not isinstance(error.obj, Generator):
+                # `yield from [a, b]` delegates to a list's iterator, which has no send.
+                raise TypeError(
+                    f"a program did `yield from` a {type(error.obj).__name__.removesuffix('_iterator')} "
+                    "of requests; `yield from` takes one Request: write "
+                    "`values = yield from gather_all(requests)` for a list"
+                ) from None
+            raise
         if yielded.__class__ not in _NODES:
             _refuse_node(yielded, "program")
         stack.append((_GEN, gen))
@@ -541,6 +566,18 @@ class Engine:
         else:
             self._report.requests_failed += 1
             self._results[fiber.index] = Failure(payload)
+
+
+async def _stop(fetches: Mapping[asyncio.Future[Mapping[str, Outcome]], Op[Any]]) -> None:
+    """Cancel every fetch under way and wait until each has kept what it was paid for.
+
+    A second cancellation of the waiting task cancels the fetches again, which stops
+    them at once.
+    """
+    for fetch in fetches:
+        fetch.cancel()
+    if fetches:
+        await asyncio.gather(*fetches, return_exceptions=True)
 
 
 def _refuse_node(node: object, where: str) -> None:
