@@ -16,7 +16,7 @@ from inert._errors import RequestError
 from inert._op import Op
 from inert._pricing import Price
 from inert._program import Program, program
-from inert._report import RunReport
+from inert._report import FailureGroup, RunReport
 from inert._request import Request, call, fail, gather, gather_all, pure, traverse
 from inert._runner import BaseRunner, Runner
 from inert._store import Store
@@ -28,6 +28,7 @@ if _typing.TYPE_CHECKING:
 __all__ = [
     "BaseRunner",
     "BatchRunner",
+    "FailureGroup",
     "ImmediateRunner",
     "Op",
     "Price",

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, TypeAlias, cast
 
 from returns.result import Failure, Result, Success
 
@@ -60,8 +60,8 @@ RawOutcome = Result[JSON, RequestError]
 Outcome: TypeAlias = JSON | RequestError
 """An op's outcome inside the engine: the raw response body, or the RequestError itself."""
 
-Fetch = Callable[[Sequence[Op[Any]]], Awaitable[Mapping[str, Outcome]]]
-"""The runner seam: given distinct ops, return one outcome per op key."""
+Fetch = Callable[[Sequence[Op[Any]]], Awaitable[Mapping[str, Outcome | RawOutcome]]]
+"""The runner seam: given distinct ops, return one outcome per op key (bare or in a Result)."""
 
 _MAP, _THEN, _RECOVER, _GEN, _SLOT = range(5)
 _EVAL, _OK, _ERR = range(3)
@@ -130,6 +130,20 @@ def _invalid(op: Op[Any], exc: Exception) -> InvalidOutputError:
     return invalid
 
 
+def _outcome_of(op: Op[Any], outcomes: Mapping[str, Outcome | RawOutcome]) -> Outcome:
+    """The bare outcome of ``op``: its answer, its error, or the error of a missing answer."""
+    try:
+        outcome = outcomes[op._key]
+    except KeyError:
+        return _unanswered(op)
+    kind = outcome.__class__
+    if kind is Success:
+        return cast(RawOutcome, outcome).unwrap()
+    if kind is Failure:
+        return cast(RawOutcome, outcome).failure()
+    return cast(Outcome, outcome)
+
+
 def _unanswered(op: Op[Any]) -> UnansweredError:
     return UnansweredError(f"the runner returned no outcome for {op!r} ({op.endpoint})")
 
@@ -187,7 +201,7 @@ class Engine:
     async def _run_rounds(self) -> None:
         report = self._report
         ops: list[Op[Any]] = []
-        outcomes: Mapping[str, Outcome] = {}
+        outcomes: Mapping[str, Outcome | RawOutcome] = {}
         while True:
             _gc.pause()
             try:
@@ -203,7 +217,9 @@ class Engine:
             report.round_sizes.append(len(ops))
             outcomes = await self._fetch(ops)
 
-    def _settle_round(self, ops: list[Op[Any]], outcomes: Mapping[str, Outcome]) -> None:
+    def _settle_round(
+        self, ops: list[Op[Any]], outcomes: Mapping[str, Outcome | RawOutcome]
+    ) -> None:
         """Resume every waiter of every op of a round with its outcome."""
         memo = self._memo
         waiting = self._waiting
@@ -211,10 +227,9 @@ class Engine:
         wake = self._wake
         for op in ops:
             key = op._key
-            try:
-                outcome = outcomes[key]
-            except KeyError:
-                outcome = _unanswered(op)
+            outcome = outcomes.get(key)
+            if outcome.__class__ is not dict:  # the common case is a bare answer
+                outcome = _outcome_of(op, outcomes)
             if op.dedup:
                 memo[key] = outcome
             waiters = waiting.pop(key)
@@ -270,10 +285,12 @@ class Engine:
             self._queue.append((fiber, mode, payload))
 
     async def _run_pipelined(self) -> None:
-        in_flight: dict[asyncio.Future[Mapping[str, Outcome]], Op[Any]] = {}
+        in_flight: dict[asyncio.Future[Mapping[str, Outcome | RawOutcome]], Op[Any]] = {}
         # Finished fetches are queued by their done-callbacks, so each completion
         # costs O(1) however many fetches are under way (asyncio.wait would scan all).
-        finished: asyncio.Queue[asyncio.Future[Mapping[str, Outcome]]] = asyncio.Queue()
+        finished: asyncio.Queue[asyncio.Future[Mapping[str, Outcome | RawOutcome]]] = (
+            asyncio.Queue()
+        )
         try:
             while True:
                 _gc.pause()
@@ -317,13 +334,10 @@ class Engine:
         self._report.rounds = rounds
         self._report.round_sizes = [per_level[level] for level in range(1, rounds + 1)]
 
-    def _settle(self, op: Op[Any], outcomes: Mapping[str, Outcome]) -> None:
+    def _settle(self, op: Op[Any], outcomes: Mapping[str, Outcome | RawOutcome]) -> None:
         """Resume every waiter of one op (pipelined: as soon as its answer is in)."""
         key = op._key
-        try:
-            outcome = outcomes[key]
-        except KeyError:
-            outcome = _unanswered(op)
+        outcome = _outcome_of(op, outcomes)
         if op.dedup:
             self._memo[key] = outcome
         depth = self._op_depth[key]
@@ -568,7 +582,9 @@ class Engine:
             self._results[fiber.index] = Failure(payload)
 
 
-async def _stop(fetches: Mapping[asyncio.Future[Mapping[str, Outcome]], Op[Any]]) -> None:
+async def _stop(
+    fetches: Mapping[asyncio.Future[Mapping[str, Outcome | RawOutcome]], Op[Any]],
+) -> None:
     """Cancel every fetch under way and wait until each has kept what it was paid for.
 
     A second cancellation of the waiting task cancels the fetches again, which stops
