@@ -84,4 +84,3 @@ class CallProgress:
 
     def _render(self) -> Text:
         return Text(self.line())
-
