@@ -1,4 +1,4 @@
-"""The ``inert`` command: ``batches`` (the journal), ``emulator`` and ``demo``.
+"""The ``inert`` command: ``batches`` (the journal), ``store``, ``emulator`` and ``demo``.
 
 ``inert batches list|show ID|cancel [ID]|resume`` work on a store's batch journal.
 ``show``, ``cancel`` and ``resume`` talk to the API through ``openai.AsyncOpenAI``,
@@ -19,7 +19,9 @@ from typing import Any
 
 import openai
 
-from inert._store import ATTACHED_STATES, UNSENT_STATES, ShardRecord, Store, StoreError
+from inert import _cli_store
+from inert._store import ATTACHED_STATES, UNSENT_STATES, ShardRecord, Store
+from inert._store_errors import StoreError
 
 _EXIT_USAGE = 2
 
@@ -205,7 +207,7 @@ def _add_batches(commands: Any) -> None:
 
 def _run_batches(args: argparse.Namespace) -> int:
     try:
-        store = Store(args.store)
+        store = Store(args.store, create=False)
     except StoreError as exc:
         raise _UsageError(str(exc)) from None
     with store:
@@ -245,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_batches(commands)
+    _cli_store.add_parser(commands)
     commands.add_parser(
         "emulator",
         help="serve the local OpenAI-compatible emulator (see `inert emulator --help`)",
@@ -268,9 +271,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "batches":
             return _run_batches(args)
-    except _UsageError as exc:
+        if args.command == "store":
+            return _cli_store.run(args)
+    except (_UsageError, _cli_store.UsageProblem, StoreError) as exc:
         print(f"inert: {exc}", file=sys.stderr)
         return _EXIT_USAGE
+    except _cli_store.CommandFailed as exc:
+        print(f"inert: {exc}", file=sys.stderr)
+        return _cli_store.EXIT_NO
     except openai.OpenAIError as exc:
         print(f"inert: the API call failed: {exc}", file=sys.stderr)
         return 1
