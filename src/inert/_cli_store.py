@@ -58,7 +58,7 @@ def _resolve(store: Store, given: str) -> str:
             f"{given!r} is not an answer key: give the 64 hex digits `inert store list` "
             f"shows, or at least {_MIN_PREFIX} of the first ones"
         )
-    found = store.keys(prefix=text, limit=2)
+    found = store.answers(prefix=text, limit=2)
     if not found:
         raise CommandFailed(f"no stored answer has a key starting {text} in {store.path}")
     if len(found) > 1:
@@ -112,7 +112,7 @@ def _print_answers(answers: list[StoredAnswer]) -> None:
 
 def _list(args: argparse.Namespace) -> int:
     with _open(args) as store:
-        answers = store.keys(
+        answers = store.answers(
             failed=args.failed, endpoint=args.endpoint, model=args.model, limit=args.limit
         )
         if not answers:
@@ -136,7 +136,7 @@ def _forget(args: argparse.Namespace) -> int:
         raise UsageProblem("give the keys of the answers to forget, or --all-failed (not both)")
     with _open(args) as store:
         if args.all_failed:
-            keys = [a.key for a in store.keys(failed=True)]
+            keys = [a.key for a in store.answers(failed=True)]
         else:
             keys = [_resolve(store, given) for given in args.keys]  # all or nothing
         if args.dry_run:

@@ -541,7 +541,7 @@ class Store:
                 forgotten += cursor.rowcount
         return forgotten
 
-    def keys(
+    def answers(
         self,
         *,
         prefix: str = "",

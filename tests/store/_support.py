@@ -82,10 +82,9 @@ def fill(directory: Path, leave: int) -> Path:
     """Fill the filesystem holding ``directory`` until only about ``leave`` bytes are free."""
     filler = directory / "filler"
     chunk = b"\0" * (1 << 16)
-    with filler.open("wb", buffering=0) as f:
-        with contextlib.suppress(OSError):
-            while True:
-                f.write(chunk)
+    with filler.open("wb", buffering=0) as f, contextlib.suppress(OSError):
+        while True:
+            f.write(chunk)
     size = filler.stat().st_size
     os.truncate(filler, max(0, size - leave))
     return filler
