@@ -135,8 +135,8 @@ class _Keeping:
         error.kept = self.kept
         n = len(error.unstored)
         error.args = (
-            f"{n} paid answer{'' if n == 1 else 's'} could not be stored, so the run stopped: "
-            f"{error.__cause__}. This run stored {error.kept} answers, which are not paid "
+            f"{n} paid answer{'' if n == 1 else 's'} could not be stored, so the run stopped "
+            f"and started no new call: {error.__cause__}. This run stored {error.kept} answers, which are not paid "
             "for again; the unstored ones are on this error's `unstored` and are written "
             "first by this runner's next run; a new run sends only what is not stored",
         )

@@ -47,6 +47,7 @@ async def test_a_full_disk_stops_the_run_and_accounts_for_every_paid_answer(
         stored = store.response_count()
         billed = emu.ledger.total_billed()
         assert billed == stored + len(error.unstored)
+        assert len(error.unstored) <= 2 * CONCURRENCY  # only calls already on the wire
         assert stored == error.kept
         assert 0 < stored < len(REQUESTS)
         assert f"This run stored {stored} answers" in str(error)
