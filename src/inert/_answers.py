@@ -63,13 +63,18 @@ def rejected_by_decoder(op: Op[Any], raw: JSON) -> RequestError | None:
     """The transport-level error ``op``'s decoder raises for ``raw``, if it raises one.
 
     Any other outcome of the decoder (a value, or an error about the answer itself,
-    or a bug in the decoder) returns ``None``: the body is an answer.
+    or a bug in the decoder) returns ``None``: the body is an answer. That includes
+    an interrupt (``KeyboardInterrupt``, ``SystemExit``) raised by the decoder: this
+    check runs inside a runner's fetch, where an interrupt would tear down the event
+    loop before the answers are stored; the engine decodes the answer again in the
+    run itself, where the interrupt ends the run the orderly way (calls on the wire
+    are kept). The answer is paid for, so it is stored first.
     """
     try:
         op.decode(raw)
     except TRANSPORT_ERRORS as error:
         return error
-    except Exception:
+    except BaseException:  # an interrupt too: the engine decodes again and raises it
         return None
     return None
 
