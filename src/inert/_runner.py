@@ -13,25 +13,31 @@ import abc
 import asyncio
 import atexit
 import contextlib
+import functools
 import threading
 import time
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeAlias, TypeVar, cast
 
 from returns.result import Failure, Result, Success
 
+from inert import _gc
 from inert._answers import error_object, is_answer, rejected_by_decoder
-from inert._engine import Engine, RawOutcome
+from inert._engine import Engine, Outcome, RawOutcome
 from inert._errors import RequestError, RequestErrorGroup
 from inert._json import JSON
 from inert._op import Op
 from inert._pricing import DEFAULT_PRICES, Price, price_for
-from inert._report import ReportBuilder, RunReport
+from inert._report import ReportBuilder, RunReport, group_failures
 from inert._request import Request
 from inert._store_errors import UnstoredAnswersError
 
 T = TypeVar("T")
+
+Sent: TypeAlias = RawOutcome | Outcome
+"""What ``_send`` returns per op key: ``Success(raw)``/``Failure(error)``, or the same
+without the wrapper (the raw body, or the RequestError itself)."""
 
 
 class Runner(Protocol):
@@ -188,13 +194,17 @@ class BaseRunner(abc.ABC):
         return self._report
 
     @abc.abstractmethod
-    async def _send(
-        self, ops: Sequence[Op[Any]], report: ReportBuilder
-    ) -> Mapping[str, RawOutcome]:
-        """Perform the distinct ``ops`` and return one raw outcome per op key."""
+    async def _send(self, ops: Sequence[Op[Any]], report: ReportBuilder) -> Mapping[str, Sent]:
+        """Perform the distinct ``ops`` and return one raw outcome per op key.
+
+        An outcome is ``Success(raw)`` or ``Failure(error)``, or, cheaper for a
+        runner that answers many ops at once, the raw body or the RequestError
+        itself (a JSON value is never an exception, so nothing is ambiguous).
+        """
 
     async def run(self, request: Request[T]) -> T:
         """Run one request and return its value; raise its RequestError if it failed."""
+        _check_one(request, "run")
         (result,) = await self.run_all_settled([request])
         if isinstance(result, Failure):
             raise result.failure()
@@ -226,13 +236,15 @@ class BaseRunner(abc.ABC):
         started = time.perf_counter()
 
         keeping = _Keeping(self._held)
-
-        async def fetch(ops: Sequence[Op[Any]]) -> Mapping[str, RawOutcome]:
-            return await self._fetch(ops, building, keeping)
-
+        fetch = functools.partial(self._fetch, report=building, keeping=keeping)
         engine = Engine(fetch, pipelined=self.pipelined, report=building)
         try:
-            return await engine.run(list(requests))
+            results = await engine.run(list(requests))
+            if building.requests_failed:
+                building.failures = group_failures(
+                    r.failure() for r in results if isinstance(r, Failure)
+                )
+            return results
         finally:
             building.wall_seconds = time.perf_counter() - started
             self._report = building.freeze()
@@ -242,7 +254,7 @@ class BaseRunner(abc.ABC):
 
     async def _fetch(
         self, ops: Sequence[Op[Any]], report: ReportBuilder, keeping: _Keeping | None = None
-    ) -> Mapping[str, RawOutcome]:
+    ) -> Mapping[str, Outcome]:
         """Answer ``ops`` from the store, send the rest, and store what comes back.
 
         Only answers are stored (see :mod:`inert._answers`): a body that is an error
@@ -258,34 +270,46 @@ class BaseRunner(abc.ABC):
         if keeping.error is not None:  # the store failed earlier in this run: pay for no more
             raise keeping.error.with_traceback(None) from keeping.error.__cause__
         store = self._store
-        found: Mapping[str, JSON] = {}
+        to_send = ops
+        outcomes: dict[str, Outcome] = {}
         if store is not None:
             if keeping.held and not self.stores_itself:
                 keeping.flush(store)
             found = store.get_responses([op.key for op in ops if op.dedup])
-            if not all(is_answer(raw) for raw in found.values()):
-                found = {key: raw for key, raw in found.items() if is_answer(raw)}
-        outcomes: dict[str, RawOutcome] = {key: Success(raw) for key, raw in found.items()}
-        report.cache_hits += len(found)
-        to_send = [op for op in ops if op.key not in found]
-        if not to_send:
-            return outcomes
+            if found:
+                if not all(is_answer(raw) for raw in found.values()):
+                    found = {key: raw for key, raw in found.items() if is_answer(raw)}
+                report.cache_hits += len(found)
+                outcomes.update(found)
+                to_send = [op for op in ops if op.key not in found]
+                if not to_send:
+                    return outcomes
         report.ops_sent += len(to_send)
         sent = await self._send(to_send, report)
         fresh: list[tuple[Op[Any], JSON]] = []
-        for op in to_send:
-            outcome = sent.get(op.key)
-            if outcome is None:
-                continue
-            if isinstance(outcome, Success):
-                raw = outcome.unwrap()
-                refused = error_object(raw)
-                if refused is None:
-                    fresh.append((op, raw))
-                    self._account(op, raw, report)
-                else:
-                    outcome = Failure(refused)
-            outcomes[op.key] = outcome
+        _gc.pause()
+        try:
+            for op in to_send:
+                key = op.key
+                try:
+                    outcome = sent[key]
+                except KeyError:
+                    continue  # the engine reports it as unanswered
+                # Class checks, not isinstance: Result is an ABC, and this runs per op.
+                kind = outcome.__class__
+                if kind is Success or kind is Failure:
+                    result = cast(RawOutcome, outcome)
+                    outcome = result.unwrap() if kind is Success else result.failure()
+                plain = cast(Outcome, outcome)
+                if isinstance(plain, dict) and plain.get("error") is not None:
+                    plain = error_object(plain)  # an error object sent with 200: no answer
+                outcomes[key] = plain
+                if plain.__class__ is dict or not isinstance(plain, RequestError):
+                    fresh.append((op, plain))
+            self._account(fresh, report)
+        finally:
+            _gc.resume()
+        report.ops_paid += len(fresh)
         if store is not None and fresh and not self.stores_itself:
             keeping.store(
                 store,
@@ -297,24 +321,38 @@ class BaseRunner(abc.ABC):
             )
         return outcomes
 
-    def _account(self, op: Op[Any], raw: JSON, report: ReportBuilder) -> None:
-        prompt, completion = usage_of(raw)
-        report.prompt_tokens += prompt
-        report.completion_tokens += completion
-        model = op.model
-        try:
-            price = self._price_cache[model]
-        except KeyError:
-            price = self._price_cache[model] = price_for(model, self._prices)
-        if price is not None:
-            full = price.cost(prompt, completion)
-            report.full_price_usd += full
-            report.cost_usd += full * self.price_factor
+    def _account(self, answered: Iterable[tuple[Op[Any], JSON]], report: ReportBuilder) -> None:
+        """Add the tokens and cost of a round's answers to the report, priced per model."""
+        tokens: dict[str | None, list[int]] = {}
+        for op, raw in answered:
+            if not isinstance(raw, dict) or "usage" not in raw:
+                continue
+            prompt, completion = usage_of(raw)
+            if prompt or completion:
+                model = op.model
+                counts = tokens.get(model)
+                if counts is None:
+                    tokens[model] = [prompt, completion]
+                else:
+                    counts[0] += prompt
+                    counts[1] += completion
+        for model, (prompt, completion) in tokens.items():
+            report.prompt_tokens += prompt
+            report.completion_tokens += completion
+            try:
+                price = self._price_cache[model]
+            except KeyError:
+                price = self._price_cache[model] = price_for(model, self._prices)
+            if price is not None:
+                full = price.cost(prompt, completion)
+                report.full_price_usd += full
+                report.cost_usd += full * self.price_factor
 
     # Blocking twins, for scripts and notebooks without an event loop.
 
     def run_sync(self, request: Request[T]) -> T:
         """Blocking :meth:`run`; not for use inside a running event loop."""
+        _check_one(request, "run_sync")
         return _run_blocking(self.run(request), "run_sync", "run")
 
     def run_all_sync(self, requests: Sequence[Request[T]]) -> list[T]:
@@ -325,6 +363,16 @@ class BaseRunner(abc.ABC):
         """Blocking :meth:`run_all_settled`; not for use inside a running event loop."""
         return _run_blocking(
             self.run_all_settled(requests), "run_all_settled_sync", "run_all_settled"
+        )
+
+
+def _check_one(request: object, name: str) -> None:
+    """``run`` takes one request: a list is a common slip, named with its fix."""
+    if isinstance(request, list | tuple):
+        many = name.replace("run", "run_all", 1)
+        raise TypeError(
+            f"{name}() takes one Request, not a {type(request).__name__}; pass one request, "
+            f"or use {many}(requests) for a list"
         )
 
 

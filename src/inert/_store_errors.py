@@ -238,3 +238,17 @@ def translate(exc: sqlite3.Error, path: Path, *, busy_timeout: float) -> StoreEr
             path=path,
         )
     return StoreError(f"the store {path} could not be used: {detail}", path=path)
+
+
+for _error in (
+    StoreError,
+    StoreNotFoundError,
+    NotAStoreError,
+    NewerStoreError,
+    DamagedStoreError,
+    StoreReadOnlyError,
+    StoreBusyError,
+    StoreWriteError,
+    UnstoredAnswersError,
+):
+    _error.__module__ = "inert.errors"  # tracebacks name their public home

@@ -49,6 +49,9 @@ class StorePermissionsWarning(UserWarning):
     """A store file could be read by other users; inert made it private (mode 0600)."""
 
 
+StorePermissionsWarning.__module__ = "inert.errors"  # warnings name its public home
+
+
 @attrs.frozen
 class FileLook:
     """What a store's file is, from its bytes on disk, before SQLite reads it.
