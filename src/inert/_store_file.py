@@ -79,8 +79,8 @@ def create_private(path: Path) -> bool:
         return False
     except FileNotFoundError:
         raise StoreError(
-            f"cannot create the store {path}: its directory {path.parent} does not exist; "
-            "create the directory or pass another path",
+            f"cannot create the store {path}: its directory does not exist "
+            f"({path.parent}); create the directory or pass another path",
             path=path,
         ) from None
     except PermissionError:
