@@ -41,8 +41,6 @@ import httpx2
 import openai
 from aiolimiter import AsyncLimiter
 from returns.result import Failure, Result, Success
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from inert._engine import RawOutcome
 from inert._errors import ApiError, ConnectionFailedError, RateLimitError, RequestError
@@ -52,6 +50,7 @@ from inert._pricing import Price
 from inert._report import ReportBuilder
 from inert._request import Request
 from inert._runner import BaseRunner, ResponseStore
+from inert._runners._call_progress import CallProgress
 from inert._runners._pacing import Pacer, Ticket, estimate_tokens
 
 T = TypeVar("T")
@@ -112,7 +111,7 @@ class _Call:
 class _LoopState:
     """Per-event-loop primitives (a semaphore belongs to the loop that first waits on it)."""
 
-    __slots__ = ("in_flight", "pacer", "requests", "semaphore", "tokens")
+    __slots__ = ("in_flight", "paced_at", "pacer", "requests", "semaphore", "tokens")
 
     def __init__(
         self, max_concurrency: int, rpm: float | None, tpm: float | None, *, learn: bool
@@ -124,6 +123,7 @@ class _LoopState:
         self.tokens = None if tpm is None else _limiter(tpm, 10.0)
         self.in_flight: dict[str, _Call] = {}
         self.pacer = Pacer(max_concurrency) if learn else None
+        self.paced_at = 0.0
 
 
 def _limiter(per_minute: float, window: float) -> AsyncLimiter:
@@ -150,53 +150,7 @@ def _positive(name: str, value: object, *, allow_none: bool) -> None:
         raise ValueError(f"{name} must be a positive finite number, not {value!r}")
 
 
-class _CallProgress:
-    """A live line on stderr: calls answered of calls sent so far, retries, and the pace.
-
-    The total grows while the run discovers dependent calls, so it is the calls
-    sent so far, not a forecast. The pace is each rate-limited model's requests and
-    tokens per minute over the last seconds, against the limits its answers report.
-    """
-
-    def __init__(self) -> None:
-        self._progress = Progress(
-            TextColumn("calls"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("retries {task.fields[retries]}"),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[pace]}"),
-            console=Console(stderr=True),
-            transient=False,
-        )
-        self._task = self._progress.add_task("calls", total=0, retries=0, pace="")
-        self._total = 0
-        self._paced_at = 0.0
-
-    def __enter__(self) -> _CallProgress:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-
-    def sent(self, n: int) -> None:
-        self._total += n
-        self._progress.update(self._task, total=self._total)
-
-    def answered(self, retries: int, pacer: Pacer | None) -> None:
-        now = time.monotonic()
-        if pacer is not None and now - self._paced_at >= 0.5:
-            self._paced_at = now
-            pace = pacer.summary()
-            self._progress.update(
-                self._task, advance=1, retries=retries, pace=f"pace {pace}" if pace else ""
-            )
-            return
-        self._progress.update(self._task, advance=1, retries=retries)
-
-
-_VIEW: contextvars.ContextVar[_CallProgress | None] = contextvars.ContextVar(
+_VIEW: contextvars.ContextVar[CallProgress | None] = contextvars.ContextVar(
     "inert_immediate_progress", default=None
 )
 """The progress display of the run in this context (runs on one runner may overlap)."""
@@ -311,12 +265,13 @@ class ImmediateRunner(BaseRunner):
         show = sys.stderr.isatty() if self.progress is None else self.progress
         if not show:
             return await super().run_all_settled(requests)
-        with _CallProgress() as view:
+        with CallProgress() as view:
             token = _VIEW.set(view)
             try:
                 return await super().run_all_settled(requests)
             finally:
                 _VIEW.reset(token)
+                view.finish(self.report)
 
     def __repr__(self) -> str:
         # Never the client (its repr could carry the key): the settings only.
@@ -347,17 +302,19 @@ class ImmediateRunner(BaseRunner):
         state = self._state()
         view = _VIEW.get()
         if view is not None:
-            view.sent(len(ops))
+            view.found(len(ops), report)
         if len(ops) == 1:
             op = ops[0]
             outcome = await self._shared(op, report, state)
             if view is not None:
-                view.answered(report.retries, state.pacer)
+                view.answered(isinstance(outcome, Failure))
+                _show_pace(view, state)
             return {op.key: outcome}
         outcomes = await asyncio.gather(*(self._shared(op, report, state) for op in ops))
         if view is not None:
-            for _ in ops:
-                view.answered(report.retries, state.pacer)
+            for outcome in outcomes:
+                view.answered(isinstance(outcome, Failure))
+            _show_pace(view, state)
         return {op.key: outcome for op, outcome in zip(ops, outcomes, strict=True)}
 
     async def _shared(self, op: Op[Any], report: ReportBuilder, state: _LoopState) -> RawOutcome:
@@ -569,6 +526,14 @@ class ImmediateRunner(BaseRunner):
         if state is None or state.pacer is None:
             return {}
         return {model: pace.limits() for model, pace in state.pacer.models.items() if pace.known}
+
+
+def _show_pace(view: CallProgress, state: _LoopState) -> None:
+    """Give the progress line the models' pace, at most twice a second."""
+    now = time.monotonic()
+    if state.pacer is not None and now - state.paced_at >= 0.5:
+        state.paced_at = now
+        view.paced(state.pacer.summary())
 
 
 def _forget(in_flight: dict[str, _Call], key: str, call: _Call) -> None:

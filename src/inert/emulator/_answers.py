@@ -13,9 +13,30 @@ import struct
 from collections.abc import Mapping
 from typing import Any, Final
 
+import attrs
+
 from inert._json import JSON, JSONObject
 
+from ._errors import error_body
 from ._faults import Faults, answer_fault
+from ._tokens import prompt_tokens, text_tokens
+
+__all__ = [
+    "CHAT_PATH",
+    "EMBEDDINGS_PATH",
+    "REFUSAL_TEXT",
+    "WORDS",
+    "Draft",
+    "chat_completion",
+    "draft_answer",
+    "embedding_response",
+    "error_body",
+    "invalid_answer",
+    "rng_for",
+    "schema_answer",
+    "validate_chat",
+    "validate_embedding",
+]
 
 CHAT_PATH: Final = "/v1/chat/completions"
 EMBEDDINGS_PATH: Final = "/v1/embeddings"
@@ -31,19 +52,11 @@ WORDS: Final = (
     "thistle", "timber", "umber", "valley", "velvet", "willow", "winter", "zephyr",
 )  # fmt: skip
 
+ROLES: Final = ("system", "developer", "user", "assistant", "tool", "function")
+"""The message roles of ``ChatCompletionRequestMessage`` (openai/openai-openapi)."""
+
 REFUSAL_TEXT: Final = "I'm sorry, but I can't help with that request."
 _MAX_DEPTH: Final = 6
-
-
-def error_body(
-    message: str,
-    *,
-    type: str = "invalid_request_error",
-    param: str | None = None,
-    code: str | None = None,
-) -> JSONObject:
-    """OpenAI's error shape: ``{"error": {"message", "type", "param", "code"}}``."""
-    return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
 def rng_for(key: str, salt: str = "") -> random.Random:
@@ -183,15 +196,57 @@ def invalid_answer(schema: Mapping[str, Any], rng: random.Random) -> JSON:
     return [value]
 
 
+# --- what the model says -------------------------------------------------------------
+
+
+@attrs.frozen
+class Draft:
+    """The text a model call answers: content or a refusal, and whether it was cut."""
+
+    content: str | None
+    refusal: str | None = None
+    cut: bool = False
+
+    @property
+    def tokens(self) -> int:
+        """The completion tokens it bills (at least 1)."""
+        return max(1, text_tokens(self.content if self.content is not None else self.refusal or ""))
+
+
+def draft_answer(
+    rng: random.Random,
+    *,
+    fault: str | None,
+    schema: Mapping[str, Any] | None,
+    json_object: bool = False,
+    limit: int | None = None,
+    sentence: tuple[int, int] = (6, 18),
+) -> Draft:
+    """What a model answers: schema-valid JSON, a JSON object or a sentence, with faults.
+
+    ``refusal`` refuses, ``invalid_output`` breaks the schema, ``truncation`` cuts the
+    text in half; a ``limit`` of tokens cuts the text to about ``4 * limit`` characters.
+    """
+    if fault == "refusal":
+        return Draft(None, REFUSAL_TEXT)
+    if schema is not None:
+        value = (
+            invalid_answer(schema, rng) if fault == "invalid_output" else schema_answer(schema, rng)
+        )
+        content = json.dumps(value, ensure_ascii=False)
+    elif json_object:
+        content = json.dumps({"answer": " ".join(rng.choice(WORDS) for _ in range(3))})
+    else:
+        words = [rng.choice(WORDS) for _ in range(rng.randint(*sentence))]
+        content = " ".join(words).capitalize() + "."
+    if fault == "truncation":
+        return Draft(content[: max(1, len(content) // 2)], cut=True)
+    if limit is not None and text_tokens(content) > limit:
+        return Draft(content[: max(1, limit * 4)], cut=True)
+    return Draft(content)
+
+
 # --- chat completions -----------------------------------------------------------------
-
-
-def _text_of(content: object) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-    return ""
 
 
 def validate_chat(body: Mapping[str, Any]) -> JSONObject | None:
@@ -218,6 +273,13 @@ def validate_chat(body: Mapping[str, Any]) -> JSONObject | None:
                 f"Missing required parameter: 'messages[{i}].role'.",
                 param=f"messages[{i}].role",
                 code="missing_required_parameter",
+            )
+        if message["role"] not in ROLES:
+            supported = ", ".join(f"'{role}'" for role in ROLES)
+            return error_body(
+                f"Invalid value: '{message['role']}'. Supported values are: {supported}.",
+                param=f"messages[{i}].role",
+                code="invalid_value",
             )
     n = body.get("n", 1)
     if n is not None and n != 1:
@@ -251,44 +313,27 @@ def validate_chat(body: Mapping[str, Any]) -> JSONObject | None:
     return None
 
 
-def _tokens(text: str) -> int:
-    return max(1, (len(text) + 3) // 4)
-
-
 def chat_completion(
     body: Mapping[str, Any], key: str, faults: Faults, *, created: int, request_id: str
 ) -> tuple[JSONObject, int, int]:
     """The completion for a valid chat body, and its prompt and completion tokens."""
     rng = rng_for(key, "chat")
-    messages: list[Mapping[str, Any]] = body["messages"]
-    prompt_text = " ".join(_text_of(m.get("content")) for m in messages)
-    prompt_tokens = _tokens(prompt_text) + 4 * len(messages) + 3
+    prompt = prompt_tokens(CHAT_PATH, body)
     fmt = body.get("response_format") or {}
     schema: Mapping[str, Any] | None = None
     if fmt.get("type") == "json_schema":
         schema = fmt["json_schema"].get("schema", {"type": "object", "properties": {}})
-    fault = answer_fault(faults, key)
-    refusal: str | None = None
-    finish = "stop"
-    content: str | None
-    if fault == "refusal":
-        content, refusal = None, REFUSAL_TEXT
-    elif schema is not None:
-        value = (
-            invalid_answer(schema, rng) if fault == "invalid_output" else schema_answer(schema, rng)
-        )
-        content = json.dumps(value, ensure_ascii=False)
-    elif fmt.get("type") == "json_object":
-        content = json.dumps({"answer": " ".join(rng.choice(WORDS) for _ in range(3))})
-    else:
-        words = [rng.choice(WORDS) for _ in range(rng.randint(6, 18))]
-        content = " ".join(words).capitalize() + "."
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
-    if content is not None and fault == "truncation":
-        content, finish = content[: max(1, len(content) // 2)], "length"
-    elif content is not None and isinstance(limit, int) and _tokens(content) > limit:
-        content, finish = content[: max(1, limit * 4)], "length"
-    completion_tokens = _tokens(content if content is not None else refusal or "")
+    draft = draft_answer(
+        rng,
+        fault=answer_fault(faults, key),
+        schema=schema,
+        json_object=fmt.get("type") == "json_object",
+        limit=limit if isinstance(limit, int) else None,
+    )
+    content, refusal = draft.content, draft.refusal
+    finish = "length" if draft.cut else "stop"
+    completion_tokens = draft.tokens
     completion: JSONObject = {
         "id": f"chatcmpl-{request_id}",
         "object": "chat.completion",
@@ -308,9 +353,9 @@ def chat_completion(
             }
         ],
         "usage": {
-            "prompt_tokens": prompt_tokens,
+            "prompt_tokens": prompt,
             "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
+            "total_tokens": prompt + completion_tokens,
             "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
             "completion_tokens_details": {
                 "reasoning_tokens": 0,
@@ -322,7 +367,7 @@ def chat_completion(
         "service_tier": "default",
         "system_fingerprint": "fp_inert_emulator",
     }
-    return completion, prompt_tokens, completion_tokens
+    return completion, prompt, completion_tokens
 
 
 # --- embeddings ---------------------------------------------------------------------
@@ -365,10 +410,9 @@ def embedding_response(body: Mapping[str, Any]) -> tuple[JSONObject, int]:
     dims: int = body.get("dimensions", 8)
     as_base64 = body.get("encoding_format") == "base64"
     data: list[JSON] = []
-    tokens = 0
+    tokens = prompt_tokens(EMBEDDINGS_PATH, body)
     for index, item in enumerate(inputs):
         text = item if isinstance(item, str) else json.dumps(item)
-        tokens += _tokens(text)
         rng = random.Random(f"embedding:{body['model']}:{text}")
         vector = [rng.gauss(0.0, 1.0) for _ in range(dims)]
         norm = sum(v * v for v in vector) ** 0.5 or 1.0

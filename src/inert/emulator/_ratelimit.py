@@ -11,7 +11,7 @@ and its error-code guide:
   59 of 60 requests remaining, i.e. one request's worth refills in a second.
 - The tokens a request counts against TPM are estimated before it runs: its
   prompt (from the character count, here the emulator's token count of the body,
-  see ``_prompt_tokens``) plus the most it may generate, ``max_completion_tokens``
+  ``_tokens.prompt_tokens``, the one it bills) plus the most it may generate, ``max_completion_tokens``
   (or ``max_tokens``) times ``n`` — the guide: "your rate limit is calculated as
   the maximum of max_tokens and the estimated number of tokens based on the
   character count of your request"; the cookbook's parallel processor charges
@@ -55,7 +55,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inert._json import JSONObject
 
-from ._answers import error_body
+from ._errors import error_body
+from ._tokens import prompt_tokens
 
 RateLimit = float | Mapping[str, float] | None
 """A limit for every model (a number), per model (a mapping), or none."""
@@ -86,40 +87,6 @@ def go_duration(seconds: float) -> str:
     return text
 
 
-def _text_tokens(text: str) -> int:
-    return (len(text) + 3) // 4
-
-
-def _content_tokens(content: object) -> int:
-    if isinstance(content, str):
-        return _text_tokens(content)
-    if isinstance(content, list):
-        return sum(
-            _text_tokens(part["text"])
-            for part in content
-            if isinstance(part, dict) and isinstance(part.get("text"), str)
-        )
-    return 0
-
-
-def _prompt_tokens(endpoint: str, body: Mapping[str, Any]) -> int:
-    """The emulator's count of a request's prompt: text / 4, plus 4 a message and 3 a request."""
-    if endpoint.endswith("/chat/completions"):
-        messages = body.get("messages")
-        total = 3
-        if isinstance(messages, list):
-            for message in messages:
-                if isinstance(message, dict):
-                    total += _content_tokens(message.get("content")) + 4
-        return total
-    inputs = body.get("input", body.get("prompt"))
-    if isinstance(inputs, str):
-        return _text_tokens(inputs)
-    if isinstance(inputs, list):
-        return sum(_text_tokens(i) if isinstance(i, str) else 0 for i in inputs)
-    return 0
-
-
 def limit_tokens(endpoint: str, body: Mapping[str, Any]) -> int:
     """Tokens a request counts against TPM: its prompt plus ``n`` times its output limit."""
     most = body.get("max_completion_tokens")
@@ -128,7 +95,7 @@ def limit_tokens(endpoint: str, body: Mapping[str, Any]) -> int:
     output = most if isinstance(most, int) and not isinstance(most, bool) and most > 0 else 0
     n = body.get("n")
     choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
-    return _prompt_tokens(endpoint, body) + output * choices
+    return prompt_tokens(endpoint, body) + output * choices
 
 
 class _Bucket:
