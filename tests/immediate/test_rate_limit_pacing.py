@@ -14,7 +14,8 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from inert import ImmediateRunner, Request
+from inert import ImmediateRunner, Request, gather_all
+from inert._runners._immediate import _VIEW
 from inert.emulator import Emulator
 from inert.errors import RateLimitError
 from inert.openai import chat
@@ -135,13 +136,23 @@ async def test_a_token_cap_holds_even_when_the_server_allows_far_more(
     assert {MODEL: (100_000.0, 10_000_000.0)} == runner.learned_limits
 
 
-async def test_the_progress_display_shows_the_pace_against_the_limit(
-    client: openai.AsyncOpenAI, emulator: Emulator, capsys: pytest.CaptureFixture[str]
+async def test_the_progress_line_shows_the_pace_against_the_limit(
+    client: openai.AsyncOpenAI, emulator: Emulator
 ) -> None:
-    """On a terminal the live line names the model, its pace and its limits."""
+    """While a run is live, its progress line names the model, its pace and its limits."""
     emulator.set_rate_limits(rpm=6_000, tpm=1_000_000)
-    await ImmediateRunner(client, progress=True).run_all([_hello(i) for i in range(5)])
-    err = capsys.readouterr().err
-    assert "pace gpt-4o-mini" in err
-    assert "/6k rpm" in err
-    assert "/1M tpm" in err
+    seen: list[str] = []
+
+    def look(text: str) -> Request[str]:
+        view = _VIEW.get()
+        seen.append("" if view is None else view.line())
+        return _hello(99)
+
+    first = [_hello(i) for i in range(5)]
+    await ImmediateRunner(client, progress=True).run_all(
+        [*first, gather_all(first).then(lambda texts: look(texts[0]))]
+    )
+    (line,) = seen
+    assert "pace gpt-4o-mini" in line
+    assert "/6k rpm" in line
+    assert "/1M tpm" in line
