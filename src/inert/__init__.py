@@ -7,9 +7,10 @@ paid answer is kept in the :class:`Store`.
 """
 
 from inert._errors import RequestError
+from inert._json import JSON, JSONObject
 from inert._op import Op
 from inert._pricing import Price
-from inert._program import Program, program
+from inert._program import Program, Steps, program
 from inert._report import RunReport
 from inert._request import Request, call, fail, gather, gather_all, pure, traverse
 from inert._runner import BaseRunner, Runner
@@ -17,10 +18,12 @@ from inert._runners._batch import BatchRunner
 from inert._runners._immediate import ImmediateRunner
 from inert._store import Store
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted order, pinned by a test
     "BaseRunner",
     "BatchRunner",
     "ImmediateRunner",
+    "JSON",
+    "JSONObject",
     "Op",
     "Price",
     "Program",
@@ -28,6 +31,7 @@ __all__ = [
     "RequestError",
     "RunReport",
     "Runner",
+    "Steps",
     "Store",
     "call",
     "fail",

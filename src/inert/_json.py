@@ -19,6 +19,7 @@ JSON: TypeAlias = Union[bool, int, float, str, list["JSON"], dict[str, "JSON"], 
 """A plain JSON value as the standard library decodes it."""
 
 JSONObject: TypeAlias = dict[str, JSON]
+"""A JSON object: what a response body, a request body or a JSON schema is."""
 
 
 def _where(path: tuple[str | int, ...]) -> str:

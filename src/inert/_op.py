@@ -58,7 +58,7 @@ class Op(Generic[T_co]):
         if not callable(decode):
             raise TypeError(f"decode must be callable; got {type(decode).__name__}")
         self.endpoint = endpoint
-        self._body: dict[str, JSON] = validate_json(body)  # type: ignore[assignment]  # a Mapping validates to a dict
+        self._body: dict[str, JSON] = validate_json(body)  # type: ignore[assignment]  # pyright: ignore[reportAttributeAccessIssue]  # a Mapping validates to a dict
         self.decode = decode
         self.dedup = dedup
         self.occurrence = occurrence

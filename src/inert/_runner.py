@@ -16,7 +16,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Coroutine, Mapping, Sequence
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from returns.result import Failure, Result, Success
 
@@ -31,8 +31,13 @@ from inert._request import Request
 T = TypeVar("T")
 
 
+@runtime_checkable
 class Runner(Protocol):
-    """What every interpreter offers; results are identical for identical op results."""
+    """What every interpreter offers; results are identical for identical op results.
+
+    ``ImmediateRunner``, ``BatchRunner``, ``FakeRunner`` and ``ReplayRunner`` are
+    runners, and ``isinstance(x, Runner)`` checks that ``x`` has these members.
+    """
 
     @property
     def report(self) -> RunReport:
@@ -51,6 +56,18 @@ class Runner(Protocol):
         self, requests: Sequence[Request[T]]
     ) -> list[Result[T, RequestError]]:
         """Run requests together; one ``Success`` or ``Failure`` per request, in order."""
+        ...
+
+    def run_sync(self, request: Request[T]) -> T:
+        """Blocking :meth:`run`, for scripts and notebooks without an event loop."""
+        ...
+
+    def run_all_sync(self, requests: Sequence[Request[T]]) -> list[T]:
+        """Blocking :meth:`run_all`."""
+        ...
+
+    def run_all_settled_sync(self, requests: Sequence[Request[T]]) -> list[Result[T, RequestError]]:
+        """Blocking :meth:`run_all_settled`."""
         ...
 
 

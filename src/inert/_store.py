@@ -172,7 +172,7 @@ class Store:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.path = Path(DEFAULT_PATH if path is None else path).absolute()
+        self.path: Path = Path(DEFAULT_PATH if path is None else path).absolute()
         self._lock = threading.RLock()
         if path is None:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

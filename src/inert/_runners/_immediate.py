@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
 import math
 import random
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final, TypeVar
 
+import jiter
 import openai
 from aiolimiter import AsyncLimiter
 from returns.result import Failure, Result, Success
@@ -203,8 +203,8 @@ class ImmediateRunner(BaseRunner):
         self.requests_per_minute = requests_per_minute
         self.tokens_per_minute = tokens_per_minute
         self.max_retries = max_retries
-        self.backoff_base = float(backoff_base)
-        self.backoff_max = float(backoff_max)
+        self.backoff_base: float = float(backoff_base)
+        self.backoff_max: float = float(backoff_max)
         self.timeout = timeout
         self._options: openai.RequestOptions = {
             "max_retries": 0,
@@ -330,7 +330,7 @@ class ImmediateRunner(BaseRunner):
         except openai.OpenAIError as exc:
             raise ConnectionFailedError(f"{type(exc).__name__}: {exc}") from None
         try:
-            raw: JSON = json.loads(content)
+            raw = jiter.from_json(content)  # typed JSON (typestubs/jiter)
         except ValueError:
             raise _Retry(
                 ConnectionFailedError("the response body is not JSON (a cut-off answer?)")

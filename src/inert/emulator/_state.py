@@ -443,7 +443,7 @@ class State:
                 errors.append(_line_error(number, "duplicate_custom_id", message, "custom_id"))
                 continue
             seen.add(custom_id)
-            parsed.append((custom_id, url, body))
+            parsed.append((custom_id, endpoint, body))
         return errors, parsed, model
 
     def _plan_line(self, custom_id: str, url: str, body: JSONObject) -> Line:
