@@ -149,14 +149,14 @@ async def _batches_cancel(args: argparse.Namespace, store: Store) -> int:
 
 
 async def _batches_resume(args: argparse.Namespace, store: Store) -> int:
-    from inert._runners._batch import BatchJournal, _ProgressView
+    from inert._runners._batch import BatchJournal, ProgressView
 
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     async with _client(args) as client:
         journal = BatchJournal(
             client, store, poll_interval=args.poll_interval, poll_interval_max=60.0
         )
-        with _ProgressView(progress) as view:
+        with ProgressView(progress) as view:
             collected = await journal.resume(run_id=args.run, view=view)
     for item in collected:
         answered = sum(
