@@ -78,7 +78,7 @@ class ResponseStore(Protocol):
         """The stored raw responses of those keys that have one."""
         ...
 
-    def put_responses(self, entries: Sequence[tuple[Op[Any], JSON]]) -> None:
+    def put_responses(self, entries: Sequence[tuple[Op[object], JSON]]) -> None:
         """Store raw responses (one transaction)."""
         ...
 

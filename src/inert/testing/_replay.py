@@ -99,7 +99,7 @@ class _EmptyRecording:
     def get_responses(self, keys: Sequence[str]) -> Mapping[str, JSON]:
         return {}
 
-    def put_responses(self, entries: Sequence[tuple[Op[Any], JSON]]) -> None:
+    def put_responses(self, entries: Sequence[tuple[Op[object], JSON]]) -> None:
         raise TypeError("a replay's recording is read-only")
 
 
