@@ -11,7 +11,7 @@ from inert._json import JSON, JSONObject
 from inert._op import Op
 from inert._pricing import Price
 from inert._program import Program, Steps, program
-from inert._report import RunReport
+from inert._report import FailureGroup, RunReport
 from inert._request import Request, call, fail, gather, gather_all, pure, traverse
 from inert._runner import BaseRunner, Runner
 from inert._runners._batch import BatchRunner
@@ -21,6 +21,7 @@ from inert._store import Store
 __all__ = [  # noqa: RUF022 - plain sorted order, pinned by a test
     "BaseRunner",
     "BatchRunner",
+    "FailureGroup",
     "ImmediateRunner",
     "JSON",
     "JSONObject",
