@@ -318,7 +318,7 @@ class Store:
         create: bool = True,
         busy_timeout: float = 30.0,
     ) -> None:
-        self.busy_timeout = _positive_seconds("busy_timeout", busy_timeout)
+        self.busy_timeout: float = _positive_seconds("busy_timeout", busy_timeout)
         if path is None:
             default = DEFAULT_PATH.absolute()
             if create:
