@@ -18,7 +18,7 @@ from typing import Any, Final, Literal
 from starlette.applications import Starlette
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -58,11 +58,12 @@ class DropConnection(Exception):
 
 
 class _QuietDrops(logging.Filter):
-    """Keeps uvicorn from logging the connections the emulator drops on purpose."""
+    """Keeps uvicorn from logging the connections the emulator drops on purpose, and
+    clients that hang up mid-request (a Ctrl-C in the client): neither is a fault."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, DropConnection)
+        return not isinstance(exc, DropConnection | ClientDisconnect)
 
 
 _quiet = _QuietDrops()
