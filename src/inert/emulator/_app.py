@@ -59,12 +59,11 @@ class DropConnection(Exception):
 
 
 class _QuietDrops(logging.Filter):
-    """Keeps uvicorn from logging the connections the emulator drops on purpose, and
-    clients that hang up mid-request (a Ctrl-C in the client): neither is a fault."""
+    """Keeps uvicorn from logging the connections the emulator drops on purpose."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, DropConnection | ClientDisconnect)
+        return not isinstance(exc, DropConnection)
 
 
 _quiet = _QuietDrops()
