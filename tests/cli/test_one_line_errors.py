@@ -64,6 +64,7 @@ CASES = {
     ),
     "demo: --real without a key": (["demo", "--real"], 2, "OPENAI_API_KEY, which is not set"),
     "emulator: port out of range": (["emulator", "--port", "99999"], 1, "cannot serve"),
+    "emulator: unknown option": (["emulator", "--bogus"], 2, "unrecognized arguments: --bogus"),
 }
 
 
