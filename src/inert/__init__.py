@@ -10,7 +10,7 @@ from inert._errors import RequestError
 from inert._op import Op
 from inert._pricing import Price
 from inert._program import Program, program
-from inert._report import RunReport
+from inert._report import FailureGroup, RunReport
 from inert._request import Request, call, fail, gather, gather_all, pure, traverse
 from inert._runner import BaseRunner, Runner
 from inert._runners._batch import BatchRunner
@@ -20,6 +20,7 @@ from inert._store import Store
 __all__ = [
     "BaseRunner",
     "BatchRunner",
+    "FailureGroup",
     "ImmediateRunner",
     "Op",
     "Price",

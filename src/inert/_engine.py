@@ -16,12 +16,14 @@ Two schedules share this code:
   fetch all blocked ops as one round, repeat. ``rounds`` counts the fetches.
 * pipelined (immediate-like): fetch each op as soon as it is blocked on, and
   resume its fibers as soon as its outcome arrives; no round barrier. ``rounds``
-  is then the longest chain of dependent calls observed.
+  is then the longest chain of dependent calls observed, and ``round_sizes``
+  counts the distinct ops of each dependency level.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from typing import Any
 
@@ -116,8 +118,13 @@ class Engine:
         """Run every request to its value or error; results are in input order."""
         for i, request in enumerate(requests):
             if not isinstance(request, Request):
+                hint = (
+                    " (a list inside the list: flatten it, or combine it with gather_all)"
+                    if isinstance(request, list | tuple)
+                    else ""
+                )
                 raise TypeError(
-                    f"request {i} is a {type(request).__name__}, not a Request; "
+                    f"request {i} is a {type(request).__name__}, not a Request{hint}; "
                     "runners take Request values built with inert's builders"
                 )
         self._results = [None] * len(requests)
@@ -164,8 +171,7 @@ class Engine:
                     task.add_done_callback(finished.put_nowait)
                 self._new = {}
                 if not in_flight:
-                    self._report.rounds = max(self._op_depth.values(), default=0)
-                    self._report.round_sizes = [len(self._op_depth)] if self._op_depth else []
+                    self._report_levels()
                     return
                 done = [await finished.get()]
                 while not finished.empty():
@@ -183,6 +189,13 @@ class Engine:
         finally:
             for pending in in_flight:
                 pending.cancel()
+
+    def _report_levels(self) -> None:
+        """Pipelined rounds are dependency levels: how many ops needed k answers first."""
+        per_level = Counter(self._op_depth.values())
+        rounds = max(per_level, default=0)
+        self._report.rounds = rounds
+        self._report.round_sizes = [per_level[level] for level in range(1, rounds + 1)]
 
     def _settle(self, op: Op[Any], outcome: RawOutcome | None) -> None:
         key = op.key
@@ -221,7 +234,9 @@ class Engine:
         if waiters is None:
             self._waiting[key] = [(fiber, op)]
             self._new[key] = op
-            self._op_depth[key] = fiber.depth + 1
+            depth = self._op_depth[key] = fiber.depth + 1
+            if self._pipelined and depth > report.rounds:
+                report.rounds = depth  # live: the deepest dependency level reached so far
         else:
             report.ops_deduplicated += 1
             waiters.append((fiber, op))
@@ -364,6 +379,15 @@ class Engine:
             return _OK, stop.value, None
         except RequestError as error:
             return _ERR, error, None
+        except AttributeError as error:
+            if error.name == "send" and not isinstance(error.obj, Generator):
+                # `yield from [a, b]` delegates to a list's iterator, which has no send.
+                raise TypeError(
+                    f"a program did `yield from` a {type(error.obj).__name__.removesuffix('_iterator')} "
+                    "of requests; `yield from` takes one Request: write "
+                    "`values = yield from gather_all(requests)` for a list"
+                ) from None
+            raise
         _check_node(yielded, "program")
         stack.append((_GEN, gen))
         return _EVAL, None, yielded

@@ -25,7 +25,7 @@ from inert._errors import RequestError, RequestErrorGroup
 from inert._json import JSON
 from inert._op import Op
 from inert._pricing import DEFAULT_PRICES, Price, price_for
-from inert._report import ReportBuilder, RunReport
+from inert._report import ReportBuilder, RunReport, group_failures
 from inert._request import Request
 
 T = TypeVar("T")
@@ -118,6 +118,7 @@ class BaseRunner(abc.ABC):
 
     async def run(self, request: Request[T]) -> T:
         """Run one request and return its value; raise its RequestError if it failed."""
+        _check_one(request, "run")
         (result,) = await self.run_all_settled([request])
         if isinstance(result, Failure):
             raise result.failure()
@@ -153,7 +154,12 @@ class BaseRunner(abc.ABC):
 
         engine = Engine(fetch, pipelined=self.pipelined, report=building)
         try:
-            return await engine.run(list(requests))
+            results = await engine.run(list(requests))
+            if building.requests_failed:
+                building.failures = group_failures(
+                    r.failure() for r in results if isinstance(r, Failure)
+                )
+            return results
         finally:
             building.wall_seconds = time.perf_counter() - started
             self._report = building.freeze()
@@ -185,6 +191,7 @@ class BaseRunner(abc.ABC):
                 raw = outcome.unwrap()
                 fresh.append((op, raw))
                 self._account(op, raw, report)
+        report.ops_paid += len(fresh)
         if store is not None and fresh and not self.stores_itself:
             store.put_responses([(op, raw) for op, raw in fresh if op.dedup])
         return outcomes
@@ -207,6 +214,7 @@ class BaseRunner(abc.ABC):
 
     def run_sync(self, request: Request[T]) -> T:
         """Blocking :meth:`run`; not for use inside a running event loop."""
+        _check_one(request, "run_sync")
         return _run_blocking(self.run(request), "run_sync", "run")
 
     def run_all_sync(self, requests: Sequence[Request[T]]) -> list[T]:
@@ -217,6 +225,16 @@ class BaseRunner(abc.ABC):
         """Blocking :meth:`run_all_settled`; not for use inside a running event loop."""
         return _run_blocking(
             self.run_all_settled(requests), "run_all_settled_sync", "run_all_settled"
+        )
+
+
+def _check_one(request: object, name: str) -> None:
+    """``run`` takes one request: a list is a common slip, named with its fix."""
+    if isinstance(request, list | tuple):
+        many = name.replace("run", "run_all", 1)
+        raise TypeError(
+            f"{name}() takes one Request, not a {type(request).__name__}; pass one request, "
+            f"or use {many}(requests) for a list"
         )
 
 

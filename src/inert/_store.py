@@ -118,6 +118,9 @@ class StoreError(RuntimeError):
     """The store file cannot be used (not a store, or written by a newer inert)."""
 
 
+StoreError.__module__ = "inert.errors"  # tracebacks name its public home
+
+
 @attrs.frozen
 class ShardRecord:
     """One journaled Batch API job: which lines it carries and how far it got."""

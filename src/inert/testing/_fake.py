@@ -180,7 +180,7 @@ class FakeRunner(BaseRunner):
                 return default(op)
             raise UnansweredError(
                 f"the answer table has no entry for {describe_op(op)}; "
-                f"it has {len(answers)} entries"
+                f"it has {len(answers)} {'entry' if len(answers) == 1 else 'entries'}"
             )
 
         return cls(respond, pipelined=pipelined, seed=seed, store=store)
