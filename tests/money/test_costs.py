@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import openai
 import pytest
+from tests.billing import assert_billed_once, keys_of, settled_ledger
 
 from inert import BatchRunner, ImmediateRunner, Price, Request, Store
 from inert._pricing import DEFAULT_PRICES
@@ -73,13 +74,14 @@ async def test_cost_is_the_published_price_of_the_billed_tokens(
         runner = BatchRunner(
             client, store=store, poll_interval=0.01, poll_interval_max=0.05, progress=False
         )
-    await runner.run_all(requests_for(model))
-    entries = emu.ledger.entries()
+    requests = requests_for(model)
+    await runner.run_all(requests)
+    assert_billed_once(emu, keys_of(requests))
+    entries = settled_ledger(emu).entries()
     prompt = sum(e.prompt_tokens for e in entries)
     completion = sum(e.completion_tokens for e in entries)
     # Inputs and outputs differ in size, so a swapped price shows in the cost.
     assert prompt != completion
-    assert 3 == len(entries)
     report = runner.report
     assert (prompt, completion) == (report.prompt_tokens, report.completion_tokens)
     paid = BATCH if mode == "batch" else STANDARD
@@ -105,7 +107,7 @@ async def test_a_dated_model_is_priced_as_its_family(
     """A dated snapshot name costs its family's published price (the longest matching name)."""
     runner = ImmediateRunner(client)
     await runner.run(chat(model=model, messages=[{"role": "user", "content": "price " * 9}]))
-    (entry,) = emu.ledger.entries()
+    (entry,) = settled_ledger(emu).entries()
     assert entry.prompt_tokens != entry.completion_tokens
     expected = dollars(STANDARD, family, entry.prompt_tokens, entry.completion_tokens)
     assert expected == pytest.approx(runner.report.cost_usd, rel=1e-9)
@@ -117,7 +119,7 @@ async def test_a_model_missing_from_the_table_costs_nothing_but_counts_its_token
     """An unpriced model adds its tokens to the report and no estimate to the cost."""
     runner = ImmediateRunner(client, prices={"gpt-4o": Price(2.50, 10.00)})
     await runner.run(chat(model="o9-preview", messages=[{"role": "user", "content": "free"}]))
-    (entry,) = emu.ledger.entries()
+    (entry,) = settled_ledger(emu).entries()
     report = runner.report
     assert (entry.prompt_tokens, entry.completion_tokens) == (
         report.prompt_tokens,
@@ -133,7 +135,6 @@ async def test_a_custom_price_table_replaces_the_default(
     """``prices=`` decides the cost; its entries are dollars per million input and output tokens."""
     runner = ImmediateRunner(client, prices={"gpt-4o-mini": Price(1.0, 1_000.0)})
     await runner.run(chat(model="gpt-4o-mini", messages=[{"role": "user", "content": "own"}]))
-    (entry,) = emu.ledger.entries()
+    (entry,) = settled_ledger(emu).entries()
     expected = entry.prompt_tokens * 1.0 / 1e6 + entry.completion_tokens * 1_000.0 / 1e6
     assert expected == pytest.approx(runner.report.cost_usd, rel=1e-9)
-

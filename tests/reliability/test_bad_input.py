@@ -12,6 +12,7 @@ import openai
 import pydantic
 import pytest
 from returns.result import Failure
+from tests.billing import assert_billed_once
 
 from inert import BatchRunner, ImmediateRunner, Op, Store
 from inert._store import StoreError
@@ -92,7 +93,7 @@ async def test_a_wrong_api_key_is_a_typed_error_per_request(
                 client, store=store, poll_interval=0.01, progress=False
             ).run_all_settled(requests)
             assert 0 == store.response_count()
-        assert 0 == guarded.ledger.total_billed()
+        assert_billed_once(guarded, [])
     for settled in (immediate, batch):
         assert len(requests) == len(settled)
         for result in settled:
