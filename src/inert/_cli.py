@@ -17,9 +17,7 @@ import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
-
-import openai
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from inert._store import (
     ATTACHED_STATES,
@@ -29,6 +27,12 @@ from inert._store import (
     Store,
     StoreError,
 )
+
+if TYPE_CHECKING:
+    import openai
+
+# The SDK (and the emulator, and rich) are imported by the commands that use them,
+# so that `inert --help` and `inert batches list` start without loading them.
 
 _EXIT_USAGE = 2
 _EXIT_INTERRUPTED = 130
@@ -46,6 +50,8 @@ def _client(args: argparse.Namespace) -> openai.AsyncOpenAI:
             "set OPENAI_API_KEY to reach the API (for the emulator any value works, "
             "e.g. OPENAI_API_KEY=test inert batches ... --base-url http://127.0.0.1:8321/v1)"
         )
+    import openai
+
     return openai.AsyncOpenAI(base_url=args.base_url)
 
 
@@ -317,6 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _is_api_error(exc: Exception) -> bool:
+    """Whether ``exc`` is the SDK's error (only possible once a command loaded the SDK)."""
+    sdk = sys.modules.get("openai")
+    return sdk is not None and isinstance(exc, sdk.OpenAIError)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``inert`` command; returns the exit status."""
     args_list = sys.argv[1:] if argv is None else list(argv)
@@ -332,7 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     except _UsageError as exc:
         print(f"inert: {exc}", file=sys.stderr)
         return _EXIT_USAGE
-    except openai.OpenAIError as exc:
+    except Exception as exc:
+        if not _is_api_error(exc):
+            raise
         print(f"inert: the API call failed: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

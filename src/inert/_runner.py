@@ -13,14 +13,16 @@ import abc
 import asyncio
 import atexit
 import contextlib
+import functools
 import threading
 import time
-from collections.abc import Coroutine, Mapping, Sequence
-from typing import Any, ClassVar, Protocol, TypeVar
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Protocol, TypeAlias, TypeVar, cast
 
 from returns.result import Failure, Result, Success
 
-from inert._engine import Engine, RawOutcome
+from inert import _gc
+from inert._engine import Engine, Outcome, RawOutcome
 from inert._errors import RequestError, RequestErrorGroup
 from inert._json import JSON
 from inert._op import Op
@@ -29,6 +31,10 @@ from inert._report import ReportBuilder, RunReport, group_failures
 from inert._request import Request
 
 T = TypeVar("T")
+
+Sent: TypeAlias = RawOutcome | Outcome
+"""What ``_send`` returns per op key: ``Success(raw)``/``Failure(error)``, or the same
+without the wrapper (the raw body, or the RequestError itself)."""
 
 
 class Runner(Protocol):
@@ -111,10 +117,13 @@ class BaseRunner(abc.ABC):
         return self._report
 
     @abc.abstractmethod
-    async def _send(
-        self, ops: Sequence[Op[Any]], report: ReportBuilder
-    ) -> Mapping[str, RawOutcome]:
-        """Perform the distinct ``ops`` and return one raw outcome per op key."""
+    async def _send(self, ops: Sequence[Op[Any]], report: ReportBuilder) -> Mapping[str, Sent]:
+        """Perform the distinct ``ops`` and return one raw outcome per op key.
+
+        An outcome is ``Success(raw)`` or ``Failure(error)``, or, cheaper for a
+        runner that answers many ops at once, the raw body or the RequestError
+        itself (a JSON value is never an exception, so nothing is ambiguous).
+        """
 
     async def run(self, request: Request[T]) -> T:
         """Run one request and return its value; raise its RequestError if it failed."""
@@ -149,9 +158,7 @@ class BaseRunner(abc.ABC):
         building = ReportBuilder()
         started = time.perf_counter()
 
-        async def fetch(ops: Sequence[Op[Any]]) -> Mapping[str, RawOutcome]:
-            return await self._fetch(ops, building)
-
+        fetch = functools.partial(self._fetch, report=building)
         engine = Engine(fetch, pipelined=self.pipelined, report=building)
         try:
             results = await engine.run(list(requests))
@@ -167,48 +174,72 @@ class BaseRunner(abc.ABC):
     def _begin_run(self) -> None:  # noqa: B027 - an optional hook, empty by default
         """Called as each run starts; subclasses reset per-run state here."""
 
-    async def _fetch(
-        self, ops: Sequence[Op[Any]], report: ReportBuilder
-    ) -> Mapping[str, RawOutcome]:
+    async def _fetch(self, ops: Sequence[Op[Any]], report: ReportBuilder) -> Mapping[str, Outcome]:
         store = self._store
-        found: Mapping[str, JSON] = {}
+        to_send = ops
+        outcomes: dict[str, Outcome] = {}
         if store is not None:
             found = store.get_responses([op.key for op in ops if op.dedup])
-        outcomes: dict[str, RawOutcome] = {key: Success(raw) for key, raw in found.items()}
-        report.cache_hits += len(found)
-        to_send = [op for op in ops if op.key not in found]
-        if not to_send:
-            return outcomes
+            if found:
+                report.cache_hits += len(found)
+                outcomes.update(found)
+                to_send = [op for op in ops if op.key not in found]
+                if not to_send:
+                    return outcomes
         report.ops_sent += len(to_send)
         sent = await self._send(to_send, report)
         fresh: list[tuple[Op[Any], JSON]] = []
-        for op in to_send:
-            outcome = sent.get(op.key)
-            if outcome is None:
-                continue
-            outcomes[op.key] = outcome
-            if isinstance(outcome, Success):
-                raw = outcome.unwrap()
-                fresh.append((op, raw))
-                self._account(op, raw, report)
+        _gc.pause()
+        try:
+            for op in to_send:
+                key = op.key
+                try:
+                    outcome = sent[key]
+                except KeyError:
+                    continue  # the engine reports it as unanswered
+                # Class checks, not isinstance: Result is an ABC, and this runs per op.
+                kind = outcome.__class__
+                if kind is Success or kind is Failure:
+                    result = cast(RawOutcome, outcome)
+                    outcome = result.unwrap() if kind is Success else result.failure()
+                plain = cast(Outcome, outcome)
+                outcomes[key] = plain
+                if plain.__class__ is dict or not isinstance(plain, RequestError):
+                    fresh.append((op, plain))
+            self._account(fresh, report)
+        finally:
+            _gc.resume()
         report.ops_paid += len(fresh)
         if store is not None and fresh and not self.stores_itself:
             store.put_responses([(op, raw) for op, raw in fresh if op.dedup])
         return outcomes
 
-    def _account(self, op: Op[Any], raw: JSON, report: ReportBuilder) -> None:
-        prompt, completion = usage_of(raw)
-        report.prompt_tokens += prompt
-        report.completion_tokens += completion
-        model = op.model
-        try:
-            price = self._price_cache[model]
-        except KeyError:
-            price = self._price_cache[model] = price_for(model, self._prices)
-        if price is not None:
-            full = price.cost(prompt, completion)
-            report.full_price_usd += full
-            report.cost_usd += full * self.price_factor
+    def _account(self, answered: Iterable[tuple[Op[Any], JSON]], report: ReportBuilder) -> None:
+        """Add the tokens and cost of a round's answers to the report, priced per model."""
+        tokens: dict[str | None, list[int]] = {}
+        for op, raw in answered:
+            if not isinstance(raw, dict) or "usage" not in raw:
+                continue
+            prompt, completion = usage_of(raw)
+            if prompt or completion:
+                model = op.model
+                counts = tokens.get(model)
+                if counts is None:
+                    tokens[model] = [prompt, completion]
+                else:
+                    counts[0] += prompt
+                    counts[1] += completion
+        for model, (prompt, completion) in tokens.items():
+            report.prompt_tokens += prompt
+            report.completion_tokens += completion
+            try:
+                price = self._price_cache[model]
+            except KeyError:
+                price = self._price_cache[model] = price_for(model, self._prices)
+            if price is not None:
+                full = price.cost(prompt, completion)
+                report.full_price_usd += full
+                report.cost_usd += full * self.price_factor
 
     # Blocking twins, for scripts and notebooks without an event loop.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import sqlite3
 from collections import Counter
 from pathlib import Path
@@ -14,13 +15,13 @@ import pytest
 from returns.result import Failure
 from tests.billing import assert_billed_once
 
-from inert import BatchRunner, ImmediateRunner, Op, Store
+from inert import BatchRunner, ImmediateRunner, Op, Store, call
 from inert._store import StoreError
 from inert.emulator import Emulator
 from inert.errors import ApiError
-from inert.openai import structured
+from inert.openai import CHAT_COMPLETIONS, structured
 
-from ._support import word_request
+from ._support import Words, word_request
 
 NON_JSON_BODIES: dict[str, tuple[dict[Any, Any], type[Exception], str]] = {
     "a non-string key": ({"model": "m", "n": {1: "x"}}, TypeError, "['n']"),
@@ -40,6 +41,97 @@ def test_a_body_that_is_not_json_is_refused_with_its_place(case: str, tally: Cou
     with pytest.raises(error) as caught:
         Op(endpoint="/v1/chat/completions", body=body, decode=lambda raw: raw)
     assert where in str(caught.value)
+
+
+def nested(depth: int) -> dict[str, Any]:
+    """A chat body whose metadata nests ``depth`` objects deep."""
+    body: dict[str, Any] = {"model": "m", "metadata": {}}
+    inner = body["metadata"]
+    for _ in range(depth):
+        inner["a"] = {}
+        inner = inner["a"]
+    return body
+
+
+def contains_itself() -> dict[str, Any]:
+    """A body whose message list holds the body itself."""
+    body: dict[str, Any] = {"model": "m"}
+    body["messages"] = [body]
+    return body
+
+
+def list_contains_itself() -> dict[str, Any]:
+    """A body with a list that holds itself."""
+    stop: list[Any] = ["end"]
+    stop.append(stop)
+    return {"model": "m", "stop": stop}
+
+
+BODIES_REFUSED_AT_BUILD: dict[str, tuple[Any, str]] = {
+    "a lone surrogate": (
+        lambda: {"model": "m", "messages": [{"role": "user", "content": "caf\udce9"}]},
+        "body['messages'][0]['content'] holds a lone surrogate",
+    ),
+    "a lone surrogate in a key": (
+        lambda: {"model": "m", "metadata": {"\ud800": "x"}},
+        "body['metadata'] has a key with a lone surrogate",
+    ),
+    "a body that contains itself": (contains_itself, "body['messages'][0] contains itself"),
+    "a list that contains itself": (list_contains_itself, "body['stop'][1] contains itself"),
+    "100,000 levels of nesting": (lambda: nested(100_000), "deeper than 100"),
+    "an integer of 5,000 digits": (lambda: {"model": "m", "seed": 10**5000}, "body['seed']"),
+    "an integer beyond 64 bits": (lambda: {"model": "m", "seed": 2**64}, "body['seed']"),
+}
+
+
+@pytest.mark.parametrize("case", list(BODIES_REFUSED_AT_BUILD))
+async def test_a_body_no_api_can_take_fails_at_build_and_nothing_is_sent(
+    case: str, emu: Emulator, tmp_path: Path, tally: Counter[str]
+) -> None:
+    """The op is refused while the requests are built, so no call is sent and nothing stored."""
+    make, says = BODIES_REFUSED_AT_BUILD[case]
+    tally["bad_inputs"] += 1
+    async with openai.AsyncOpenAI(base_url=emu.base_url, api_key="sk-bad-body") as client:
+        with Store(tmp_path / "store.sqlite3") as store:
+            runner = ImmediateRunner(client, store=store)
+            with pytest.raises(ValueError, match=re.escape(says)):
+                await runner.run_all(
+                    [
+                        *(word_request(i, salt=" bad body") for i in range(3)),
+                        call(Op(endpoint=CHAT_COMPLETIONS, body=make(), decode=str)),
+                    ]
+                )
+            assert 0 == store.response_count()
+    assert 0 == emu.ledger.total_billed()  # immediate calls only: no batch left to bill
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: structured(
+            model="m", messages=[{"role": "user", "content": "\ud800"}], response_format=Words
+        ),
+        lambda: structured(
+            model="m",
+            messages=[{"role": "user", "content": "hi"}],
+            response_format=Words,
+            seed=10**5000,
+        ),
+        lambda: structured(
+            model="m",
+            messages=[{"role": "user", "content": "hi"}],
+            response_format=Words,
+            metadata=nested(100_000)["metadata"],
+        ),
+    ],
+    ids=["a lone surrogate", "an integer of 5,000 digits", "100,000 levels of nesting"],
+)
+def test_structured_refuses_the_same_bodies_when_built(make: Any, tally: Counter[str]) -> None:
+    """The builder's own checks catch what the op's guard catches, naming the place."""
+    tally["bad_inputs"] += 1
+    with pytest.raises((TypeError, ValueError)) as caught:
+        make()
+    assert "body[" in str(caught.value) or "metadata" in str(caught.value)
 
 
 class OpenMapping(pydantic.BaseModel):
