@@ -60,7 +60,20 @@ def check_settled(
     return answers, errors
 
 
-@pytest.mark.parametrize("mix", list(FAULT_MIXES))
+LOST_OUTPUT_REPAID = pytest.mark.xfail(
+    strict=False,  # only when a drawn expiry meets a drawn missing output file
+    reason="the batch runner resubmits completed lines of an expired batch whose output file is "
+    "missing; tests/money/test_lost_output_is_never_repaid.py pins it (strict)",
+)
+
+
+@pytest.mark.parametrize(
+    "mix",
+    [
+        pytest.param(mix, marks=LOST_OUTPUT_REPAID) if mix == "everything at once" else mix
+        for mix in FAULT_MIXES
+    ],
+)
 async def test_no_request_is_lost_under_batch_faults(
     mix: str, emu: Emulator, tmp_path: Path, tally: Counter[str]
 ) -> None:
