@@ -1,0 +1,102 @@
+"""An HTTP transport for tests that loses answers on the wire, below the SDK.
+
+The SDK's retries and everything inert does on top run unchanged: the request
+reaches the emulator (and takes effect there), then its answer is dropped, replaced
+by a 5xx or an HTML page, or the process freezes right after it arrived. This is how
+a lost answer looks to a client of the real service.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+import httpx2
+import openai
+
+Check = Callable[[httpx2.Response], bool]
+
+
+@attrs.define
+class Rule:
+    """Lose the answers of the next ``times`` requests matching ``method`` and ``path``."""
+
+    method: str
+    path: re.Pattern[str]
+    how: str
+    times: int
+    when: Check | None = None
+    marker: Path | None = None
+    hits: int = 0
+
+
+class LossyTransport(httpx2.AsyncBaseTransport):
+    """Forwards every request to the server; loses the answers its rules name."""
+
+    def __init__(self) -> None:
+        self.inner = httpx2.AsyncHTTPTransport()
+        self.rules: list[Rule] = []
+
+    def lose(self, method: str, path: str, *, how: str = "disconnect", times: int = 1) -> Rule:
+        """After the server answered, drop the connection (``"disconnect"``) or answer
+        ``"502"`` or an HTML ``"html"`` page instead, ``times`` times in a row."""
+        rule = Rule(method, re.compile(path), how, times)
+        self.rules.append(rule)
+        return rule
+
+    def freeze_after(
+        self, method: str, path: str, marker: Path, when: Check | None = None
+    ) -> Rule:
+        """After the first answer that satisfies ``when``, write ``marker`` and block the
+        whole process (event loop included) until it is killed."""
+        rule = Rule(method, re.compile(path), "freeze", 1, when=when, marker=marker)
+        self.rules.append(rule)
+        return rule
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await self.inner.handle_async_request(request)
+        body = await response.aread()
+        answer = httpx2.Response(
+            response.status_code, headers=response.headers, content=body, request=request
+        )
+        for rule in self.rules:
+            if rule.hits >= rule.times or request.method != rule.method:
+                continue
+            if not rule.path.fullmatch(request.url.path):
+                continue
+            if rule.when is not None and not rule.when(answer):
+                continue
+            rule.hits += 1
+            if rule.how == "freeze":
+                assert rule.marker is not None
+                rule.marker.write_text(request.url.path)  # noqa: ASYNC240 - stop right here
+                time.sleep(3600)  # noqa: ASYNC251 - blocking on purpose: nothing else may run
+            if rule.how == "disconnect":
+                raise httpx2.RemoteProtocolError("the answer was lost", request=request)
+            if rule.how == "502":
+                return httpx2.Response(502, content=b"Bad Gateway", request=request)
+            if rule.how == "html":
+                return httpx2.Response(
+                    200,
+                    headers={"content-type": "text/html"},
+                    content=b"<html><body>Service Unavailable</body></html>",
+                    request=request,
+                )
+            raise AssertionError(f"unknown way to lose an answer: {rule.how!r}")
+        return answer
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def lossy_client(base_url: str, transport: LossyTransport, **options: object) -> openai.AsyncOpenAI:
+    """An SDK client with its default retries whose answers ``transport`` may lose."""
+    return openai.AsyncOpenAI(
+        base_url=base_url,
+        api_key="sk-test-SECRET-never-stored",
+        http_client=httpx2.AsyncClient(transport=transport),
+        **options,  # type: ignore[arg-type]  # keyword settings of the SDK client
+    )
