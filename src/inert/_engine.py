@@ -173,11 +173,12 @@ class Engine:
                 for fetched in done:
                     op = in_flight.pop(fetched)
                     self._settle(op, fetched.result().get(op.key))
-        except Exception:
-            # A bug in user code ends the run, but calls already under way are paid
-            # for: let them finish so the runner can store their answers.
-            if in_flight:
-                await asyncio.gather(*in_flight, return_exceptions=True)
+        except BaseException:
+            # The run has failed: a bug in user code, an interrupt raised by it, or
+            # the run's task cancelled. Start no new call: cancelling a fetch is the
+            # runner's signal to drop calls still waiting for their turn and to let
+            # those already on the wire finish and be stored (they are paid for).
+            await _stop(in_flight)
             raise
         finally:
             for pending in in_flight:
@@ -373,6 +374,18 @@ class Engine:
         else:
             self._report.requests_failed += 1
             self._results[fiber.index] = Failure(payload)
+
+
+async def _stop(fetches: Mapping[asyncio.Future[Mapping[str, RawOutcome]], Op[Any]]) -> None:
+    """Cancel every fetch under way and wait until each has kept what it was paid for.
+
+    A second cancellation of the waiting task cancels the fetches again, which stops
+    them at once.
+    """
+    for fetch in fetches:
+        fetch.cancel()
+    if fetches:
+        await asyncio.gather(*fetches, return_exceptions=True)
 
 
 def _check_node(node: object, where: str) -> None:

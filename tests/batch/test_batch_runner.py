@@ -14,6 +14,7 @@ from inert import BatchRunner, ImmediateRunner, Request, Store
 from inert._runners._batch import jsonl_line, parse_output_lines
 from inert.emulator import Emulator, Faults
 from inert.errors import ApiError, CancelledRequestError, ExpiredError, RequestError
+from inert.testing import op_of
 
 from ._support import MODEL, Words, ask, bad_request, pipeline
 
@@ -127,16 +128,21 @@ async def test_expired_lines_are_resubmitted_alone(
 async def test_expired_batch_keeps_its_completed_part(
     runner: BatchRunner, client: openai.AsyncOpenAI, emu: Emulator, store: Store
 ) -> None:
-    """A batch that expires halfway keeps its answers; only the unfinished lines go again."""
+    """A batch that expires halfway stores its answers; only the unfinished lines go again."""
+    requests = [ask(f"w{i}") for i in range(10)]
+    expected = await ImmediateRunner(client).run_all(requests)
+    emu.reset()
     emu.set_faults(Faults(batch_expire=1.0))
     after_first_create(client, lambda _: emu.set_faults(Faults()))
-    results = await runner.run_all([ask(f"w{i}") for i in range(10)])
-    assert len(results) == 10
+    assert expected == await runner.run_all(requests)
     first, second = shard_lines(store)
     assert [r.remote_status for r in store.shards()] == ["expired", "completed"]
     assert 0 < len(second) < len(first)
     assert second < first
-    assert emu.ledger.billed_more_than_once() == []
+    ops = [op_of(r) for r in requests]
+    stored = store.get_responses([op.key for op in ops])
+    assert expected == [op.decode(stored[op.key]) for op in ops if op.key in stored]
+    assert dict.fromkeys(first, 1) == emu.ledger.counts()
 
 
 async def test_lines_that_keep_expiring_fail_as_expired(

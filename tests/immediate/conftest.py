@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx2
 import openai
@@ -37,12 +37,20 @@ class Recorder(httpx2.AsyncBaseTransport):
         self.in_flight = 0
         self.peak = 0
         self.slow_seconds = 0.0
+        self._changed = asyncio.Event()
+
+    async def until(self, condition: Callable[[Recorder], bool]) -> None:
+        """Wait until ``condition(self)`` holds (checked whenever a request starts or ends)."""
+        while not condition(self):
+            self._changed.clear()
+            await self._changed.wait()
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         body = request.content
         self.bodies.append(body)
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
+        self._changed.set()
         started = time.perf_counter()
         try:
             if self.slow_seconds and SLOW_MARK.encode() in body:
@@ -52,6 +60,7 @@ class Recorder(httpx2.AsyncBaseTransport):
         finally:
             self.in_flight -= 1
             self.spans.append((body, started, time.perf_counter()))
+            self._changed.set()
         return response
 
     async def aclose(self) -> None:

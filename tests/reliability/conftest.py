@@ -1,30 +1,12 @@
-"""Fixtures of the reliability suite, and the summary of what it tried, printed at the end."""
+"""Fixtures of the reliability suite (its tally and summary are in tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 
 import pytest
 
 from inert.emulator import Emulator, Faults
-
-TALLY_KEY = pytest.StashKey[Counter[str]]()
-"""Where the suite's counts live: requests, faults injected, kills, bad inputs, ..."""
-
-TALLY_ORDER = (
-    ("requests", "requests"),
-    ("faults", "faults injected"),
-    ("kills", "kills"),
-    ("bad_inputs", "bad inputs"),
-    ("files_scanned", "files scanned for the key"),
-)
-
-
-@pytest.fixture(scope="session")
-def tally(pytestconfig: pytest.Config) -> Counter[str]:
-    """The suite's counters; tests add what they tried."""
-    return pytestconfig.stash.setdefault(TALLY_KEY, Counter())
 
 
 @pytest.fixture(scope="session")
@@ -42,18 +24,3 @@ def emu(reliability_emulator: Emulator) -> Emulator:
     reliability_emulator.set_time_scale(0.1)
     reliability_emulator.reset()
     return reliability_emulator
-
-
-def pytest_terminal_summary(
-    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
-) -> None:
-    """Print the counts the reliability suite tried, on one line."""
-    counts = config.stash.get(TALLY_KEY, None)
-    if not counts:
-        return
-    parts = [f"{counts[key]} {label}" for key, label in TALLY_ORDER if key in counts]
-    parts += [
-        f"{value} {key}" for key, value in sorted(counts.items()) if key not in dict(TALLY_ORDER)
-    ]
-    terminalreporter.write_sep("-", "reliability")
-    terminalreporter.write_line("reliability: " + ", ".join(parts))

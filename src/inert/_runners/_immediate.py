@@ -9,9 +9,19 @@ see :mod:`inert.errors`:
 * 429 → retried, honouring ``retry-after-ms`` / ``Retry-After``; after the last
   attempt :class:`~inert.errors.RateLimitError`;
 * 408 and 5xx → retried; after the last attempt :class:`~inert.errors.ApiError`;
-* a dropped connection or a timeout → retried; then
+* a dropped connection → retried; then :class:`~inert.errors.ConnectionFailedError`;
+* a connection that cannot be made → retried at most twice; an attempt past its
+  deadline → retried at most once (it may have been billed); then
   :class:`~inert.errors.ConnectionFailedError`;
 * any other 4xx → :class:`~inert.errors.ApiError` at once (it cannot succeed).
+
+Final errors name the URL, the attempts made and the time spent.
+
+Every call runs in a task of its own (a :class:`_Call`) that the runs needing it
+wait on, shielded: cancelling one run never cancels a call another run waits for.
+A run that stops (its task is cancelled, or the engine stops it after a failure)
+starts no new call; a call already on the wire is waited for, because it is paid
+for, and its answer is returned so that it is stored.
 """
 
 from __future__ import annotations
@@ -20,11 +30,14 @@ import asyncio
 import contextvars
 import json
 import math
+import os
 import random
 import sys
+import time
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Final, TypeVar
+from typing import Any, ClassVar, Final, Literal, TypeVar
 
+import httpx2
 import openai
 from aiolimiter import AsyncLimiter
 from returns.result import Failure, Result, Success
@@ -45,14 +58,54 @@ T = TypeVar("T")
 _RETRY_AFTER_CEILING: Final = 60.0
 """Longest server-requested wait we honour (as the SDK does); longer ones use backoff."""
 
+CONNECT_RETRIES: Final = 2
+"""Most retries after a connection that could not be made (refused, unreachable, timed out)."""
+
+TIMEOUT_RETRIES: Final = 1
+"""Most retries after an attempt that ran past its deadline (the server may have billed it)."""
+
+Kind = Literal["status", "drop", "connect", "timeout"]
+"""What went wrong in one attempt; it decides how often the attempt is repeated."""
+
 
 class _Retry(Exception):
     """One failed attempt that may succeed if repeated; carries the final error to use."""
 
-    def __init__(self, error: RequestError, retry_after: float | None = None) -> None:
+    def __init__(
+        self, error: RequestError, kind: Kind, what: str, retry_after: float | None = None
+    ) -> None:
         super().__init__(error.message)
         self.error = error
+        self.kind: Kind = kind
+        self.what = what
         self.retry_after = retry_after
+
+
+class _Call:
+    """One op's attempts, run as a task of its own, and the runs that wait for it.
+
+    ``wanted`` counts the waiting runs that have not been stopped; when it falls to
+    zero before an attempt is on the wire, the task is cancelled (nothing was sent).
+    ``posting`` is true while an attempt is on the wire; ``wire_done`` (made only when
+    a stopped run waits for that attempt) resolves when the attempt ends.
+    """
+
+    __slots__ = ("posting", "task", "wanted", "wire_done")
+
+    def __init__(self) -> None:
+        self.wanted = 0
+        self.posting = False
+        self.wire_done: asyncio.Future[None] | None = None
+        self.task: asyncio.Task[RawOutcome]
+
+    def attempt_ended(self) -> None:
+        """Mark the attempt on the wire as ended, waking a stopped run waiting for it."""
+        self.posting = False
+        done = self.wire_done
+        if done is not None:
+            self.wire_done = None
+            if not done.done():
+                done.set_result(None)
 
 
 class _LoopState:
@@ -66,7 +119,7 @@ class _LoopState:
         # letting a whole minute's worth through at once.
         self.requests = None if rpm is None else _limiter(rpm, 1.0)
         self.tokens = None if tpm is None else _limiter(tpm, 10.0)
-        self.in_flight: dict[str, asyncio.Future[RawOutcome]] = {}
+        self.in_flight: dict[str, _Call] = {}
 
 
 def _limiter(per_minute: float, window: float) -> AsyncLimiter:
@@ -141,19 +194,28 @@ class ImmediateRunner(BaseRunner):
     starts the moment its input arrives, with no round barrier. Identical ops in
     flight at once (also across concurrent runs on this runner) are sent once.
 
+    A run that fails (an exception that is not a per-item ``RequestError``, such as
+    a bug in a ``.map`` function, ``KeyboardInterrupt``, or its task being
+    cancelled) starts no new call; calls already on the wire finish and their
+    answers are stored before the error is raised. A second cancellation stops
+    waiting for them.
+
     Args:
         client: the ``openai.AsyncOpenAI`` to send through (its base URL, key and
-            HTTP client are used; its own retries are not).
+            HTTP client are used; its own retries and timeouts are not).
         max_concurrency: the most requests in flight at once.
         requests_per_minute: a request rate limit, or None for none.
         tokens_per_minute: a token rate limit, or None; each request is charged
             its body's length / 4 plus its ``max_tokens`` / ``max_completion_tokens``.
-        max_retries: extra attempts after a 429, 408, 5xx, timeout or dropped
-            connection.
+        max_retries: extra attempts after a 429, 408, 5xx or dropped connection
+            (at most 2 after a connection that cannot be made, 1 after a timeout).
         backoff_base: seconds of the first backoff; doubled on every attempt, with
             full jitter.
         backoff_max: the longest backoff, in seconds.
-        timeout: seconds for one attempt, or None for no limit.
+        timeout: the deadline of one attempt in seconds (connecting, sending and the
+            whole answer), or None for none; a server that drip-feeds bytes cannot
+            stretch it.
+        connect_timeout: the deadline for making a connection, in seconds.
         store: where raw responses are looked up before sending and kept after.
         prices: the price table for cost estimates (model name → ``Price``).
         progress: show a live count of calls answered on stderr; ``None`` (the
@@ -176,7 +238,8 @@ class ImmediateRunner(BaseRunner):
         max_retries: int = 6,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
-        timeout: float | None = 600,
+        timeout: float | None = 300.0,
+        connect_timeout: float = 5.0,
         store: ResponseStore | None = None,
         prices: Mapping[str, Price] | None = None,
         progress: bool | None = None,
@@ -193,6 +256,7 @@ class ImmediateRunner(BaseRunner):
         _positive("backoff_base", backoff_base, allow_none=False)
         _positive("backoff_max", backoff_max, allow_none=False)
         _positive("timeout", timeout, allow_none=True)
+        _positive("connect_timeout", connect_timeout, allow_none=False)
         if backoff_max < backoff_base:
             raise ValueError(
                 f"backoff_max ({backoff_max}) must not be less than backoff_base ({backoff_base})"
@@ -206,11 +270,14 @@ class ImmediateRunner(BaseRunner):
         self.backoff_base = float(backoff_base)
         self.backoff_max = float(backoff_max)
         self.timeout = timeout
+        self.connect_timeout = float(connect_timeout)
         self._options: openai.RequestOptions = {
             "max_retries": 0,
-            "timeout": timeout,
+            # httpx's timeouts bound each read; the attempt's deadline is ours (_post).
+            "timeout": httpx2.Timeout(timeout, connect=self.connect_timeout),
             "security": {"bearer_auth": True},
         }
+        self._base_url = _public_url(str(self._client.base_url))
         self._loops: dict[asyncio.AbstractEventLoop, _LoopState] = {}
         self._random = random.Random()
         self.progress = progress
@@ -271,29 +338,59 @@ class ImmediateRunner(BaseRunner):
     async def _shared(self, op: Op[Any], report: ReportBuilder, state: _LoopState) -> RawOutcome:
         """Send ``op``, or wait for the identical op another run already has in flight."""
         if not op.dedup:  # distinct samples are wanted: never share an answer
-            return await self._attempts(op, report, state)
+            return await self._wait(self._start(op, report, state), state)
         key = op.key
-        pending = state.in_flight.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[RawOutcome] = asyncio.get_running_loop().create_future()
-        state.in_flight[key] = future
-        try:
-            outcome = await self._attempts(op, report, state)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters (if any) get it too
-            raise
-        finally:
-            del state.in_flight[key]
-        future.set_result(outcome)
-        return outcome
+        call = state.in_flight.get(key)
+        if call is None:
+            call = self._start(op, report, state)
+            state.in_flight[key] = call
+            call.task.add_done_callback(lambda _: _forget(state.in_flight, key, call))
+        return await self._wait(call, state)
 
-    async def _attempts(self, op: Op[Any], report: ReportBuilder, state: _LoopState) -> RawOutcome:
+    def _start(self, op: Op[Any], report: ReportBuilder, state: _LoopState) -> _Call:
+        call = _Call()
+        call.task = asyncio.ensure_future(self._attempts(op, report, state, call))
+        return call
+
+    async def _wait(self, call: _Call, state: _LoopState) -> RawOutcome:
+        """Wait for a call; if this run is stopped, keep an answer already on the wire.
+
+        The call's task is shielded, so stopping this run never cancels a call that
+        another run waits for; the last run to stop cancels a call not yet sent.
+        """
+        call.wanted += 1
+        try:
+            return await asyncio.shield(call.task)
+        except asyncio.CancelledError:
+            call.wanted -= 1
+            if call.task.done() and not call.task.cancelled():
+                return call.task.result()  # answered just now: keep it
+            if not call.posting:
+                _abandon(call)
+                raise
+            # An attempt is on the wire: it may be paid for, so wait for its end (once).
+            if call.wire_done is None:
+                call.wire_done = asyncio.get_running_loop().create_future()
+            wire = call.wire_done
+            try:
+                await asyncio.wait((call.task, wire), return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:  # stopped again: stop waiting
+                _abandon(call)
+                raise
+            if call.task.done() and not call.task.cancelled():
+                return call.task.result()  # the caller stores it, then the run ends
+            _abandon(call)
+            raise
+
+    async def _attempts(
+        self, op: Op[Any], report: ReportBuilder, state: _LoopState, call: _Call
+    ) -> RawOutcome:
         """Post ``op`` until it succeeds, fails for good, or its retries are spent."""
         path = op.endpoint[3:] if op.endpoint.startswith("/v1/") else op.endpoint
         cost = self._token_cost(op) if state.tokens is not None else 0.0
+        body = op.canonical_body().encode()
         attempt = 0
+        started = time.monotonic()
         while True:
             if state.requests is not None:
                 await state.requests.acquire()
@@ -301,10 +398,15 @@ class ImmediateRunner(BaseRunner):
                 await state.tokens.acquire(cost)
             try:
                 async with state.semaphore:
-                    return Success(await self._post(path, op.canonical_body().encode()))
+                    call.posting = True
+                    try:
+                        return Success(await self._post(path, body))
+                    finally:
+                        call.attempt_ended()
             except _Retry as retry:
-                if attempt >= self.max_retries:
-                    return Failure(retry.error)
+                budget = _budget(retry.kind, self.max_retries)
+                if attempt >= budget or call.wanted == 0:
+                    return Failure(_final(retry, attempt + 1, time.monotonic() - started))
                 delay = self._backoff(attempt, retry.retry_after)
             except RequestError as error:
                 return Failure(error)
@@ -316,26 +418,80 @@ class ImmediateRunner(BaseRunner):
         """One attempt; translates every foreign error into an inert one (or ``_Retry``).
 
         The body goes out as the op's canonical JSON text, the very bytes the batch
-        runner writes into its JSONL lines, so the two modes cannot differ.
+        runner writes into its JSONL lines, so the two modes cannot differ. The
+        whole attempt has one deadline (httpx's own timeouts bound each read only).
         """
         try:
-            content = await self._client.post(
-                path, cast_to=bytes, content=body, options=self._options
-            )
+            async with asyncio.timeout(self.timeout):
+                content = await self._client.post(
+                    path, cast_to=bytes, content=body, options=self._options
+                )
+        except TimeoutError:
+            url = self._url(path)
+            what = f"no complete answer from {url} within the {_seconds(self.timeout)} deadline"
+            raise _Retry(ConnectionFailedError(what), "timeout", what) from None
         except openai.APIStatusError as exc:
-            raise _status_error(exc) from None
+            raise self._status_error(exc) from None
         except openai.APIConnectionError as exc:  # APITimeoutError is one too
-            what = "timed out" if isinstance(exc, openai.APITimeoutError) else "failed"
-            raise _Retry(ConnectionFailedError(f"the connection {what}: {exc}")) from None
+            raise self._connection_error(exc) from None
         except openai.OpenAIError as exc:
             raise ConnectionFailedError(f"{type(exc).__name__}: {exc}") from None
         try:
             raw: JSON = json.loads(content)
         except ValueError:
-            raise _Retry(
-                ConnectionFailedError("the response body is not JSON (a cut-off answer?)")
-            ) from None
+            what = f"the answer from {self._url(path)} is not JSON (a cut-off answer?)"
+            raise _Retry(ConnectionFailedError(what), "drop", what) from None
         return raw
+
+    def _url(self, path: str) -> str:
+        return f"{self._base_url}/{path.lstrip('/')}"
+
+    def _connection_error(self, exc: openai.APIConnectionError) -> _Retry:
+        """The ``_Retry`` for an attempt that got no answer at all."""
+        url = _public_url(str(exc.request.url))
+        cause = exc.__cause__
+        detail = _root_cause(exc)
+        kind: Kind
+        if isinstance(cause, httpx2.ConnectTimeout):
+            what = f"could not connect to {url} within {_seconds(self.connect_timeout)}"
+            kind = "connect"
+        elif isinstance(cause, httpx2.ConnectError):
+            what = f"could not connect to {url} ({detail})"
+            kind = "connect"
+        elif isinstance(cause, httpx2.TimeoutException):
+            what = f"no answer from {url} within {_seconds(self.timeout)} ({type(cause).__name__})"
+            kind = "timeout"
+        else:
+            what = f"the connection to {url} failed before the answer was complete ({detail})"
+            kind = "drop"
+        return _Retry(ConnectionFailedError(what), kind, what)
+
+    def _status_error(self, exc: openai.APIStatusError) -> Exception:
+        """The inert error (or ``_Retry``) for an HTTP error status."""
+        status = exc.status_code
+        body: JSON
+        try:
+            body = exc.response.json()
+        except ValueError:
+            body = exc.response.text
+        details = body.get("error") if isinstance(body, dict) else None
+        message = details.get("message") if isinstance(details, dict) else None
+        code = details.get("code") if isinstance(details, dict) else None
+        url = _public_url(str(exc.response.request.url))
+        text = f"HTTP {status} from {url}: {message if isinstance(message, str) else exc.message}"
+        if status == 404 and not self._base_url.endswith("/v1"):
+            text += (
+                f" (the base URL {self._base_url} does not end in /v1, where OpenAI-compatible "
+                f"servers serve the API; try base_url='{self._base_url}/v1')"
+            )
+        code_text = code if isinstance(code, str) else None
+        if status == 429:
+            error = RateLimitError(text, status=status, code=code_text, body=body)
+            return _Retry(error, "status", text, _retry_after(exc.response.headers))
+        api_error = ApiError(text, status=status, code=code_text, body=body)
+        if status == 408 or status >= 500:
+            return _Retry(api_error, "status", text)
+        return api_error
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         """Exponential backoff with full jitter; a server-given wait takes precedence."""
@@ -354,6 +510,63 @@ class ImmediateRunner(BaseRunner):
         return min(float(estimate), max(1.0, self.tokens_per_minute / 6.0))
 
 
+def _forget(in_flight: dict[str, _Call], key: str, call: _Call) -> None:
+    """Drop a finished call from the in-flight table (unless a newer one took its key)."""
+    if in_flight.get(key) is call:
+        del in_flight[key]
+
+
+def _abandon(call: _Call) -> None:
+    """A run stopped waiting: with nobody left, cancel the call (nothing is on the wire)."""
+    if call.wanted == 0 and not call.posting and not call.task.done():
+        call.task.cancel()
+
+
+def _budget(kind: Kind, max_retries: int) -> int:
+    """How many retries an attempt that failed this way gets."""
+    if kind == "connect":
+        return min(max_retries, CONNECT_RETRIES)
+    if kind == "timeout":
+        return min(max_retries, TIMEOUT_RETRIES)
+    return max_retries
+
+
+def _final(retry: _Retry, attempts: int, elapsed: float) -> RequestError:
+    """The error a call ends with once its retries are spent: what, how often, how long."""
+    error = retry.error
+    tail = f"; gave up after {attempts} attempt{'s' if attempts != 1 else ''} in {elapsed:.1f} s"
+    message = retry.what + tail
+    if isinstance(error, ApiError):
+        return type(error)(message, status=error.status, code=error.code, body=error.body)
+    return type(error)(message)
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost reason for a failed connection, e.g. "connection refused"."""
+    reason = f"{type(exc).__name__}: {exc}"
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno is not None:
+            return os.strerror(current.errno).lower()
+        if not isinstance(current, openai.OpenAIError) and str(current):
+            reason = f"{type(current).__name__}: {current}"
+        current = current.__cause__ or current.__context__
+    return reason
+
+
+def _seconds(value: float | None) -> str:
+    return "unlimited" if value is None else f"{value:g} s"
+
+
+def _public_url(url: str) -> str:
+    """``url`` without credentials, query or trailing slash: safe for messages and logs."""
+    parsed = httpx2.URL(url)
+    port = f":{parsed.port}" if parsed.port is not None else ""
+    return f"{parsed.scheme}://{parsed.host}{port}{parsed.path}".rstrip("/")
+
+
 def _retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds the server asks us to wait (``retry-after-ms`` or ``Retry-After``)."""
     for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
@@ -364,25 +577,3 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
             except ValueError:
                 continue  # an HTTP date: fall back to backoff
     return None
-
-
-def _status_error(exc: openai.APIStatusError) -> Exception:
-    """The inert error (or ``_Retry``) for an HTTP error status."""
-    status = exc.status_code
-    body: JSON
-    try:
-        body = exc.response.json()
-    except ValueError:
-        body = exc.response.text
-    details = body.get("error") if isinstance(body, dict) else None
-    message = details.get("message") if isinstance(details, dict) else None
-    code = details.get("code") if isinstance(details, dict) else None
-    text = f"HTTP {status}: {message if isinstance(message, str) else exc.message}"
-    code_text = code if isinstance(code, str) else None
-    if status == 429:
-        error = RateLimitError(text, status=status, code=code_text, body=body)
-        return _Retry(error, _retry_after(exc.response.headers))
-    api_error = ApiError(text, status=status, code=code_text, body=body)
-    if status == 408 or status >= 500:
-        return _Retry(api_error)
-    return api_error

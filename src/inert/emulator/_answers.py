@@ -15,7 +15,21 @@ from typing import Any, Final
 
 from inert._json import JSON, JSONObject
 
+from ._errors import error_body
 from ._faults import Faults, answer_fault
+from ._tokens import prompt_tokens, text_tokens
+
+__all__ = [
+    "CHAT_PATH",
+    "EMBEDDINGS_PATH",
+    "chat_completion",
+    "embedding_response",
+    "error_body",
+    "invalid_answer",
+    "schema_answer",
+    "validate_chat",
+    "validate_embedding",
+]
 
 CHAT_PATH: Final = "/v1/chat/completions"
 EMBEDDINGS_PATH: Final = "/v1/embeddings"
@@ -31,19 +45,11 @@ WORDS: Final = (
     "thistle", "timber", "umber", "valley", "velvet", "willow", "winter", "zephyr",
 )  # fmt: skip
 
+ROLES: Final = ("system", "developer", "user", "assistant", "tool", "function")
+"""The message roles of ``ChatCompletionRequestMessage`` (openai/openai-openapi)."""
+
 REFUSAL_TEXT: Final = "I'm sorry, but I can't help with that request."
 _MAX_DEPTH: Final = 6
-
-
-def error_body(
-    message: str,
-    *,
-    type: str = "invalid_request_error",
-    param: str | None = None,
-    code: str | None = None,
-) -> JSONObject:
-    """OpenAI's error shape: ``{"error": {"message", "type", "param", "code"}}``."""
-    return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
 def rng_for(key: str, salt: str = "") -> random.Random:
@@ -186,14 +192,6 @@ def invalid_answer(schema: Mapping[str, Any], rng: random.Random) -> JSON:
 # --- chat completions -----------------------------------------------------------------
 
 
-def _text_of(content: object) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-    return ""
-
-
 def validate_chat(body: Mapping[str, Any]) -> JSONObject | None:
     """An OpenAI-shaped 400 body when the chat request is malformed, else None."""
     model = body.get("model")
@@ -218,6 +216,13 @@ def validate_chat(body: Mapping[str, Any]) -> JSONObject | None:
                 f"Missing required parameter: 'messages[{i}].role'.",
                 param=f"messages[{i}].role",
                 code="missing_required_parameter",
+            )
+        if message["role"] not in ROLES:
+            supported = ", ".join(f"'{role}'" for role in ROLES)
+            return error_body(
+                f"Invalid value: '{message['role']}'. Supported values are: {supported}.",
+                param=f"messages[{i}].role",
+                code="invalid_value",
             )
     n = body.get("n", 1)
     if n is not None and n != 1:
@@ -251,18 +256,12 @@ def validate_chat(body: Mapping[str, Any]) -> JSONObject | None:
     return None
 
 
-def _tokens(text: str) -> int:
-    return max(1, (len(text) + 3) // 4)
-
-
 def chat_completion(
     body: Mapping[str, Any], key: str, faults: Faults, *, created: int, request_id: str
 ) -> tuple[JSONObject, int, int]:
     """The completion for a valid chat body, and its prompt and completion tokens."""
     rng = rng_for(key, "chat")
-    messages: list[Mapping[str, Any]] = body["messages"]
-    prompt_text = " ".join(_text_of(m.get("content")) for m in messages)
-    prompt_tokens = _tokens(prompt_text) + 4 * len(messages) + 3
+    prompt = prompt_tokens(CHAT_PATH, body)
     fmt = body.get("response_format") or {}
     schema: Mapping[str, Any] | None = None
     if fmt.get("type") == "json_schema":
@@ -286,9 +285,9 @@ def chat_completion(
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
     if content is not None and fault == "truncation":
         content, finish = content[: max(1, len(content) // 2)], "length"
-    elif content is not None and isinstance(limit, int) and _tokens(content) > limit:
+    elif content is not None and isinstance(limit, int) and text_tokens(content) > limit:
         content, finish = content[: max(1, limit * 4)], "length"
-    completion_tokens = _tokens(content if content is not None else refusal or "")
+    completion_tokens = max(1, text_tokens(content if content is not None else refusal or ""))
     completion: JSONObject = {
         "id": f"chatcmpl-{request_id}",
         "object": "chat.completion",
@@ -308,9 +307,9 @@ def chat_completion(
             }
         ],
         "usage": {
-            "prompt_tokens": prompt_tokens,
+            "prompt_tokens": prompt,
             "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
+            "total_tokens": prompt + completion_tokens,
             "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
             "completion_tokens_details": {
                 "reasoning_tokens": 0,
@@ -322,7 +321,7 @@ def chat_completion(
         "service_tier": "default",
         "system_fingerprint": "fp_inert_emulator",
     }
-    return completion, prompt_tokens, completion_tokens
+    return completion, prompt, completion_tokens
 
 
 # --- embeddings ---------------------------------------------------------------------
@@ -365,10 +364,9 @@ def embedding_response(body: Mapping[str, Any]) -> tuple[JSONObject, int]:
     dims: int = body.get("dimensions", 8)
     as_base64 = body.get("encoding_format") == "base64"
     data: list[JSON] = []
-    tokens = 0
+    tokens = prompt_tokens(EMBEDDINGS_PATH, body)
     for index, item in enumerate(inputs):
         text = item if isinstance(item, str) else json.dumps(item)
-        tokens += _tokens(text)
         rng = random.Random(f"embedding:{body['model']}:{text}")
         vector = [rng.gauss(0.0, 1.0) for _ in range(dims)]
         norm = sum(v * v for v in vector) ** 0.5 or 1.0

@@ -1,4 +1,10 @@
-"""The ASGI application: OpenAI's routes over ``State``, with auth and faults."""
+"""The ASGI application: OpenAI's routes over ``State``, with auth and faults.
+
+Every route is named as ``Emulator.inject`` names it (``"files.create"``, …) and
+passes through ``_guarded``, where queued and drawn attempt faults apply (429,
+5xx, dropped connections, non-JSON bodies) before the route runs. Every model call
+(immediate, on any model endpoint) then passes through ``model_call``.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +13,44 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from starlette.applications import Starlette
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from inert._json import JSONObject, op_key
+from inert._json import JSONObject
 
-from ._answers import CHAT_PATH, EMBEDDINGS_PATH, error_body
-from ._state import ApiError, State
+from ._calls import ENDPOINTS
+from ._errors import ApiError, bad_request, error_body
+from ._faults import MODEL_ROUTES, Injection
+from ._files import MAX_LIST_LIMIT, parse_limit
+from ._state import State
+from ._validate import check_expiry
 
 FILE_PURPOSES: Final = (
     "assistants", "batch", "fine-tune", "vision", "user_data", "evals",
 )  # fmt: skip
+"""The purposes ``CreateFileRequest`` accepts (openai/openai-openapi)."""
+
+MODEL_PATHS: Final = {
+    "chat.completions": "/v1/chat/completions",
+    "embeddings": "/v1/embeddings",
+    "responses": "/v1/responses",
+    "completions": "/v1/completions",
+    "moderations": "/v1/moderations",
+}
+
+BAD_GATEWAY_PAGE: Final = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+"""What a proxy in front of the API serves instead of JSON (the ``not_json`` fault)."""
 
 
 class DropConnection(Exception):
@@ -64,136 +90,185 @@ def _error(status: int, body: JSONObject, headers: dict[str, str] | None = None)
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _retry_headers(retry_after: float | None) -> dict[str, str] | None:
+    if retry_after is None:
+        return None
+    return {"retry-after": f"{retry_after:.3f}", "retry-after-ms": str(round(retry_after * 1000))}
+
+
+_SERVER_ERRORS: Final = {
+    500: "The server had an error while processing your request. Sorry about that!",
+    502: "Bad gateway.",
+    503: "The engine is currently overloaded, please try again later.",
+}
+
+
+def fault_response(fault: Injection) -> Response:
+    """The answer to an attempt that suffers ``fault`` (nothing is done or billed)."""
+    if fault.kind == "rate_limit":
+        return _error(
+            429,
+            error_body(
+                "Rate limit reached for requests (emulated). Please try again shortly.",
+                type="requests",
+                code="rate_limit_exceeded",
+            ),
+            headers=_retry_headers(fault.retry_after),
+        )
+    if fault.kind == "not_json":
+        return Response(BAD_GATEWAY_PAGE, status_code=fault.status or 200, media_type="text/html")
+    if fault.kind == "disconnect":
+        return _Dropped()
+    status = fault.status or 500
+    message = _SERVER_ERRORS.get(status, "The server had an error while processing your request.")
+    return _error(
+        status,
+        error_body(message, type="server_error", code=None),
+        headers=_retry_headers(fault.retry_after),
+    )
+
+
+GENERIC_FAULTS: Final = ("rate_limit", "server_error", "disconnect", "not_json")
+
+
 async def _json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ApiError(
-            400,
-            error_body(
-                "We could not parse the JSON body of your request. (HINT: This likely means you "
-                "aren't using your HTTP library correctly.)"
-            ),
+        raise bad_request(
+            "We could not parse the JSON body of your request. (HINT: This likely means you "
+            "aren't using your HTTP library correctly.)"
         ) from None
     if not isinstance(body, dict):
-        raise ApiError(400, error_body("The request body must be a JSON object."))
+        raise bad_request("The request body must be a JSON object.")
     return body
+
+
+def _form_expiry(form: FormData) -> object:
+    """``expires_after`` as the SDK sends it in a multipart form (bracketed fields)."""
+    anchor = form.get("expires_after[anchor]")
+    seconds = form.get("expires_after[seconds]")
+    if anchor is None and seconds is None:
+        return None
+    value: object = seconds
+    if isinstance(seconds, str):
+        try:
+            value = int(seconds)
+        except ValueError:
+            value = seconds
+    return {"anchor": anchor, "seconds": value}
+
+
+Handler = Callable[[Request, Injection | None], Awaitable[Response]]
 
 
 def build_app(state: State, *, api_key: str | None) -> ASGIApp:
     """The emulator's ASGI app (auth first, then OpenAI's routes)."""
 
-    async def model_call(request: Request, endpoint: str) -> Response:
-        if state.latency_ms > 0:
-            await asyncio.sleep(state.latency_ms / 1000)
-        body = await _json_body(request)
-        fault = state.draw_attempt_fault()
-        if fault == "rate_limit":
-            delay = max(0.001, 0.05 * state.time_scale)
-            return _error(
-                429,
-                error_body(
-                    "Rate limit reached for requests (emulated). Please try again shortly.",
-                    type="requests",
-                    code="rate_limit_exceeded",
-                ),
-                headers={"retry-after": f"{delay:.3f}", "retry-after-ms": str(round(delay * 1000))},
-            )
-        if fault == "server_error":
-            with state.lock:
-                status = state.rng.choice((500, 503))
-            message = (
-                "The server had an error while processing your request. Sorry about that!"
-                if status == 500
-                else "The engine is currently overloaded, please try again later."
-            )
-            return _error(status, error_body(message, type="server_error", code=None))
-        if fault == "disconnect":
-            return _Dropped()
-        status, answer, prompt, completion = state.answer(endpoint, body, batch=False)
-        if status == 200:
-            state.ledger.record(
-                op_key(endpoint, body),
-                endpoint,
-                batch=False,
-                prompt_tokens=prompt,
-                completion_tokens=completion,
-            )
-        return JSONResponse(answer, status_code=status)
+    def guarded(route: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            if route in MODEL_ROUTES and state.latency_ms > 0:
+                await asyncio.sleep(state.latency_ms / 1000)
+            fault = state.attempt_fault(route)
+            if fault is not None and fault.kind in GENERIC_FAULTS:
+                await request.body()  # take what the client sends before answering
+                return fault_response(fault)
+            return await handler(request, fault)
 
-    async def chat(request: Request) -> Response:
-        return await model_call(request, CHAT_PATH)
+        return endpoint
 
-    async def embeddings(request: Request) -> Response:
-        return await model_call(request, EMBEDDINGS_PATH)
+    def model_route(route: str) -> Handler:
+        endpoint = MODEL_PATHS[route]
 
-    async def upload_file(request: Request) -> Response:
+        async def model_call(request: Request, fault: Injection | None) -> Response:
+            body = await _json_body(request)
+            result = state.answer(endpoint, body, batch=False)
+            state.bill_call(endpoint, body, result)
+            return JSONResponse(result.body, status_code=result.status)
+
+        return model_call
+
+    async def upload_file(request: Request, fault: Injection | None) -> Response:
         async with request.form() as form:
             upload = form.get("file")
             purpose = form.get("purpose")
             if not isinstance(upload, UploadFile):
-                raise ApiError(
-                    400,
-                    error_body(
-                        "Missing required parameter: 'file'.",
-                        param="file",
-                        code="missing_required_parameter",
-                    ),
+                raise bad_request(
+                    "Missing required parameter: 'file'.",
+                    param="file",
+                    code="missing_required_parameter",
                 )
             if not isinstance(purpose, str) or purpose not in FILE_PURPOSES:
-                raise ApiError(
-                    400,
-                    error_body(
-                        f"Invalid 'purpose': {purpose!r}; choose from {', '.join(FILE_PURPOSES)}.",
-                        param="purpose",
-                        code="invalid_value",
-                    ),
+                raise bad_request(
+                    f"Invalid 'purpose': {purpose!r}; choose from {', '.join(FILE_PURPOSES)}.",
+                    param="purpose",
+                    code="invalid_value",
                 )
+            ttl = check_expiry(_form_expiry(form), "expires_after")
             content = await upload.read()
             filename = upload.filename or "upload"
-        return JSONResponse(state.add_file(filename, purpose, content).to_json())
+        return JSONResponse(state.add_file(filename, purpose, content, ttl=ttl).to_json())
 
-    async def list_files(request: Request) -> Response:
-        purpose = request.query_params.get("purpose")
-        with state.lock:
-            files = [f.to_json() for f in state.files.values() if purpose in (None, f.purpose)]
-        return JSONResponse({"object": "list", "data": files, "has_more": False})
+    async def list_files(request: Request, fault: Injection | None) -> Response:
+        query = request.query_params
+        order = query.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise bad_request(
+                f"Invalid 'order': {order!r}; choose 'asc' or 'desc'.",
+                param="order",
+                code="invalid_value",
+            )
+        sort: Literal["asc", "desc"] = "asc" if order == "asc" else "desc"
+        limit = parse_limit(query.get("limit"), default=MAX_LIST_LIMIT, maximum=MAX_LIST_LIMIT)
+        page = state.list_files(
+            purpose=query.get("purpose"), after=query.get("after"), limit=limit, order=sort
+        )
+        return JSONResponse(page)
 
-    async def get_file(request: Request) -> Response:
+    async def get_file(request: Request, fault: Injection | None) -> Response:
         return JSONResponse(state.get_file(request.path_params["file_id"]).to_json())
 
-    async def file_content(request: Request) -> Response:
+    async def file_content(request: Request, fault: Injection | None) -> Response:
         stored = state.get_file(request.path_params["file_id"])
-        return Response(stored.content, media_type="application/octet-stream")
+        content = stored.content
+        cut = fault is not None and fault.kind == "truncated"
+        if not cut and stored.purpose == "batch_output":
+            cut = state.chance(state.faults.output_truncated)
+        if cut and content:
+            # A whole HTTP answer whose body stops short (a proxy or storage fault):
+            # the client sees no transport error, only fewer bytes than the file has.
+            content = content[: max(1, len(content) // 2 - 1)]
+        return Response(content, media_type="application/octet-stream")
 
-    async def delete_file(request: Request) -> Response:
+    async def delete_file(request: Request, fault: Injection | None) -> Response:
         file_id: str = request.path_params["file_id"]
         state.delete_file(file_id)
         return JSONResponse({"id": file_id, "object": "file", "deleted": True})
 
-    async def create_batch(request: Request) -> Response:
-        return JSONResponse(state.create_batch(await _json_body(request)).to_json())
+    async def create_batch(request: Request, fault: Injection | None) -> Response:
+        batch = state.create_batch(await _json_body(request))
+        lost: Injection | None = (
+            fault if fault is not None and fault.kind == "create_lost" else None
+        )
+        if lost is None and state.chance(state.faults.create_lost):
+            with state.lock:
+                lost = Injection("create_lost", state.rng.choice((None, 500, 502)))
+        if lost is not None:
+            # The batch exists and will run and bill; only the answer is lost.
+            if lost.status is None:
+                return _Dropped()
+            return fault_response(Injection("server_error", lost.status))
+        return JSONResponse(batch.to_json())
 
-    async def get_batch(request: Request) -> Response:
+    async def get_batch(request: Request, fault: Injection | None) -> Response:
         return JSONResponse(state.get_batch(request.path_params["batch_id"]).to_json())
 
-    async def list_batches(request: Request) -> Response:
-        limit_text = request.query_params.get("limit", "20")
-        try:
-            limit = int(limit_text)
-        except ValueError:
-            limit = 0
-        if not 1 <= limit <= 100:
-            raise ApiError(
-                400,
-                error_body(
-                    "Invalid 'limit': must be from 1 to 100.", param="limit", code="invalid_value"
-                ),
-            )
+    async def list_batches(request: Request, fault: Injection | None) -> Response:
+        limit = parse_limit(request.query_params.get("limit"), default=20, maximum=100)
         return JSONResponse(state.list_batches(request.query_params.get("after"), limit))
 
-    async def cancel_batch(request: Request) -> Response:
+    async def cancel_batch(request: Request, fault: Injection | None) -> Response:
         return JSONResponse(state.cancel_batch(request.path_params["batch_id"]).to_json())
 
     async def api_error(request: Request, exc: Exception) -> Response:
@@ -207,18 +282,24 @@ def build_app(state: State, *, api_key: str | None) -> ASGIApp:
             return _error(404, error_body(message, code="unknown_url"))
         return _error(exc.status_code, error_body(str(exc.detail)))
 
+    def route(path: str, name: str, handler: Handler, method: str) -> Route:
+        return Route(path, guarded(name, handler), methods=[method], name=name)
+
     routes = [
-        Route("/v1/chat/completions", chat, methods=["POST"]),
-        Route("/v1/embeddings", embeddings, methods=["POST"]),
-        Route("/v1/files", upload_file, methods=["POST"]),
-        Route("/v1/files", list_files, methods=["GET"]),
-        Route("/v1/files/{file_id}", get_file, methods=["GET"]),
-        Route("/v1/files/{file_id}", delete_file, methods=["DELETE"]),
-        Route("/v1/files/{file_id}/content", file_content, methods=["GET"]),
-        Route("/v1/batches", create_batch, methods=["POST"]),
-        Route("/v1/batches", list_batches, methods=["GET"]),
-        Route("/v1/batches/{batch_id}", get_batch, methods=["GET"]),
-        Route("/v1/batches/{batch_id}/cancel", cancel_batch, methods=["POST"]),
+        route(path, name, model_route(name), "POST")
+        for name, path in MODEL_PATHS.items()
+        if path in ENDPOINTS
+    ]
+    routes += [
+        route("/v1/files", "files.create", upload_file, "POST"),
+        route("/v1/files", "files.list", list_files, "GET"),
+        route("/v1/files/{file_id}", "files.retrieve", get_file, "GET"),
+        route("/v1/files/{file_id}", "files.delete", delete_file, "DELETE"),
+        route("/v1/files/{file_id}/content", "files.content", file_content, "GET"),
+        route("/v1/batches", "batches.create", create_batch, "POST"),
+        route("/v1/batches", "batches.list", list_batches, "GET"),
+        route("/v1/batches/{batch_id}", "batches.retrieve", get_batch, "GET"),
+        route("/v1/batches/{batch_id}/cancel", "batches.cancel", cancel_batch, "POST"),
     ]
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
         ApiError: api_error,

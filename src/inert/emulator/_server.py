@@ -8,7 +8,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Final
 
@@ -16,8 +16,9 @@ import uvicorn
 
 from ._app import build_app
 from ._faults import KINDS, Faults
+from ._files import DEFAULT_FILE_TTL
 from ._ledger import Ledger
-from ._state import State
+from ._state import ANY_MODEL, State, TokenLimit
 
 DEFAULT_MAX_LINES: Final = 50_000
 DEFAULT_MAX_FILE_BYTES: Final = 200 * 1024 * 1024
@@ -56,6 +57,14 @@ class Emulator:
         port: the port; 0 picks a free one.
         max_lines: the most lines a batch input file may have.
         max_file_bytes: the largest batch input file.
+        file_ttl: seconds until a batch input, output or error file expires
+            (30 days by default, as at OpenAI; None: never). An upload's
+            ``expires_after`` or a batch's ``output_expires_after`` overrides it.
+        enqueued_token_limit: the most prompt tokens that validating and
+            in-progress batches may hold per model (one number for every model,
+            or a mapping per model where the key ``"*"`` covers the models not
+            named); a batch that would exceed it fails with
+            ``token_limit_exceeded``. None: no limit.
     """
 
     def __init__(
@@ -70,21 +79,27 @@ class Emulator:
         port: int = 0,
         max_lines: int = DEFAULT_MAX_LINES,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        file_ttl: float | None = DEFAULT_FILE_TTL,
+        enqueued_token_limit: int | Mapping[str, int] | None = None,
     ) -> None:
         if time_scale <= 0:
             raise ValueError(f"time_scale must be positive, not {time_scale!r}")
         if latency_ms < 0:
             raise ValueError(f"latency_ms must not be negative, not {latency_ms!r}")
-        self.ledger: Final = Ledger()
+        if file_ttl is not None and file_ttl < 0:
+            raise ValueError(f"file_ttl must not be negative, not {file_ttl!r}")
+        _check_token_limit(enqueued_token_limit)
         self._state = State(
-            ledger=self.ledger,
             faults=faults or Faults(),
             time_scale=time_scale,
             seed=seed,
             max_lines=max_lines,
             max_file_bytes=max_file_bytes,
             latency_ms=latency_ms,
+            file_ttl=file_ttl,
+            enqueued_token_limit=enqueued_token_limit,
         )
+        self.ledger: Final[Ledger] = self._state.ledger
         self.app: Final = build_app(self._state, api_key=api_key)
         self.host: Final = host
         self._port = port
@@ -128,12 +143,82 @@ class Emulator:
         self._state.time_scale = time_scale
 
     def reset(self) -> None:
-        """Forget every file, batch and charge, and reseed the fault draws."""
+        """Forget every file, batch, charge and queued fault, and reseed the fault draws."""
         self._state.reset()
+
+    def settle(self) -> None:
+        """Run every batch at the server to its end now, billing what that run bills.
+
+        Batches run and bill on the emulator's clock whether or not anyone polls
+        them (as at OpenAI); ``settle`` fast-forwards the rest of their timelines
+        (cancels in progress finish, planned expiries and cancels happen), so the
+        ledger read afterwards is final. Call it before every "billed once" check.
+        """
+        self._state.settle()
+
+    def inject(
+        self,
+        route: str,
+        kind: str,
+        *,
+        count: int = 1,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        """Queue a fault for the next ``count`` requests to ``route`` (one-shot, in order).
+
+        Args:
+            route: one of ``ROUTES``: ``"chat.completions"``, ``"embeddings"``,
+                ``"responses"``, ``"completions"``, ``"moderations"``,
+                ``"files.create"``, ``"files.list"``, ``"files.retrieve"``,
+                ``"files.content"``, ``"files.delete"``, ``"batches.create"``,
+                ``"batches.list"``, ``"batches.retrieve"``, ``"batches.cancel"``.
+            kind: ``"rate_limit"`` (429), ``"server_error"`` (500 unless
+                ``status``), ``"disconnect"`` (connection dropped mid-answer),
+                ``"not_json"`` (an HTML page, status 200 unless ``status``),
+                ``"create_lost"`` (``batches.create`` only: the batch is made,
+                then the answer is dropped, or is ``status`` if given) or
+                ``"truncated"`` (``files.content`` only: the body is cut short).
+            count: how many requests in a row suffer it.
+            status: the HTTP status to answer with, where the kind allows one.
+            retry_after: seconds for a ``Retry-After`` header (429 or 5xx); none
+                is sent when omitted.
+
+        Raises:
+            ValueError: an unknown route or kind, or one that does not fit.
+        """
+        self._state.injections.add(route, kind, count=count, status=status, retry_after=retry_after)
+
+    def cancel_batch(self, batch_id: str) -> bool:
+        """Cancel a batch as someone else would (the dashboard, another process).
+
+        It goes ``cancelling`` then ``cancelled``; lines not run by then end as
+        ``batch_cancelled``. Returns False (and changes nothing) when the batch
+        had already ended or was cancelling.
+
+        Raises:
+            KeyError: no batch has this id.
+        """
+        return self._state.cancel_elsewhere(batch_id)
+
+    def expire_files(self, purpose: str | None = None) -> list[str]:
+        """Make every file that has an expiry expire now; returns their ids.
+
+        Input files of purpose ``batch`` and batch output and error files expire
+        (after ``file_ttl``); other files only with an ``expires_after``. Give
+        ``purpose`` (``"batch_output"`` for output and error files) to expire only
+        those. Expired files answer 404 "No such File object" and are not listed.
+        """
+        return self._state.expire_files(purpose)
 
     def expire(self, batch_id: str) -> None:
         """Make a running batch expire now: done lines in the output, the rest expired."""
         self._state.expire_batch(batch_id)
+
+    def queued_tokens(self, model: str) -> int:
+        """Prompt tokens now enqueued for ``model`` (its validating and in-progress batches)."""
+        self._state.advance_all()
+        return self._state.queued_tokens(model)
 
     def batch_ids(self) -> list[str]:
         """Ids of every batch created since the last reset, oldest first."""
@@ -273,6 +358,13 @@ def serve(
     ).serve_forever()
 
 
+def _check_token_limit(limit: TokenLimit) -> None:
+    limits = [limit] if limit is None or isinstance(limit, int) else list(limit.values())
+    for value in limits:
+        if value is not None and (isinstance(value, bool) or value < 1):
+            raise ValueError(f"an enqueued token limit must be a positive integer, not {value!r}")
+
+
 def _fault(spec: str) -> str:
     try:
         Faults.parse([spec])
@@ -296,6 +388,39 @@ def _positive(text: str) -> float:
     if value == 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be positive")
     return value
+
+
+def _ttl(text: str) -> float | None:
+    if text.strip().lower() in ("none", "never"):
+        return None
+    return _non_negative(text)
+
+
+def _token_limit(text: str) -> tuple[str | None, int]:
+    model, sep, number = text.rpartition("=")
+    try:
+        value = int(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not N or MODEL=N with N a positive integer"
+        ) from None
+    if value < 1 or (sep and not model):
+        raise argparse.ArgumentTypeError(f"{text!r} is not N or MODEL=N with N a positive integer")
+    return (model if sep else None), value
+
+
+def token_limits(specs: list[tuple[str | None, int]]) -> TokenLimit:
+    """The ``enqueued_token_limit`` of ``--enqueued-token-limit`` values.
+
+    ``N`` applies to every model; ``MODEL=N`` to one model (and wins over ``N``).
+    """
+    default = next((n for model, n in reversed(specs) if model is None), None)
+    per_model = {model: n for model, n in specs if model is not None}
+    if not per_model:
+        return default
+    if default is not None:
+        per_model[ANY_MODEL] = default
+    return per_model
 
 
 def build_parser(prog: str = "inert emulator") -> argparse.ArgumentParser:
@@ -337,6 +462,23 @@ def build_parser(prog: str = "inert emulator") -> argparse.ArgumentParser:
         "--api-key", default=None, help="require this bearer key (default: accept any key)"
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for the fault draws")
+    parser.add_argument(
+        "--file-ttl",
+        type=_ttl,
+        default=DEFAULT_FILE_TTL,
+        metavar="SECONDS",
+        help="seconds until batch input, output and error files expire "
+        "(default 2592000, 30 days as at OpenAI; 'none' never)",
+    )
+    parser.add_argument(
+        "--enqueued-token-limit",
+        type=_token_limit,
+        action="append",
+        default=[],
+        metavar="[MODEL=]N",
+        help="most prompt tokens validating and in-progress batches may hold per model "
+        "(repeatable; MODEL=N for one model); a batch over it fails with token_limit_exceeded",
+    )
     return parser
 
 
@@ -352,6 +494,8 @@ def main(argv: list[str] | None = None, *, prog: str = "inert emulator") -> int:
         seed=args.seed,
         host=args.host,
         port=args.port,
+        file_ttl=args.file_ttl,
+        enqueued_token_limit=token_limits(args.enqueued_token_limit),
     )
     try:
         emulator.serve_forever(lambda url: print(f"inert emulator serving on {url}", flush=True))

@@ -1,450 +1,305 @@
-"""Files and batches held in memory, with a batch lifecycle computed from the clock.
+"""Everything the server remembers (files, batches, the ledger), on one clock.
 
-A batch's status is worked out lazily from its timestamps whenever it is read, so
-no background task is needed: ``validating`` for ``0.15 * time_scale`` seconds,
-``in_progress`` for ``0.8 * time_scale`` (lines complete evenly, in a shuffled
-order), ``finalizing`` for ``0.15 * time_scale``, then ``completed``. Cancelling
-takes ``0.15 * time_scale``.
+Batches run on the emulator's clock whether or not anyone polls them (OpenAI
+bills a batch that nobody reads): before any batch, file or ledger read, every
+unfinished batch is brought up to now, and ``settle()`` runs them all to their
+end. Every method takes the lock.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal
 
-import attrs
+from inert._json import JSONObject, op_key
 
-from inert._json import JSON, JSONObject, op_key
-
-from ._answers import (
-    CHAT_PATH,
-    EMBEDDINGS_PATH,
-    chat_completion,
-    embedding_response,
-    error_body,
-    validate_chat,
-    validate_embedding,
-)
-from ._faults import Faults
+from ._batch import IN_PROGRESS, QUEUED, TERMINAL, VALIDATING, Batch, Line, advance, cancel, jsonl
+from ._calls import ENDPOINTS, Answer, answer
+from ._errors import ApiError, bad_request, error_body
+from ._faults import ATTEMPT_KINDS, Faults, Injection, Injections
+from ._files import DEFAULT_FILE_TTL, EXPIRING_PURPOSES, FileStore, StoredFile, new_id
 from ._ledger import Ledger
+from ._tokens import prompt_tokens
+from ._validate import (
+    check_expiry,
+    check_metadata,
+    line_error,
+    parse_input_file,
+    require_string,
+)
 
-ENDPOINTS: Final = (CHAT_PATH, EMBEDDINGS_PATH)
-VALIDATING: Final = 0.15
-IN_PROGRESS: Final = 0.8
-FINALIZING: Final = 0.15
-CANCELLING: Final = 0.15
-MAX_ERRORS: Final = 100
+COMPLETION_WINDOWS: Final = ("24h",)
 
-Status = Literal[
-    "validating",
-    "failed",
-    "in_progress",
-    "finalizing",
-    "completed",
-    "expired",
-    "cancelling",
-    "cancelled",
-]
-TERMINAL: Final = ("failed", "completed", "expired", "cancelled")
+ANY_MODEL: Final = "*"
+TokenLimit = int | Mapping[str, int] | None
+"""An enqueued-token limit for every model, one per model (``"*"``: the others), or none."""
 
 
-class ApiError(Exception):
-    """An error answered with OpenAI's error shape and an HTTP status."""
+def token_limit_error(model: str, limit: int) -> JSONObject:
+    """The ``BatchError`` of a batch refused for the enqueued-token limit.
 
-    def __init__(self, status: int, body: JSONObject) -> None:
-        super().__init__(status, body)
-        self.status = status
-        self.body = body
-
-
-def new_id(prefix: str) -> str:
-    """An OpenAI-looking object id such as ``batch_5f3a...``."""
-    return f"{prefix}{uuid.uuid4().hex[:24]}"
-
-
-@attrs.define
-class StoredFile:
-    id: str
-    filename: str
-    purpose: str
-    content: bytes
-    created_at: int
-
-    def to_json(self) -> JSONObject:
-        return {
-            "id": self.id,
-            "object": "file",
-            "bytes": len(self.content),
-            "created_at": self.created_at,
-            "filename": self.filename,
-            "purpose": self.purpose,
-            "status": "processed",
-            "expires_at": None,
-            "status_details": None,
-        }
+    OpenAI's wording, as reported in openai/openai-python#2084: "Enqueued token
+    limit reached for gpt-4o-mini in organization org-…. Limit: 2,000,000 enqueued
+    tokens. Please try again once some in_progress batches have been completed."
+    """
+    message = (
+        f"Enqueued token limit reached for {model} in organization org-emulator. "
+        f"Limit: {limit:,} enqueued tokens. "
+        "Please try again once some in_progress batches have been completed."
+    )
+    return line_error(None, "token_limit_exceeded", message)
 
 
-@attrs.define
-class Line:
-    """One batch line and the outcome planned for it when the batch was created."""
+def batch_failed_error(input_file_id: str) -> JSONObject:
+    """The ``BatchError`` of an injected batch failure (not caused by any one line).
 
-    custom_id: str
-    key: str
-    endpoint: str
-    outcome: Literal["ok", "http_error", "expired"]
-    status_code: int = 200
-    body: JSONObject = attrs.field(factory=dict)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
-@attrs.define
-class Batch:
-    id: str
-    endpoint: str
-    input_file_id: str
-    completion_window: str
-    metadata: JSON
-    created: float
-    scale: float
-    model: str | None
-    errors: list[JSONObject]
-    lines: list[Line]
-    expire_after: float | None = None
-    unknown_custom_id: bool = False
-    drop_output: bool = False
-    status: Status = "validating"
-    in_progress_at: float | None = None
-    finalizing_at: float | None = None
-    completed_at: float | None = None
-    failed_at: float | None = None
-    expired_at: float | None = None
-    cancelling_at: float | None = None
-    cancelled_at: float | None = None
-    done: int = 0
-    billed: int = 0
-    output_file_id: str | None = None
-    error_file_id: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-    def counts(self) -> JSONObject:
-        done = self.lines[: self.done]
-        ok = sum(1 for line in done if line.outcome == "ok")
-        failed = len(done) - ok
-        if self.status in ("expired", "cancelled"):
-            failed = len(self.lines) - ok
-        return {"total": len(self.lines), "completed": ok, "failed": failed}
-
-    def to_json(self) -> JSONObject:
-        def stamp(value: float | None) -> int | None:
-            return None if value is None else int(value)
-
-        errors: JSON = None
-        if self.errors:
-            errors = {"object": "list", "data": list(self.errors)}
-        return {
-            "id": self.id,
-            "object": "batch",
-            "endpoint": self.endpoint,
-            "model": self.model,
-            "errors": errors,
-            "input_file_id": self.input_file_id,
-            "completion_window": self.completion_window,
-            "status": self.status,
-            "output_file_id": self.output_file_id,
-            "error_file_id": self.error_file_id,
-            "created_at": int(self.created),
-            "in_progress_at": stamp(self.in_progress_at),
-            "expires_at": int(self.created) + 24 * 3600,
-            "finalizing_at": stamp(self.finalizing_at),
-            "completed_at": stamp(self.completed_at),
-            "failed_at": stamp(self.failed_at),
-            "expired_at": stamp(self.expired_at),
-            "cancelling_at": stamp(self.cancelling_at),
-            "cancelled_at": stamp(self.cancelled_at),
-            "request_counts": self.counts(),
-            "usage": {
-                "input_tokens": self.input_tokens,
-                "input_tokens_details": {"cached_tokens": 0},
-                "output_tokens": self.output_tokens,
-                "output_tokens_details": {"reasoning_tokens": 0},
-                "total_tokens": self.input_tokens + self.output_tokens,
-            },
-            "metadata": self.metadata,
-        }
-
-
-def _line_error(line: int, code: str, message: str, param: str | None = None) -> JSONObject:
-    return {"code": code, "message": message, "param": param, "line": line}
+    The message is one OpenAI has given for a batch that failed although its input
+    file was fine; the code is the emulator's own.
+    """
+    message = (
+        f"Cannot find file {input_file_id}, or organization org-emulator does not have "
+        "access to it."
+    )
+    return line_error(None, "batch_failed", message)
 
 
 class State:
-    """Everything the server remembers; every method takes the lock."""
+    """Files, batches, faults and the ledger of one emulator."""
 
     def __init__(
         self,
         *,
-        ledger: Ledger,
         faults: Faults,
         time_scale: float,
         seed: int | None,
         max_lines: int,
         max_file_bytes: int,
         latency_ms: float = 0.0,
+        file_ttl: float | None = DEFAULT_FILE_TTL,
+        enqueued_token_limit: TokenLimit = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.lock = threading.RLock()
-        self.ledger = ledger
+        self.ledger: Final = Ledger(before_read=self.advance_all)
         self.faults = faults
+        self.injections: Final = Injections()
         self.time_scale = time_scale
         self.seed = seed
         self.max_lines = max_lines
         self.max_file_bytes = max_file_bytes
         self.latency_ms = latency_ms
+        self.file_ttl = file_ttl
+        self.enqueued_token_limit = enqueued_token_limit
         self.clock = clock
         self.rng = random.Random(seed)
-        self.files: dict[str, StoredFile] = {}
+        self.files: Final = FileStore()
         self.batches: dict[str, Batch] = {}
+        self._running: dict[str, Batch] = {}
 
     def reset(self) -> None:
+        """Forget every file, batch, charge and queued fault; reseed the draws."""
         with self.lock:
-            self.files.clear()
+            self.files.files.clear()
             self.batches.clear()
+            self._running.clear()
             self.ledger.clear()
+            self.injections.clear()
             self.rng = random.Random(self.seed)
 
-    # --- attempt faults ---------------------------------------------------------------
+    # --- faults -----------------------------------------------------------------------
 
-    def draw_attempt_fault(self) -> str | None:
-        """``rate_limit``, ``server_error``, ``disconnect`` or None for one attempt."""
+    def chance(self, rate: float) -> bool:
+        """True with probability ``rate`` (from the seeded generator)."""
+        if rate <= 0:
+            return False
+        with self.lock:
+            return self.rng.random() < rate
+
+    def attempt_fault(self, route: str) -> Injection | None:
+        """The fault this attempt on ``route`` suffers: a queued one first, else a drawn one."""
+        injected = self.injections.take(route)
+        if injected is not None:
+            return injected
         faults = self.faults
         if not (faults.rate_limit or faults.server_error or faults.disconnect):
             return None
         with self.lock:
             u = self.rng.random()
-        for kind in ("rate_limit", "server_error", "disconnect"):
-            rate: float = getattr(faults, kind)
-            if u < rate:
-                return kind
-            u -= rate
+            for kind in ATTEMPT_KINDS:
+                rate: float = getattr(faults, kind)
+                if u < rate:
+                    if kind == "server_error":
+                        return Injection(kind, self.rng.choice((500, 503)))
+                    if kind == "rate_limit":
+                        return Injection(kind, 429, max(0.001, 0.05 * self.time_scale))
+                    return Injection(kind)
+                u -= rate
         return None
 
-    # --- immediate requests -----------------------------------------------------------
+    # --- model calls --------------------------------------------------------------------
 
-    def answer(
-        self, endpoint: str, body: Mapping[str, Any], *, batch: bool
-    ) -> tuple[int, JSONObject, int, int]:
-        """Status, body and tokens for a chat or embeddings request (not billed here)."""
-        if endpoint == CHAT_PATH:
-            invalid = validate_chat(body)
-            if invalid is not None:
-                return 400, invalid, 0, 0
-            key = op_key(endpoint, dict(body))
-            completion, prompt, completion_tokens = chat_completion(
-                body, key, self.faults, created=int(self.clock()), request_id=uuid.uuid4().hex[:24]
+    def answer(self, endpoint: str, body: Mapping[str, Any], *, batch: bool) -> Answer:
+        """The answer to one model call, immediate or a batch line (not billed here)."""
+        return answer(endpoint, body, faults=self.faults, created=int(self.clock()))
+
+    def bill_call(self, endpoint: str, body: Mapping[str, Any], result: Answer) -> None:
+        """Bill an immediate call that was answered 200."""
+        if result.status == 200:
+            self.ledger.record(
+                op_key(endpoint, dict(body)),
+                endpoint,
+                batch=False,
+                prompt_tokens=result.prompt_tokens,
+                completion_tokens=result.completion_tokens,
             )
-            return 200, completion, prompt, completion_tokens
-        invalid = validate_embedding(body)
-        if invalid is not None:
-            return 400, invalid, 0, 0
-        response, tokens = embedding_response(body)
-        return 200, response, tokens, 0
 
     # --- files ------------------------------------------------------------------------
 
-    def add_file(self, filename: str, purpose: str, content: bytes) -> StoredFile:
-        stored = StoredFile(new_id("file-"), filename, purpose, content, int(self.clock()))
+    def add_file(
+        self, filename: str, purpose: str, content: bytes, *, ttl: float | None = None
+    ) -> StoredFile:
+        """Store an upload; it expires after ``ttl`` or, for batch files, the file TTL."""
+        if ttl is None and purpose in EXPIRING_PURPOSES:
+            ttl = self.file_ttl
         with self.lock:
-            self.files[stored.id] = stored
-        return stored
+            return self.files.add(filename, purpose, content, now=self.clock(), ttl=ttl)
 
     def get_file(self, file_id: str) -> StoredFile:
+        """A live file (404 once deleted or expired)."""
         with self.lock:
-            stored = self.files.get(file_id)
-        if stored is None:
-            raise ApiError(404, error_body(f"No such File object: {file_id}", param="id"))
-        return stored
+            self._advance_all(self.clock())
+            return self.files.get(file_id, self.clock())
 
     def delete_file(self, file_id: str) -> None:
+        """Delete a live file (404 otherwise)."""
         with self.lock:
-            self.get_file(file_id)
-            del self.files[file_id]
+            self.files.delete(file_id, self.clock())
+
+    def list_files(
+        self, *, purpose: str | None, after: str | None, limit: int, order: Literal["asc", "desc"]
+    ) -> JSONObject:
+        """A page of live files."""
+        with self.lock:
+            self._advance_all(self.clock())
+            return self.files.page(
+                now=self.clock(), purpose=purpose, after=after, limit=limit, order=order
+            )
+
+    def expire_files(self, purpose: str | None = None) -> list[str]:
+        """Make every file that has an expiry (of ``purpose``, if given) expire now."""
+        with self.lock:
+            self._advance_all(self.clock())
+            return self.files.expire_all(self.clock(), purpose)
+
+    # Sink: what a running batch needs.
+
+    def bill(self, line: Line) -> None:
+        """Bill one batch line as it completes."""
+        self.ledger.record(
+            line.key,
+            line.endpoint,
+            batch=True,
+            prompt_tokens=line.prompt_tokens,
+            completion_tokens=line.completion_tokens,
+        )
+
+    def write(self, filename: str, lines: list[JSONObject], ttl: float | None) -> str:
+        """Store a batch's output or error file."""
+        now = self.clock()
+        return self.files.add(filename, "batch_output", jsonl(lines), now=now, ttl=ttl).id
 
     # --- batches ----------------------------------------------------------------------
 
     def create_batch(self, params: Mapping[str, Any]) -> Batch:
+        """Check the parameters (400 at once, as OpenAI does) and start a batch."""
         endpoint = params.get("endpoint")
-        if endpoint not in ENDPOINTS:
-            raise ApiError(
-                400,
-                error_body(
-                    f"Invalid 'endpoint': {endpoint!r}; supported: {', '.join(ENDPOINTS)}.",
-                    param="endpoint",
-                    code="invalid_value",
-                ),
+        if not isinstance(endpoint, str) or endpoint not in ENDPOINTS:
+            raise bad_request(
+                f"Invalid 'endpoint': {endpoint!r}; supported: {', '.join(ENDPOINTS)}.",
+                param="endpoint",
+                code="invalid_value",
             )
         window = params.get("completion_window")
-        if window != "24h":
-            raise ApiError(
-                400,
-                error_body(
-                    "Invalid 'completion_window': only '24h' is supported.",
-                    param="completion_window",
-                    code="invalid_value",
-                ),
+        if window not in COMPLETION_WINDOWS:
+            raise bad_request(
+                "Invalid 'completion_window': only '24h' is supported.",
+                param="completion_window",
+                code="invalid_value",
             )
-        file_id = params.get("input_file_id")
-        if not isinstance(file_id, str):
-            raise ApiError(
-                400,
-                error_body(
-                    "Missing required parameter: 'input_file_id'.",
-                    param="input_file_id",
-                    code="missing_required_parameter",
-                ),
-            )
+        file_id = require_string(params, "input_file_id")
+        check_metadata(params.get("metadata"))
+        output_ttl = check_expiry(params.get("output_expires_after"), "output_expires_after")
+        if output_ttl is None:
+            output_ttl = self.file_ttl
         with self.lock:
-            stored = self.files.get(file_id)
-            if stored is None:
-                raise ApiError(
-                    400,
-                    error_body(
-                        f"No such File object: {file_id}",
-                        param="input_file_id",
-                        code="invalid_value",
-                    ),
+            now = self.clock()
+            self._advance_all(now)
+            stored = self.files.files.get(file_id)
+            if stored is None or stored.expired(now):
+                raise bad_request(
+                    f"No such File object: {file_id}", param="input_file_id", code="invalid_value"
                 )
             if stored.purpose != "batch":
-                raise ApiError(
-                    400,
-                    error_body(
-                        f"File {file_id} has purpose {stored.purpose!r}; batches need purpose 'batch'.",
-                        param="input_file_id",
-                        code="invalid_value",
-                    ),
+                raise bad_request(
+                    f"File {file_id} has purpose {stored.purpose!r}; batches need purpose 'batch'.",
+                    param="input_file_id",
+                    code="invalid_value",
                 )
-            errors, parsed, model = self._validate_file(stored.content, endpoint)
-            faults = self.faults
+            errors, parsed, model = parse_input_file(
+                stored.content, endpoint, max_bytes=self.max_file_bytes, max_lines=self.max_lines
+            )
+            enqueued = sum(prompt_tokens(url, body) for _, url, body in parsed)
+            faults, rng, scale = self.faults, self.rng, self.time_scale
+            if not errors and rng.random() < faults.batch_failed:
+                errors = [batch_failed_error(file_id)]
+            if not errors and model is not None:
+                limit = self._limit_for(model)
+                if limit is not None and self.queued_tokens(model) + enqueued > limit:
+                    errors = [token_limit_error(model, limit)]
             lines = [] if errors else [self._plan_line(cid, url, body) for cid, url, body in parsed]
-            order = list(range(len(lines)))
-            self.rng.shuffle(order)
-            expire = self.rng.random() < faults.batch_expire
+            rng.shuffle(lines)
             batch = Batch(
                 id=new_id("batch_"),
                 endpoint=endpoint,
                 input_file_id=file_id,
                 completion_window=window,
                 metadata=params.get("metadata"),
-                created=self.clock(),
-                scale=self.time_scale,
+                created=now,
+                scale=scale,
                 model=model,
                 errors=errors,
-                lines=[lines[i] for i in order],
-                expire_after=(VALIDATING + IN_PROGRESS / 2) * self.time_scale if expire else None,
-                unknown_custom_id=self.rng.random() < faults.unknown_custom_id,
-                drop_output=self.rng.random() < faults.drop_output,
+                lines=lines,
+                enqueued_tokens=0 if errors else enqueued,
+                output_ttl=output_ttl,
             )
+            if rng.random() < faults.batch_expire:
+                batch.expire_at = now + (VALIDATING + IN_PROGRESS / 2) * scale
+            if rng.random() < faults.external_cancel:
+                batch.cancel_at = batch.start + rng.uniform(0.2, 0.8) * IN_PROGRESS * scale
+            batch.unknown_custom_id = rng.random() < faults.unknown_custom_id
+            batch.drop_output = rng.random() < faults.drop_output
             self.batches[batch.id] = batch
+            self._running[batch.id] = batch
             return batch
 
-    def _validate_file(
-        self, content: bytes, endpoint: str
-    ) -> tuple[list[JSONObject], list[tuple[str, str, JSONObject]], str | None]:
-        errors: list[JSONObject] = []
-        if len(content) > self.max_file_bytes:
-            message = f"The input file is larger than the {self.max_file_bytes} byte maximum."
-            return [_line_error(0, "file_too_large", message) | {"line": None}], [], None
-        try:
-            text = content.decode("utf-8")
-        except UnicodeDecodeError:
-            return (
-                [
-                    _line_error(0, "invalid_file", "The input file is not UTF-8 text.")
-                    | {"line": None}
-                ],
-                [],
-                None,
+    def _limit_for(self, model: str) -> int | None:
+        limit = self.enqueued_token_limit
+        if limit is None or isinstance(limit, int):
+            return limit
+        return limit.get(model, limit.get(ANY_MODEL))
+
+    def queued_tokens(self, model: str) -> int:
+        """Tokens enqueued now for ``model``: its validating and in-progress batches."""
+        with self.lock:
+            return sum(
+                b.enqueued_tokens
+                for b in self._running.values()
+                if b.model == model and b.status in QUEUED and not b.errors
             )
-        raw_lines = [line for line in text.splitlines() if line.strip()]
-        if not raw_lines:
-            return (
-                [_line_error(0, "empty_file", "The input file is empty.") | {"line": None}],
-                [],
-                None,
-            )
-        if len(raw_lines) > self.max_lines:
-            message = f"The input file has {len(raw_lines)} lines; the maximum is {self.max_lines}."
-            return [_line_error(0, "too_many_tasks", message) | {"line": None}], [], None
-        parsed: list[tuple[str, str, JSONObject]] = []
-        seen: set[str] = set()
-        model: str | None = None
-        for number, raw in enumerate(raw_lines, start=1):
-            if len(errors) >= MAX_ERRORS:
-                break
-            try:
-                item = json.loads(raw)
-            except json.JSONDecodeError:
-                errors.append(
-                    _line_error(
-                        number, "invalid_json_line", "This line is not parseable as valid JSON."
-                    )
-                )
-                continue
-            if not isinstance(item, dict):
-                errors.append(
-                    _line_error(number, "invalid_json_line", "This line is not a JSON object.")
-                )
-                continue
-            custom_id = item.get("custom_id")
-            if not isinstance(custom_id, str) or not custom_id:
-                errors.append(
-                    _line_error(
-                        number, "missing_required_parameter", "Missing 'custom_id'.", "custom_id"
-                    )
-                )
-                continue
-            if item.get("method") != "POST":
-                errors.append(
-                    _line_error(
-                        number,
-                        "invalid_method",
-                        "The 'method' of each line must be 'POST'.",
-                        "method",
-                    )
-                )
-                continue
-            url = item.get("url")
-            if url != endpoint:
-                message = f"The URL {url!r} does not match the batch endpoint {endpoint!r}."
-                errors.append(_line_error(number, "url_mismatch", message, "url"))
-                continue
-            body = item.get("body")
-            if not isinstance(body, dict):
-                errors.append(
-                    _line_error(number, "missing_required_parameter", "Missing 'body'.", "body")
-                )
-                continue
-            line_model = body.get("model")
-            if isinstance(line_model, str):
-                if model is None:
-                    model = line_model
-                elif line_model != model:
-                    message = f"Line model {line_model!r} differs from the batch model {model!r}."
-                    errors.append(_line_error(number, "model_mismatch", message, "body.model"))
-                    continue
-            if custom_id in seen:
-                message = f"The custom_id {custom_id!r} is used by an earlier line."
-                errors.append(_line_error(number, "duplicate_custom_id", message, "custom_id"))
-                continue
-            seen.add(custom_id)
-            parsed.append((custom_id, url, body))
-        return errors, parsed, model
 
     def _plan_line(self, custom_id: str, url: str, body: JSONObject) -> Line:
         key = op_key(url, body)
@@ -459,171 +314,96 @@ class State:
                 code="server_error",
             )
             return Line(custom_id, key, url, "http_error", 500, failure)
-        status, response, prompt, completion = self.answer(url, body, batch=True)
-        outcome: Literal["ok", "http_error"] = "ok" if status == 200 else "http_error"
-        return Line(custom_id, key, url, outcome, status, response, prompt, completion)
+        result = self.answer(url, body, batch=True)
+        outcome: Literal["ok", "http_error"] = "ok" if result.status == 200 else "http_error"
+        return Line(
+            custom_id,
+            key,
+            url,
+            outcome,
+            result.status,
+            result.body,
+            result.prompt_tokens,
+            result.completion_tokens,
+        )
+
+    def _find(self, batch_id: str) -> Batch:
+        batch = self.batches.get(batch_id)
+        if batch is None:
+            raise ApiError(
+                404, error_body(f"No batch found with id '{batch_id}'.", param="batch_id")
+            )
+        return batch
 
     def get_batch(self, batch_id: str) -> Batch:
+        """A batch as it is now (404 for an unknown id)."""
         with self.lock:
-            batch = self.batches.get(batch_id)
-            if batch is None:
-                raise ApiError(
-                    404, error_body(f"No batch found with id '{batch_id}'.", param="batch_id")
-                )
-            self._advance(batch)
-            return batch
+            self._advance_all(self.clock())
+            return self._find(batch_id)
 
     def list_batches(self, after: str | None, limit: int) -> JSONObject:
+        """A ``ListBatchesResponse`` page, newest first."""
         with self.lock:
+            self._advance_all(self.clock())
             ordered = list(reversed(self.batches.values()))
             start = 0
             if after is not None:
                 ids = [b.id for b in ordered]
                 start = ids.index(after) + 1 if after in ids else len(ids)
             page = ordered[start : start + limit]
-            for batch in page:
-                self._advance(batch)
-            data: list[JSON] = [b.to_json() for b in page]
             return {
                 "object": "list",
-                "data": data,
+                "data": [b.to_json() for b in page],
                 "first_id": page[0].id if page else None,
                 "last_id": page[-1].id if page else None,
                 "has_more": start + limit < len(ordered),
             }
 
     def cancel_batch(self, batch_id: str) -> Batch:
+        """``POST /v1/batches/{id}/cancel``: 400 when it has ended or is cancelling."""
         with self.lock:
-            batch = self.get_batch(batch_id)
-            if batch.status in TERMINAL or batch.status == "cancelling":
-                raise ApiError(
-                    400,
-                    error_body(
-                        f"Cannot cancel a batch with status '{batch.status}'.", code="invalid_state"
-                    ),
+            now = self.clock()
+            self._advance_all(now)
+            batch = self._find(batch_id)
+            if not cancel(batch, now, self):
+                raise bad_request(
+                    f"Cannot cancel a batch with status '{batch.status}'.", code="invalid_state"
                 )
-            batch.status = "cancelling"
-            batch.cancelling_at = self.clock()
             return batch
 
-    def expire_batch(self, batch_id: str) -> None:
+    def cancel_elsewhere(self, batch_id: str) -> bool:
+        """Cancel as the dashboard or another process would; False if it had ended."""
         with self.lock:
-            batch = self.get_batch(batch_id)
+            now = self.clock()
+            self._advance_all(now)
+            if batch_id not in self.batches:
+                raise KeyError(batch_id)
+            return cancel(self.batches[batch_id], now, self)
+
+    def expire_batch(self, batch_id: str) -> None:
+        """Make a running batch expire now."""
+        with self.lock:
+            now = self.clock()
+            self._advance_all(now)
+            batch = self._find(batch_id)
             if batch.status not in TERMINAL:
-                batch.expire_after = self.clock() - batch.created
-                self._advance(batch)
+                batch.expire_at = now
+                self._advance_all(now)
 
     def advance_all(self) -> None:
+        """Bring every unfinished batch up to now (billing what has completed)."""
         with self.lock:
-            for batch in self.batches.values():
-                self._advance(batch)
+            self._advance_all(self.clock())
 
-    def _advance(self, batch: Batch) -> None:
-        if batch.status in TERMINAL:
-            return
-        now = self.clock()
-        scale = batch.scale
-        start = batch.created + VALIDATING * scale
-        if batch.status == "cancelling":
-            assert batch.cancelling_at is not None
-            if now >= batch.cancelling_at + CANCELLING * scale:
-                batch.cancelled_at = batch.cancelling_at + CANCELLING * scale
-                self._finish(batch, "cancelled")
-            return
-        end = start + IN_PROGRESS * scale
-        expire_at = None if batch.expire_after is None else batch.created + batch.expire_after
-        if (
-            expire_at is not None
-            and now >= expire_at
-            and expire_at < end
-            and not (batch.errors and expire_at >= start)
-        ):
-            if expire_at >= start:
-                batch.in_progress_at = start
-                self._progress(batch, expire_at, start, end)
-            batch.expired_at = expire_at
-            self._finish(batch, "expired")
-            return
-        if now < start:
-            return
-        if batch.errors:
-            batch.status, batch.failed_at = "failed", start
-            return
-        batch.in_progress_at = start
-        self._progress(batch, now, start, end)
-        if now < end:
-            batch.status = "in_progress"
-            return
-        batch.finalizing_at = end
-        if now < end + FINALIZING * scale:
-            batch.status = "finalizing"
-            return
-        batch.completed_at = end + FINALIZING * scale
-        self._finish(batch, "completed")
+    def settle(self) -> None:
+        """Run every unfinished batch to its end, billing what that run bills."""
+        with self.lock:
+            self._advance_all(math.inf)
 
-    def _progress(self, batch: Batch, now: float, start: float, end: float) -> None:
-        n = len(batch.lines)
-        fraction = 1.0 if now >= end else (now - start) / (end - start)
-        batch.done = max(batch.done, min(n, int(n * fraction)))
-        for line in batch.lines[batch.billed : batch.done]:
-            if line.outcome == "ok":
-                self.ledger.record(
-                    line.key,
-                    line.endpoint,
-                    batch=True,
-                    prompt_tokens=line.prompt_tokens,
-                    completion_tokens=line.completion_tokens,
-                )
-                batch.input_tokens += line.prompt_tokens
-                batch.output_tokens += line.completion_tokens
-        batch.billed = batch.done
-
-    def _finish(self, batch: Batch, status: Status) -> None:
-        rng = random.Random(batch.id)
-        output: list[JSONObject] = []
-        failures: list[JSONObject] = []
-        for index, line in enumerate(batch.lines):
-            request_id = f"req_{rng.getrandbits(96):024x}"
-            entry: JSONObject = {
-                "id": f"batch_req_{rng.getrandbits(96):024x}",
-                "custom_id": line.custom_id,
-            }
-            if index >= batch.done or line.outcome == "expired":
-                code = (
-                    "batch_cancelled"
-                    if status == "cancelled" and index >= batch.done
-                    else "batch_expired"
-                )
-                message = (
-                    "This request was cancelled before it ran."
-                    if code == "batch_cancelled"
-                    else "This request could not be executed before the completion window expired."
-                )
-                failures.append(
-                    entry | {"response": None, "error": {"code": code, "message": message}}
-                )
-            elif line.outcome == "http_error":
-                response: JSONObject = {
-                    "status_code": line.status_code,
-                    "request_id": request_id,
-                    "body": line.body,
-                }
-                failures.append(entry | {"response": response, "error": None})
-            else:
-                response = {"status_code": 200, "request_id": request_id, "body": line.body}
-                output.append(entry | {"response": response, "error": None})
-        if batch.unknown_custom_id and output:
-            stray = dict(output[0])
-            stray["id"] = f"batch_req_{rng.getrandbits(96):024x}"
-            stray["custom_id"] = f"unknown-{rng.getrandbits(64):016x}"
-            output.append(stray)
-        rng.shuffle(output)
-        if output and not batch.drop_output:
-            batch.output_file_id = self._write(f"{batch.id}_output.jsonl", output).id
-        if failures:
-            batch.error_file_id = self._write(f"{batch.id}_error.jsonl", failures).id
-        batch.status = status
-
-    def _write(self, filename: str, lines: list[JSONObject]) -> StoredFile:
-        text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
-        return self.add_file(filename, "batch_output", text.encode("utf-8"))
+    def _advance_all(self, now: float) -> None:
+        if not self._running:
+            return
+        for batch_id, batch in list(self._running.items()):
+            advance(batch, now, self)
+            if batch.status in TERMINAL:
+                del self._running[batch_id]

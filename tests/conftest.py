@@ -1,0 +1,66 @@
+"""Suite-wide hooks: the reliability tally, summed over pytest-xdist workers.
+
+They live at the root because the pytest-xdist controller collects nothing, so it
+never loads the conftest of a test folder: hooks it must run belong here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+TALLY_KEY = pytest.StashKey[Counter[str]]()
+"""Where the reliability suite's counts live: requests, faults injected, kills, ..."""
+
+WORKER_OUTPUT_KEY = "inert_reliability_tally"
+"""Under pytest-xdist each worker counts for itself and sends its counts under this key."""
+
+TALLY_ORDER = (
+    ("requests", "requests"),
+    ("faults", "faults injected"),
+    ("kills", "kills"),
+    ("bad_inputs", "bad inputs"),
+    ("files_scanned", "files scanned for the key"),
+)
+
+
+@pytest.fixture(scope="session")
+def tally(pytestconfig: pytest.Config) -> Counter[str]:
+    """The reliability suite's counters; tests add what they tried."""
+    return pytestconfig.stash.setdefault(TALLY_KEY, Counter())
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On a pytest-xdist worker, hand this worker's counts to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        counts = session.config.stash.get(TALLY_KEY, None)
+        workeroutput[WORKER_OUTPUT_KEY] = dict(counts or {})
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: only called when it runs workers
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """On the pytest-xdist controller, add a finished worker's counts to the suite's.
+
+    ``node`` is xdist's ``WorkerController``; xdist ships no type information.
+    """
+    counts = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT_KEY)
+    if counts:
+        node.config.stash.setdefault(TALLY_KEY, Counter()).update(counts)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    """Print the counts the reliability suite tried, on one line."""
+    counts = config.stash.get(TALLY_KEY, None)
+    if not counts:
+        return
+    parts = [f"{counts[key]} {label}" for key, label in TALLY_ORDER if key in counts]
+    parts += [
+        f"{value} {key}" for key, value in sorted(counts.items()) if key not in dict(TALLY_ORDER)
+    ]
+    terminalreporter.write_sep("-", "reliability")
+    terminalreporter.write_line("reliability: " + ", ".join(parts))
