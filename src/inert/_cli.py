@@ -19,7 +19,7 @@ from typing import Any
 
 import openai
 
-from inert._store import ATTACHED_STATES, UNSENT_STATES, ShardRecord, Store, StoreError
+from inert._store import LOST_STATE, PENDING_STATES, ShardRecord, Store, StoreError
 
 _EXIT_USAGE = 2
 
@@ -70,7 +70,7 @@ def _print_table(records: Sequence[ShardRecord]) -> None:
 def _batches_list(args: argparse.Namespace, store: Store) -> int:
     records = store.shards(run_id=args.run)
     if args.pending:
-        records = [r for r in records if r.state in (*UNSENT_STATES, *ATTACHED_STATES)]
+        records = [r for r in records if r.state in PENDING_STATES]
     if not records:
         print(f"no batches in the journal of {store.path}")
         return 0
@@ -149,7 +149,7 @@ async def _batches_cancel(args: argparse.Namespace, store: Store) -> int:
 
 
 async def _batches_resume(args: argparse.Namespace, store: Store) -> int:
-    from inert._runners._batch import BatchJournal, ProgressView
+    from inert._runners._batch import BatchJournal, ProgressView, is_success
 
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     async with _client(args) as client:
@@ -159,12 +159,48 @@ async def _batches_resume(args: argparse.Namespace, store: Store) -> int:
         with ProgressView(progress) as view:
             collected = await journal.resume(run_id=args.run, view=view)
     for item in collected:
-        answered = sum(
-            1 for line in item.lines.values() if line.status == 200 and line.error is None
-        )
+        answered = sum(1 for line in item.lines.values() if is_success(line))
         print(f"{item.batch_id}: {item.status}, {answered} answers stored")
+        if item.status == "lost":
+            print(
+                f"  its output expired before it was downloaded: run the same requests again "
+                f"to resubmit the unanswered lines, or `inert batches abandon {item.batch_id}`"
+            )
+        elif item.incomplete is not None:
+            print(f"  {item.incomplete}")
+    lost = store.shards(run_id=args.run, states=(LOST_STATE,))
     if not collected:
         print("nothing to resume: every journaled batch is collected")
+    if lost and not collected:
+        print(
+            f"{len(lost)} batches lost their output before it was downloaded "
+            "(`inert batches list --pending`); run the same requests again to resubmit their "
+            "lines, or abandon them with `inert batches abandon ID`"
+        )
+    return 0
+
+
+async def _batches_abandon(args: argparse.Namespace, store: Store) -> int:
+    record = store.find_shard(args.id)
+    if record is None:
+        raise _UsageError(
+            f"no batch {args.id!r} in the journal of {store.path}; "
+            "`inert batches list --pending` shows the batch ids and row numbers"
+        )
+    if record.state != LOST_STATE:
+        raise _UsageError(
+            f"journal row {record.id} is {record.state}, not lost; only a batch whose output "
+            "expired before it was downloaded can be abandoned (cancel a running one with "
+            "`inert batches cancel`)"
+        )
+    moved = store.transition(
+        record.id, (LOST_STATE,), "abandoned", error=f"{record.error}; abandoned by hand"
+    )
+    if moved is None:
+        raise _UsageError(f"journal row {record.id} changed meanwhile; look at it again")
+    print(
+        f"abandoned {record.batch_id or record.id}: its lines are submitted afresh when run again"
+    )
     return 0
 
 
@@ -192,6 +228,10 @@ def _add_batches(commands: Any) -> None:
     cancel = sub.add_parser("cancel", help="cancel one unfinished batch, or all of them")
     cancel.add_argument("id", nargs="?", default=None)
     cancel.add_argument("--run", default=None, help="only batches of this run")
+    abandon = sub.add_parser(
+        "abandon", help="abandon a batch whose output expired before it was downloaded"
+    )
+    abandon.add_argument("id")
     resume = sub.add_parser("resume", help="wait for unfinished batches and store their answers")
     resume.add_argument("--run", default=None, help="only batches of this run")
     resume.add_argument("--poll-interval", type=float, default=5.0, help="seconds between polls")
@@ -215,8 +255,15 @@ def _run_batches(args: argparse.Namespace) -> int:
             "show": _batches_show,
             "cancel": _batches_cancel,
             "resume": _batches_resume,
+            "abandon": _batches_abandon,
         }
-        return asyncio.run(handlers[args.action](args, store))
+        from inert._runners._batch import CallFailed  # the batch runner loads only when used
+
+        try:
+            return asyncio.run(handlers[args.action](args, store))
+        except CallFailed as exc:
+            print(f"inert: the API call failed: {exc}", file=sys.stderr)
+            return 1
 
 
 # --- inert emulator / inert demo ------------------------------------------------------------

@@ -43,7 +43,7 @@ CALL_TRIES: Final = 8
 """Tries of one upload, create, download, list or cancel before it fails for good."""
 POLL_TRIES: Final = 20
 """Consecutive failed polls of one batch before collecting it fails for this run."""
-DOWNLOAD_ROUNDS: Final = 3
+DOWNLOAD_ROUNDS: Final = 5
 """Downloads of an output file that reads shorter than the batch's counts say."""
 CANCEL_STATUSES: Final = frozenset({"cancelling", "cancelled"})
 _LIST_SLACK_SECONDS: Final = 3600.0
@@ -416,6 +416,10 @@ class BatchJournal:
                 f"the {gone} file of batch {batch.id} expired before it was downloaded "
                 "(404 No such File object): its answers are gone; a run of the same "
                 "requests submits the unanswered lines again"
+                if getattr(batch, f"{gone}_file_id") is not None
+                else f"batch {batch.id} reports {completed} completed lines but has no output "
+                "file: those answers are gone; a run of the same requests submits the "
+                "unanswered lines again"
             )
             logger.warning("%s", message)
             store.finish_shard(
@@ -479,6 +483,10 @@ class BatchJournal:
         lines never carry a paid answer).
         """
         parsed = ParsedFile([], [], [])
+        if file_id is None:
+            # No file at all: nothing to download again. An output file the batch
+            # should have (it reports completed lines) is gone like an expired one.
+            return None if kind == "output" and expected > 0 else (parsed, None)
         for round_ in range(1, DOWNLOAD_ROUNDS + 1):
             data = await self.download(file_id)
             if data is None:
@@ -529,18 +537,18 @@ class BatchJournal:
             for r in store.shards(states=(*UNSENT_STATES, *ATTACHED_STATES))
             if (runs is None or r.run_id in runs) and (ids is None or r.batch_id in ids)
         ]
+        considered = {r.id for r in records if r.state != "cancelling"}
         if ids is None:
             await self.resolve_unsent(records)
-        cancelled: list[str] = []
         for record in store.shards(states=("created",)):
-            if (runs is not None and record.run_id not in runs) or (
-                ids is not None and record.batch_id not in ids
-            ):
-                continue
-            assert record.batch_id is not None
-            if await self.cancel_remote(record) is not None:
-                cancelled.append(record.batch_id)
-        return cancelled
+            if record.id in considered:
+                await self.cancel_remote(record)
+        # A live run that saw its cancellation may have cancelled some of them itself.
+        return [
+            r.batch_id
+            for r in store.shards(states=("cancelling",))
+            if r.id in considered and r.batch_id is not None
+        ]
 
     async def resume(
         self, *, run_id: str | None = None, view: ProgressView = QUIET

@@ -15,7 +15,7 @@ from collections.abc import Collection
 from typing import Final, NamedTuple
 
 import attrs
-import pydantic_core
+import jiter
 
 from inert._errors import (
     ApiError,
@@ -68,13 +68,13 @@ def parse_output_file(data: bytes | str) -> ParsedFile:
     malformed: list[str] = []
     unreadable: list[str] = []
     append = lines.append
-    loads = pydantic_core.from_json  # jiter: faster than json.loads, same values
+    loads = jiter.from_json  # faster than json.loads, same values
     make = tuple.__new__
-    raw_lines = data.split(b"\n") if isinstance(data, bytes) else data.split("\n")
+    raw_lines = (data if isinstance(data, bytes) else data.encode()).split(b"\n")
     with paused_gc():
         for raw in raw_lines:
             try:
-                item = loads(raw)
+                item = loads(raw, allow_inf_nan=False)  # NaN cannot be stored as JSON
             except ValueError as exc:
                 if raw.strip():
                     unreadable.append(f"unreadable output line ({exc}): {_shown(raw)}")
@@ -96,9 +96,8 @@ def parse_output_file(data: bytes | str) -> ParsedFile:
     return ParsedFile(lines, malformed, unreadable)
 
 
-def _shown(raw: bytes | str) -> str:
-    text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
-    return text[:200]
+def _shown(raw: bytes) -> str:
+    return raw[:400].decode("utf-8", "replace")[:200]
 
 
 def is_success(line: OutputLine) -> bool:

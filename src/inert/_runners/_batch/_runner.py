@@ -475,7 +475,12 @@ class BatchRunner(BaseRunner):
                     rnd.outcomes[op.key] = outcome
             if not retry:
                 return
-            stalled = 0 if answered else stalled + len(ops)
+            if answered:
+                stalled = 0
+            elif collected.cancel != "before" and collected.status != "lost":
+                # Only an attempt that ran and answered nothing says the lines do not go
+                # through; one cancelled before this run, or whose output expired, does not.
+                stalled += len(ops)
             if attempt >= self._max_attempts or stalled >= STALL_LINES:
                 for op, outcome in retry:
                     rnd.outcomes[op.key] = outcome
@@ -485,6 +490,14 @@ class BatchRunner(BaseRunner):
             logger.info("resubmitting %d lines of batch %s", len(retry), collected.batch_id)
             plans, _ = self._plan([op for op, _ in retry], rnd.capacity)
             parent_id = record.id
+            if collected.status == "lost":
+                self._batch_store.transition(
+                    record.id,
+                    (LOST_STATE,),
+                    "abandoned",
+                    error="its output or error file expired before it was downloaded; its "
+                    "unanswered lines were submitted again",
+                )
             if len(plans) > 1:
                 await gather_tasks(
                     self._drive(rnd, p.ops, attempt, plan=p, parent_id=parent_id, stalled=stalled)
