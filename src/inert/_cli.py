@@ -1,4 +1,4 @@
-"""The ``inert`` command: ``batches`` (the journal), ``emulator`` and ``demo``.
+"""The ``inert`` command: ``batches`` (the journal), ``store``, ``emulator`` and ``demo``.
 
 ``inert batches list|show ID|cancel [ID]|resume`` work on a store's batch journal.
 ``show``, ``cancel`` and ``resume`` talk to the API through ``openai.AsyncOpenAI``,
@@ -12,16 +12,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import importlib.metadata
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import openai
+from inert import _cli_store
+from inert._store import DEFAULT_PATH, LOST_STATE, PENDING_STATES, ShardRecord, Store
+from inert._store_errors import StoreError
 
-from inert._store import LOST_STATE, PENDING_STATES, ShardRecord, Store, StoreError
+if TYPE_CHECKING:
+    import openai
+
+# The SDK (and the emulator, and rich) are imported by the commands that use them,
+# so that `inert --help` and `inert batches list` start without loading them.
 
 _EXIT_USAGE = 2
+_EXIT_INTERRUPTED = 130
+"""128 + SIGINT, what a shell reports for a command ended by Ctrl-C."""
 
 
 def _when(stamp: float) -> str:
@@ -35,11 +45,44 @@ def _client(args: argparse.Namespace) -> openai.AsyncOpenAI:
             "set OPENAI_API_KEY to reach the API (for the emulator any value works, "
             "e.g. OPENAI_API_KEY=test inert batches ... --base-url http://127.0.0.1:8321/v1)"
         )
+    import openai
+
     return openai.AsyncOpenAI(base_url=args.base_url)
 
 
 class _UsageError(Exception):
     """A mistake in the command line or the environment; printed without a traceback."""
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line naming the way out, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(_EXIT_USAGE, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("inert")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a source checkout
+        return "unknown"
+
+
+def _add_common(parser: argparse.ArgumentParser, *, repeated: bool) -> None:
+    """``--store`` and ``--base-url``, accepted before the action and after it.
+
+    The action's copy has no default of its own (``SUPPRESS``), so a value given
+    before the action is not overwritten by an absent one after it.
+    """
+    default = argparse.SUPPRESS if repeated else None
+    parser.add_argument(
+        "--store",
+        default=default,
+        help="the store file (default: .inert/store.sqlite3 in the current directory)",
+    )
+    parser.add_argument(
+        "--base-url", default=default, help="API base URL (default: OPENAI_BASE_URL or OpenAI)"
+    )
 
 
 # --- inert batches ------------------------------------------------------------------------
@@ -208,14 +251,7 @@ def _add_batches(commands: Any) -> None:
     batches = commands.add_parser(
         "batches", help="list, show, cancel and resume the batches of a store's journal"
     )
-    batches.add_argument(
-        "--store",
-        default=None,
-        help="the store file (default: .inert/store.sqlite3 in the current directory)",
-    )
-    batches.add_argument(
-        "--base-url", default=None, help="API base URL (default: OPENAI_BASE_URL or OpenAI)"
-    )
+    _add_common(batches, repeated=False)
     sub = batches.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = sub.add_parser("list", help="list the journal's batches")
     listing.add_argument("--run", default=None, help="only this run")
@@ -241,11 +277,15 @@ def _add_batches(commands: Any) -> None:
         default=None,
         help="show a progress display (default: on a terminal)",
     )
+    for action in (listing, show, cancel, abandon, resume):
+        _add_common(action, repeated=True)
 
 
 def _run_batches(args: argparse.Namespace) -> int:
+    path = Path(DEFAULT_PATH if args.store is None else args.store)
     try:
-        store = Store(args.store)
+        # A mistyped path must not look like "no batches": nothing is created there.
+        store = Store(path, create=False)
     except StoreError as exc:
         raise _UsageError(str(exc)) from None
     with store:
@@ -257,13 +297,7 @@ def _run_batches(args: argparse.Namespace) -> int:
             "resume": _batches_resume,
             "abandon": _batches_abandon,
         }
-        from inert._runners._batch import CallFailed  # the batch runner loads only when used
-
-        try:
-            return asyncio.run(handlers[args.action](args, store))
-        except CallFailed as exc:
-            print(f"inert: the API call failed: {exc}", file=sys.stderr)
-            return 1
+        return asyncio.run(handlers[args.action](args, store))
 
 
 # --- inert emulator / inert demo ------------------------------------------------------------
@@ -272,26 +306,44 @@ def _run_batches(args: argparse.Namespace) -> int:
 def _run_emulator(rest: list[str]) -> int:
     from inert.emulator import main as emulator_main
 
-    return emulator_main(rest)
+    try:
+        return emulator_main(rest)
+    except (OSError, OverflowError) as exc:  # the address is taken, or the port out of range
+        print(f"inert emulator: cannot serve: {exc}", file=sys.stderr)
+        return 1
 
 
 def _run_demo(rest: list[str]) -> int:
-    # The demo belongs to the lexicon example; it is imported only when asked for.
+    # The demo is an application beside the lexicon example; imported only when asked for.
     try:
-        from lexicon.demo import main as demo_main
+        from lexicon_demo import main as demo_main
     except ImportError as exc:
         print(f"inert demo is not available ({exc}); install the lexicon example", file=sys.stderr)
         return _EXIT_USAGE
     return demo_main(rest)
 
 
+def _interrupted(args: argparse.Namespace) -> str:
+    """What an interrupted command leaves: the answers its store holds, and how to go on."""
+    path = Path(DEFAULT_PATH if getattr(args, "store", None) is None else args.store)
+    try:
+        with Store(path, create=False) as store:
+            kept = store.response_count()
+    except StoreError:
+        return "interrupted"
+    noun = "answer" if kept == 1 else "answers"
+    return f"interrupted: {kept:,} {noun} kept in {path}; run the same command again to resume"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``inert`` command-line parser."""
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="inert", description="inert: typed OpenAI requests, run now or through the Batch API."
     )
+    parser.add_argument("--version", action="version", version=f"inert {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_batches(commands)
+    _cli_store.add_parser(commands)
     commands.add_parser(
         "emulator",
         help="serve the local OpenAI-compatible emulator (see `inert emulator --help`)",
@@ -301,6 +353,16 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="run the dictionary synthesis demo (see `inert demo --help`)", add_help=False
     )
     return parser
+
+
+def _is_api_error(exc: Exception) -> bool:
+    """Whether ``exc`` is the SDK's error or a failed call of the batch journal (only
+    possible once a command loaded them)."""
+    sdk = sys.modules.get("openai")
+    if sdk is not None and isinstance(exc, sdk.OpenAIError):
+        return True
+    batch = sys.modules.get("inert._runners._batch._http")
+    return batch is not None and isinstance(exc, batch.CallFailed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -315,10 +377,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "batches":
             return _run_batches(args)
-    except _UsageError as exc:
+        if args.command == "store":
+            return _cli_store.run(args)
+    except (_UsageError, _cli_store.UsageProblem, StoreError) as exc:
         print(f"inert: {exc}", file=sys.stderr)
         return _EXIT_USAGE
-    except openai.OpenAIError as exc:
+    except _cli_store.CommandFailed as exc:
+        print(f"inert: {exc}", file=sys.stderr)
+        return _cli_store.EXIT_NO
+    except Exception as exc:
+        if not _is_api_error(exc):
+            raise
         print(f"inert: the API call failed: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"inert: {_interrupted(args)}", file=sys.stderr)
+        return _EXIT_INTERRUPTED
     raise AssertionError(f"unhandled command {args.command!r}")  # pragma: no cover

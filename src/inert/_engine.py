@@ -1,9 +1,11 @@
 """The engine: steps request trees, collects the ops they block on, resumes them.
 
-Each top-level request, and each part of a gather, is a *fiber*: a node being
-evaluated plus an explicit stack of frames (map, then, recover, program, gather
-slot). Stepping is a loop over that stack, never Python recursion, so a chain of
-100,000 ``then``s or a gather of 100,000 parts runs in constant interpreter stack.
+Each top-level request, and each part of a gather that is more than a call, is a
+*fiber*: a node being evaluated plus an explicit stack of frames (map, then,
+recover, program, gather slot). Stepping is a loop over that stack, never Python
+recursion, so a chain of 100,000 ``then``s or a gather of 100,000 parts runs in
+constant interpreter stack. A part of a gather that is a call needs no fiber: its
+slot in the gather waits on the op directly.
 
 A fiber that reaches a call blocks on the op's key. The engine dedups blocked
 ops by key, hands them to the runner's ``fetch`` and resumes every fiber waiting
@@ -16,19 +18,27 @@ Two schedules share this code:
   fetch all blocked ops as one round, repeat. ``rounds`` counts the fetches.
 * pipelined (immediate-like): fetch each op as soon as it is blocked on, and
   resume its fibers as soon as its outcome arrives; no round barrier. ``rounds``
-  is then the longest chain of dependent calls observed.
+  is then the longest chain of dependent calls observed, and ``round_sizes``
+  counts the distinct ops of each dependency level.
+
+Outcomes travel untagged: an op's outcome is its raw response body (plain JSON)
+or the :class:`~inert.RequestError` it failed with; no JSON value is an exception,
+so the type tells them apart without a wrapper object per op. The cyclic garbage
+collector is paused while the engine steps and settles (work that allocates per op
+and makes no cycles of its own) and runs while the runner fetches.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
-from typing import Any
+from typing import Any, Final, TypeAlias, cast
 
 from returns.result import Failure, Result, Success
 
+from inert import _gc
 from inert._errors import InvalidOutputError, RequestError, UnansweredError
-from inert._gc import paused_gc
 from inert._json import JSON
 from inert._op import Op
 from inert._report import ReportBuilder
@@ -45,13 +55,19 @@ from inert._request import (
 )
 
 RawOutcome = Result[JSON, RequestError]
-"""What a runner returns for one op: the raw response body, or the op's error."""
+"""What a runner may return for one op: the raw response body, or the op's error."""
 
-Fetch = Callable[[Sequence[Op[Any]]], Awaitable[Mapping[str, RawOutcome]]]
-"""The runner seam: given distinct ops, return one outcome per op key."""
+Outcome: TypeAlias = JSON | RequestError
+"""An op's outcome inside the engine: the raw response body, or the RequestError itself."""
+
+Fetch = Callable[[Sequence[Op[Any]]], Awaitable[Mapping[str, Outcome | RawOutcome]]]
+"""The runner seam: given distinct ops, return one outcome per op key (bare or in a Result)."""
 
 _MAP, _THEN, _RECOVER, _GEN, _SLOT = range(5)
 _EVAL, _OK, _ERR = range(3)
+
+_NODES: Final = frozenset({_Pure, _Fail, _Call, _Map, _Then, _Recover, _Gather, _Suspend})
+"""Every kind of request node (all final): checking membership is one set lookup."""
 
 
 class _Fiber:
@@ -73,28 +89,63 @@ class _Join:
     def __init__(self, fiber: _Fiber, size: int) -> None:
         self.fiber = fiber
         self.values: list[Any] = [None] * size
-        self.errors: dict[int, RequestError] = {}
+        self.errors: dict[int, RequestError] | None = None
         self.remaining = size
         self.depth = fiber.depth
 
+    def fail(self, index: int, error: RequestError) -> None:
+        """Record the error of part ``index``."""
+        if self.errors is None:
+            self.errors = {}
+        self.errors[index] = error
 
-def decode(op: Op[Any], raw: RawOutcome) -> tuple[bool, Any]:
-    """Decode a raw outcome with the op's decoder: ``(True, value)`` or ``(False, error)``.
+    def outcome(self) -> tuple[int, Any]:
+        """The gather's result once every part is in: its values, or its first error."""
+        errors = self.errors
+        if errors:
+            return _ERR, errors[min(errors)]
+        return _OK, tuple(self.values)
+
+
+def decode(op: Op[Any], outcome: Outcome) -> tuple[bool, Any]:
+    """Decode an outcome with the op's decoder: ``(True, value)`` or ``(False, error)``.
 
     A decoder that raises something other than a RequestError is reported as
     :class:`InvalidOutputError` for that op alone, with the original as its cause.
     """
-    if isinstance(raw, Failure):
-        return False, raw.failure()
-    body = raw.unwrap()
+    if isinstance(outcome, RequestError):
+        return False, outcome
     try:
-        return True, op.decode(body)
+        return True, op.decode(outcome)
     except RequestError as error:
         return False, error
     except Exception as exc:
-        invalid = InvalidOutputError(f"could not decode the response of {op!r}: {exc}")
-        invalid.__cause__ = exc
-        return False, invalid
+        return False, _invalid(op, exc)
+
+
+def _invalid(op: Op[Any], exc: Exception) -> InvalidOutputError:
+    """The error of an op whose decoder raised ``exc``, which is not a RequestError."""
+    invalid = InvalidOutputError(f"could not decode the response of {op!r}: {exc}")
+    invalid.__cause__ = exc
+    return invalid
+
+
+def _outcome_of(op: Op[Any], outcomes: Mapping[str, Outcome | RawOutcome]) -> Outcome:
+    """The bare outcome of ``op``: its answer, its error, or the error of a missing answer."""
+    try:
+        outcome = outcomes[op._key]
+    except KeyError:
+        return _unanswered(op)
+    kind = outcome.__class__
+    if kind is Success:
+        return cast(RawOutcome, outcome).unwrap()
+    if kind is Failure:
+        return cast(RawOutcome, outcome).failure()
+    return cast(Outcome, outcome)
+
+
+def _unanswered(op: Op[Any]) -> UnansweredError:
+    return UnansweredError(f"the runner returned no outcome for {op!r} ({op.endpoint})")
 
 
 class Engine:
@@ -104,29 +155,42 @@ class Engine:
         self._fetch = fetch
         self._pipelined = pipelined
         self._report = report
-        self._memo: dict[str, RawOutcome] = {}
-        self._waiting: dict[str, list[tuple[_Fiber, Op[Any]]]] = {}
-        self._new: dict[str, Op[Any]] = {}
+        self._memo: dict[str, Outcome] = {}
+        # key -> one waiter or a list of them. A waiter is (fiber, op), or
+        # (join, slot, op) for a gather part that is a call.
+        self._waiting: dict[str, Any] = {}
+        self._new: list[Op[Any]] = []
         self._op_depth: dict[str, int] = {}
         self._occurrences: dict[str, int] = {}
         self._queue: list[tuple[_Fiber, int, Any]] = []
         self._results: list[Result[Any, RequestError] | None] = []
+        self._requested = 0
+        self._deduplicated = 0
 
     async def run(self, requests: Sequence[Request[Any]]) -> list[Result[Any, RequestError]]:
         """Run every request to its value or error; results are in input order."""
         for i, request in enumerate(requests):
-            if not isinstance(request, Request):
+            if request.__class__ not in _NODES:
+                hint = (
+                    " (a list inside the list: flatten it, or combine it with gather_all)"
+                    if isinstance(request, list | tuple)
+                    else ""
+                )
                 raise TypeError(
-                    f"request {i} is a {type(request).__name__}, not a Request; "
+                    f"request {i} is a {type(request).__name__}, not a Request{hint}; "
                     "runners take Request values built with inert's builders"
                 )
         self._results = [None] * len(requests)
         self._queue = [(_Fiber([], 0, i), _EVAL, r) for i, r in enumerate(requests)]
         self._queue.reverse()  # the queue pops from the end: keep input order
-        if self._pipelined:
-            await self._run_pipelined()
-        else:
-            await self._run_rounds()
+        try:
+            if self._pipelined:
+                await self._run_pipelined()
+            else:
+                await self._run_rounds()
+        finally:
+            self._report.ops_requested += self._requested
+            self._report.ops_deduplicated += self._deduplicated
         results: list[Result[Any, RequestError]] = []
         for i, result in enumerate(self._results):
             if result is None:  # pragma: no cover - an engine bug, never a user error
@@ -135,44 +199,123 @@ class Engine:
         return results
 
     async def _run_rounds(self) -> None:
+        report = self._report
+        ops: list[Op[Any]] = []
+        outcomes: Mapping[str, Outcome | RawOutcome] = {}
         while True:
-            self._drain()
-            if not self._new:
+            _gc.pause()
+            try:
+                self._settle_round(ops, outcomes)
+                self._drain()
+            finally:
+                _gc.resume()
+            ops = self._new
+            if not ops:
                 return
-            ops = list(self._new.values())
-            self._new = {}
-            self._report.rounds += 1
-            self._report.round_sizes.append(len(ops))
+            self._new = []
+            report.rounds += 1
+            report.round_sizes.append(len(ops))
             outcomes = await self._fetch(ops)
-            # Decoding a large round allocates many acyclic objects; without the
-            # pause, the collector's full passes make a round superlinear in its size.
-            with paused_gc():
-                for op in ops:
-                    self._settle(op, outcomes.get(op.key))
+
+    def _settle_round(
+        self, ops: list[Op[Any]], outcomes: Mapping[str, Outcome | RawOutcome]
+    ) -> None:
+        """Resume every waiter of every op of a round with its outcome."""
+        memo = self._memo
+        waiting = self._waiting
+        queue = self._queue
+        wake = self._wake
+        for op in ops:
+            key = op._key
+            outcome = outcomes.get(key)
+            if outcome.__class__ is not dict:  # the common case is a bare answer
+                outcome = _outcome_of(op, outcomes)
+            if op.dedup:
+                memo[key] = outcome
+            waiters = waiting.pop(key)
+            if waiters.__class__ is list:
+                for waiter in waiters:
+                    wake(waiter, outcome, 0)
+                continue
+            if len(waiters) == 2:
+                wake(waiters, outcome, 0)
+                continue
+            # The common case, inline: one gather slot waits for this op.
+            join, slot, wanted = waiters
+            if outcome.__class__ is dict:
+                try:
+                    join.values[slot] = wanted.decode(outcome)
+                except RequestError as error:
+                    join.fail(slot, error)
+                except Exception as exc:
+                    join.fail(slot, _invalid(wanted, exc))
+            else:
+                ok, value = decode(wanted, outcome)
+                if ok:
+                    join.values[slot] = value
+                else:
+                    join.fail(slot, value)
+            join.remaining -= 1
+            if not join.remaining:
+                mode, payload = join.outcome()
+                queue.append((join.fiber, mode, payload))
+
+    def _wake(self, waiter: tuple[Any, ...], outcome: Outcome, depth: int) -> None:
+        """Resume one waiter of an op with the op's outcome (at dependency ``depth``)."""
+        if len(waiter) == 2:
+            fiber, wanted = waiter
+            ok, value = decode(wanted, outcome)
+            if depth > fiber.depth:
+                fiber.depth = depth
+            self._queue.append((fiber, _OK if ok else _ERR, value))
+            return
+        join, slot, wanted = waiter
+        ok, value = decode(wanted, outcome)
+        if ok:
+            join.values[slot] = value
+        else:
+            join.fail(slot, value)
+        if depth > join.depth:
+            join.depth = depth
+        join.remaining -= 1
+        if not join.remaining:
+            fiber = join.fiber
+            fiber.depth = join.depth
+            mode, payload = join.outcome()
+            self._queue.append((fiber, mode, payload))
 
     async def _run_pipelined(self) -> None:
-        in_flight: dict[asyncio.Future[Mapping[str, RawOutcome]], Op[Any]] = {}
+        in_flight: dict[asyncio.Future[Mapping[str, Outcome | RawOutcome]], Op[Any]] = {}
         # Finished fetches are queued by their done-callbacks, so each completion
         # costs O(1) however many fetches are under way (asyncio.wait would scan all).
-        finished: asyncio.Queue[asyncio.Future[Mapping[str, RawOutcome]]] = asyncio.Queue()
+        finished: asyncio.Queue[asyncio.Future[Mapping[str, Outcome | RawOutcome]]] = (
+            asyncio.Queue()
+        )
         try:
             while True:
-                self._drain()
-                for op in self._new.values():
+                _gc.pause()
+                try:
+                    self._drain()
+                finally:
+                    _gc.resume()
+                for op in self._new:
                     task = asyncio.ensure_future(self._fetch((op,)))
                     in_flight[task] = op
                     task.add_done_callback(finished.put_nowait)
-                self._new = {}
+                self._new = []
                 if not in_flight:
-                    self._report.rounds = max(self._op_depth.values(), default=0)
-                    self._report.round_sizes = [len(self._op_depth)] if self._op_depth else []
+                    self._report_levels()
                     return
                 done = [await finished.get()]
                 while not finished.empty():
                     done.append(finished.get_nowait())
-                for fetched in done:
-                    op = in_flight.pop(fetched)
-                    self._settle(op, fetched.result().get(op.key))
+                _gc.pause()
+                try:
+                    for fetched in done:
+                        op = in_flight.pop(fetched)
+                        self._settle(op, fetched.result())
+                finally:
+                    _gc.resume()
         except BaseException:
             # The run has failed: a bug in user code, an interrupt raised by it, or
             # the run's task cancelled. Start no new call: cancelling a fetch is the
@@ -184,55 +327,107 @@ class Engine:
             for pending in in_flight:
                 pending.cancel()
 
-    def _settle(self, op: Op[Any], outcome: RawOutcome | None) -> None:
-        key = op.key
-        if outcome is None:
-            outcome = Failure(
-                UnansweredError(f"the runner returned no outcome for {op!r} ({op.endpoint})")
-            )
+    def _report_levels(self) -> None:
+        """Pipelined rounds are dependency levels: how many ops needed k answers first."""
+        per_level = Counter(self._op_depth.values())
+        rounds = max(per_level, default=0)
+        self._report.rounds = rounds
+        self._report.round_sizes = [per_level[level] for level in range(1, rounds + 1)]
+
+    def _settle(self, op: Op[Any], outcomes: Mapping[str, Outcome | RawOutcome]) -> None:
+        """Resume every waiter of one op (pipelined: as soon as its answer is in)."""
+        key = op._key
+        outcome = _outcome_of(op, outcomes)
         if op.dedup:
             self._memo[key] = outcome
         depth = self._op_depth[key]
-        queue = self._queue
-        for fiber, wanted in self._waiting.pop(key, ()):
-            ok, value = decode(wanted, outcome)
-            if depth > fiber.depth:
-                fiber.depth = depth
-            queue.append((fiber, _OK if ok else _ERR, value))
+        waiters = self._waiting.pop(key)
+        if waiters.__class__ is list:
+            for waiter in waiters:
+                self._wake(waiter, outcome, depth)
+        else:
+            self._wake(waiters, outcome, depth)
 
-    def _block(self, fiber: _Fiber, op: Op[Any]) -> tuple[int, Any] | None:
-        """Register ``fiber`` as waiting on ``op``; return an outcome if memo has it."""
-        report = self._report
-        report.ops_requested += 1
+    def _wait(self, op: Op[Any], waiter: tuple[Any, ...], depth: int) -> Op[Any] | None:
+        """Register ``waiter`` on ``op``; return the op (renumbered if need be) if memo has it.
+
+        ``depth`` is the dependency depth of the fiber that reached the call.
+        """
+        self._requested += 1
         if not op.dedup:
-            n = self._occurrences.get(op.key, 0)
-            self._occurrences[op.key] = n + 1
+            n = self._occurrences.get(op._key, 0)
+            self._occurrences[op._key] = n + 1
             op = op.with_occurrence(n)
-        key = op.key
-        memo = self._memo.get(key)
-        if memo is not None:
-            report.ops_deduplicated += 1
-            depth = self._op_depth[key]
-            if depth > fiber.depth:
-                fiber.depth = depth
-            ok, value = decode(op, memo)
-            return (_OK if ok else _ERR), value
+        key = op._key
+        if key in self._memo:
+            self._deduplicated += 1
+            return op
         waiters = self._waiting.get(key)
         if waiters is None:
-            self._waiting[key] = [(fiber, op)]
-            self._new[key] = op
-            self._op_depth[key] = fiber.depth + 1
+            self._waiting[key] = waiter if op is waiter[-1] else (*waiter[:-1], op)
+            self._new.append(op)
+            if self._pipelined:
+                self._op_depth[key] = depth + 1
+                if depth + 1 > self._report.rounds:
+                    self._report.rounds = depth + 1  # live: the deepest level reached so far
         else:
-            report.ops_deduplicated += 1
-            waiters.append((fiber, op))
+            self._deduplicated += 1
+            if op is not waiter[-1]:
+                waiter = (*waiter[:-1], op)
+            if waiters.__class__ is list:
+                waiters.append(waiter)
+            else:
+                self._waiting[key] = [waiters, waiter]
         return None
+
+    def _memo_depth(self, key: str) -> int:
+        return self._op_depth.get(key, 0) if self._pipelined else 0
 
     def _drain(self) -> None:
         """Step every runnable fiber until it finishes or blocks on an op."""
         queue = self._queue
+        step = self._step
         while queue:
             fiber, mode, payload = queue.pop()
-            self._step(fiber, mode, payload)
+            step(fiber, mode, payload)
+
+    def _gather(self, fiber: _Fiber, parts: tuple[Request[Any], ...]) -> _Join:
+        """Start the parts of a gather; parts that are calls or values need no fiber.
+
+        Calls are registered in the order of the parts, as their fibers would have
+        registered them, so the ops of a round keep the order of the tree.
+        """
+        join = _Join(fiber, len(parts))
+        depth = fiber.depth
+        memo = self._memo
+        values = join.values
+        for i, part in enumerate(parts):
+            kind = part.__class__
+            if kind is _Call:
+                op = part.op  # type: ignore[attr-defined]  # a _Call, checked above
+                found = self._wait(op, (join, i, op), depth)
+                if found is None:
+                    continue
+                if self._pipelined:
+                    memo_depth = self._memo_depth(found._key)
+                    if memo_depth > join.depth:
+                        join.depth = memo_depth
+                ok, value = decode(found, memo[found._key])
+                if ok:
+                    values[i] = value
+                else:
+                    join.fail(i, value)
+                join.remaining -= 1
+            elif kind is _Pure:
+                values[i] = part.value  # type: ignore[attr-defined]  # a _Pure, checked above
+                join.remaining -= 1
+            else:
+                # The rest become fibers, stepped in order after this one blocks.
+                queue = self._queue
+                for j in range(len(parts) - 1, i - 1, -1):
+                    queue.append((_Fiber([(_SLOT, join, j)], depth, -1), _EVAL, parts[j]))
+                break
+        return join
 
     def _step(self, fiber: _Fiber, mode: int, payload: Any) -> None:
         """Advance one fiber. ``mode`` says whether ``payload`` is a node, a value or an error."""
@@ -240,35 +435,37 @@ class Engine:
         node: Any = payload
         while True:
             if mode == _EVAL:
-                kind = type(node)
-                if kind is _Pure:
-                    mode, payload = _OK, node.value
+                kind = node.__class__
+                if kind is _Then:
+                    stack.append((_THEN, node.f))
+                    node = node.source
+                    continue
+                if kind is _Call:
+                    op = node.op
+                    found = self._wait(op, (fiber, op), fiber.depth)
+                    if found is None:
+                        return
+                    depth = self._memo_depth(found._key)
+                    if depth > fiber.depth:
+                        fiber.depth = depth
+                    ok, payload = decode(found, self._memo[found._key])
+                    mode = _OK if ok else _ERR
                 elif kind is _Map:
                     stack.append((_MAP, node.f))
                     node = node.source
                     continue
-                elif kind is _Then:
-                    stack.append((_THEN, node.f))
-                    node = node.source
-                    continue
-                elif kind is _Call:
-                    outcome = self._block(fiber, node.op)
-                    if outcome is None:
-                        return
-                    mode, payload = outcome
+                elif kind is _Pure:
+                    mode, payload = _OK, node.value
                 elif kind is _Gather:
                     parts = node.parts
                     if not parts:
                         mode, payload = _OK, ()
                     else:
-                        new_join = _Join(fiber, len(parts))
-                        depth = fiber.depth
-                        queue = self._queue
-                        for i in range(len(parts) - 1, -1, -1):
-                            queue.append(
-                                (_Fiber([(_SLOT, new_join, i)], depth, -1), _EVAL, parts[i])
-                            )
-                        return
+                        join = self._gather(fiber, parts)
+                        if join.remaining:
+                            return
+                        fiber.depth = join.depth
+                        mode, payload = join.outcome()
                 elif kind is _Recover:
                     stack.append((_RECOVER, node.handler))
                     node = node.source
@@ -289,11 +486,11 @@ class Engine:
             frame = stack.pop()
             tag = frame[0]
             if tag == _SLOT:
-                join: _Join = frame[1]
+                join = frame[1]
                 if mode == _OK:
                     join.values[frame[2]] = payload
                 else:
-                    join.errors[frame[2]] = payload
+                    join.fail(frame[2], payload)
                 if fiber.depth > join.depth:
                     join.depth = fiber.depth
                 join.remaining -= 1
@@ -302,10 +499,7 @@ class Engine:
                 fiber = join.fiber
                 fiber.depth = join.depth
                 stack = fiber.stack
-                if join.errors:
-                    mode, payload = _ERR, join.errors[min(join.errors)]
-                else:
-                    mode, payload = _OK, tuple(join.values)
+                mode, payload = join.outcome()
                 node = None
                 continue
             if mode == _OK:
@@ -321,7 +515,8 @@ class Engine:
                     except RequestError as error:
                         mode, payload = _ERR, error
                         continue
-                    _check_node(node, "then")
+                    if node.__class__ not in _NODES:
+                        _refuse_node(node, "then")
                     mode = _EVAL
                     continue
                 if tag == _GEN:
@@ -335,7 +530,8 @@ class Engine:
                 except RequestError as error:
                     payload = error
                     continue
-                _check_node(node, "recover")
+                if node.__class__ not in _NODES:
+                    _refuse_node(node, "recover")
                 mode = _EVAL
                 continue
             if tag == _GEN:
@@ -364,7 +560,17 @@ class Engine:
             return _OK, stop.value, None
         except RequestError as error:
             return _ERR, error, None
-        _check_node(yielded, "program")
+        except AttributeError as error:
+            if error.name == "send" and not isinstance(error.obj, Generator):
+                # `yield from [a, b]` delegates to a list's iterator, which has no send.
+                raise TypeError(
+                    f"a program did `yield from` a {type(error.obj).__name__.removesuffix('_iterator')} "
+                    "of requests; `yield from` takes one Request: write "
+                    "`values = yield from gather_all(requests)` for a list"
+                ) from None
+            raise
+        if yielded.__class__ not in _NODES:
+            _refuse_node(yielded, "program")
         stack.append((_GEN, gen))
         return _EVAL, None, yielded
 
@@ -376,7 +582,9 @@ class Engine:
             self._results[fiber.index] = Failure(payload)
 
 
-async def _stop(fetches: Mapping[asyncio.Future[Mapping[str, RawOutcome]], Op[Any]]) -> None:
+async def _stop(
+    fetches: Mapping[asyncio.Future[Mapping[str, Outcome | RawOutcome]], Op[Any]],
+) -> None:
     """Cancel every fetch under way and wait until each has kept what it was paid for.
 
     A second cancellation of the waiting task cancels the fetches again, which stops
@@ -388,14 +596,16 @@ async def _stop(fetches: Mapping[asyncio.Future[Mapping[str, RawOutcome]], Op[An
         await asyncio.gather(*fetches, return_exceptions=True)
 
 
-def _check_node(node: object, where: str) -> None:
-    if not isinstance(node, Request):
-        hint = ""
-        if where == "program":
-            hint = " (inside @program, write `x = yield from request`)"
-        elif hasattr(node, "__await__"):
-            hint = " (a coroutine: build Requests, do not await inside request code)"
-        raise TypeError(
-            f"{where} produced a {type(node).__name__}, where a Request was expected{hint}; "
-            "use .map for plain functions of a value"
-        )
+def _refuse_node(node: object, where: str) -> None:
+    """Raise the error for a function that produced something other than a Request."""
+    if isinstance(node, Request):
+        raise TypeError(f"not a Request node: {node!r}")
+    hint = ""
+    if where == "program":
+        hint = " (inside @program, write `x = yield from request`)"
+    elif hasattr(node, "__await__"):
+        hint = " (a coroutine: build Requests, do not await inside request code)"
+    raise TypeError(
+        f"{where} produced a {type(node).__name__}, where a Request was expected{hint}; "
+        "use .map for plain functions of a value"
+    )

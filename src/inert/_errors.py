@@ -119,3 +119,10 @@ class RequestErrorGroup(RequestError):
         more = f"; and {len(errors) - 5} more" if len(errors) > 5 else ""
         super().__init__(f"{len(errors)} requests failed: {shown}{more}")
         self.errors: tuple[tuple[int, RequestError], ...] = tuple(errors)
+
+
+# Tracebacks and reprs name the public home of each error, not this private module
+# (httpx's habit), however the error was imported.
+for _value in list(globals().values()):
+    if isinstance(_value, type) and issubclass(_value, RequestError):
+        _value.__module__ = "inert.errors"

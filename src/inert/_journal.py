@@ -92,6 +92,9 @@ CREATE TABLE anomalies (
 """
 """The journal's tables, as this version of inert creates them."""
 
+_MAX_ROW_ID: Final = 2**63 - 1
+"""The largest SQLite row id: a longer number names no shard."""
+
 _MIGRATIONS: Final[Mapping[int, Sequence[str]]] = {
     # 1 → 2: the token estimate and parent of each shard; a run's cancellation request.
     2: (
@@ -415,7 +418,7 @@ class JournalTables:
             ).fetchone()
         if row is not None:
             return ShardRecord(*row)
-        if ident.isdigit() and len(ident) < 19:  # SQLite rows ids are 64-bit
+        if ident.isascii() and ident.isdigit() and int(ident) <= _MAX_ROW_ID:
             with contextlib.suppress(KeyError):
                 return self.shard(int(ident))
         return None

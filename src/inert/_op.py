@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
-from functools import cache
 from typing import Any, Generic, TypeVar
 
-from inert._json import JSON, canonical_dumps, op_key, validate_json
+from inert._json import JSON, JSONObject, canonical_dumps, checked_call, op_key, trusted_key
 
 T_co = TypeVar("T_co", covariant=True)
 
+_ENDPOINTS: set[str] = set()
+"""Endpoints already seen to be API paths (checked once each)."""
 
-@cache
-def _key_prefix(endpoint: str) -> str:
-    """``[<endpoint as JSON>,``: the start of the canonical ``[endpoint, body]`` text."""
-    return f"[{canonical_dumps(endpoint)},"
+
+def _check_endpoint(endpoint: object) -> None:
+    if not isinstance(endpoint, str) or not endpoint.startswith("/"):
+        raise ValueError(
+            f"endpoint must be an API path starting with '/', such as "
+            f"'/v1/chat/completions'; got {endpoint!r}"
+        )
+    if len(_ENDPOINTS) < 1024:
+        _ENDPOINTS.add(endpoint)
 
 
 class Op(Generic[T_co]):
@@ -28,6 +33,12 @@ class Op(Generic[T_co]):
     stored, and decoding happens on read, so a changed decoder never discards a paid
     response.
 
+    The body is refused when it is built, with the path of the bad value, if it
+    holds anything but plain JSON: a non-string key, NaN or infinity, a lone
+    surrogate (``"\\ud800"``), a cycle, nesting deeper than 100 arrays and objects,
+    or an integer outside 64 bits (see ``inert._json``). The op keeps its own copy,
+    so changing the mapping afterwards changes nothing.
+
     Args:
         endpoint: the API path, such as ``"/v1/chat/completions"``.
         body: the request body; any JSON value that is a mapping.
@@ -39,6 +50,8 @@ class Op(Generic[T_co]):
         occurrence: set by the engine for ``dedup=False`` ops to tell occurrences apart.
     """
 
+    __slots__ = ("_body", "_body_text", "_key", "decode", "dedup", "endpoint", "occurrence")
+
     def __init__(
         self,
         *,
@@ -48,40 +61,49 @@ class Op(Generic[T_co]):
         dedup: bool = True,
         occurrence: int | None = None,
     ) -> None:
-        if not isinstance(endpoint, str) or not endpoint.startswith("/"):  # type: ignore[redundant-expr]  # callers without a type checker pass anything
-            raise ValueError(
-                f"endpoint must be an API path starting with '/', such as "
-                f"'/v1/chat/completions'; got {endpoint!r}"
-            )
-        if not isinstance(body, Mapping):
+        if type(endpoint) is not str or endpoint not in _ENDPOINTS:
+            _check_endpoint(endpoint)
+        if type(body) is not dict and not isinstance(body, Mapping):
             raise TypeError(f"body must be a JSON object (a mapping); got {type(body).__name__}")
         if not callable(decode):
             raise TypeError(f"decode must be callable; got {type(decode).__name__}")
+        plain, key = checked_call(endpoint, body)
         self.endpoint = endpoint
-        self._body: dict[str, JSON] = validate_json(body)  # type: ignore[assignment]  # a Mapping validates to a dict
+        self._body: JSONObject = plain  # type: ignore[assignment]  # a mapping checks as an object
         self.decode = decode
         self.dedup = dedup
         self.occurrence = occurrence
-        self._key: str | None = None
+        self._key = key if occurrence is None else _occurrence_key(endpoint, key, occurrence)
         self._body_text: str | None = None
 
+    @classmethod
+    def _built(
+        cls, endpoint: str, body: JSONObject, decode: Callable[[JSON], T_co], dedup: bool
+    ) -> Op[T_co]:
+        """An op of a body built by inert's builders from checked parts (no second walk).
+
+        The builders check every part they did not build themselves; only the key is
+        computed here (which refuses a lone surrogate, naming its place).
+        """
+        op: Op[T_co] = cls.__new__(cls)
+        op.endpoint = endpoint
+        op._body = body
+        op.decode = decode
+        op.dedup = dedup
+        op.occurrence = None
+        op._key = trusted_key(endpoint, body)
+        op._body_text = None
+        return op
+
     @property
-    def body(self) -> dict[str, JSON]:
+    def body(self) -> JSONObject:
         """The JSON body, as it is sent (a copy-free view; do not mutate it)."""
         return self._body
 
     @property
     def key(self) -> str:
         """Hex sha256 of canonical ``[endpoint, body]`` (plus the occurrence, if any)."""
-        key = self._key
-        if key is None:
-            # Equal to op_key(endpoint, body), reusing the body's canonical text.
-            text = f"{_key_prefix(self.endpoint)}{self.canonical_body()}]"
-            key = hashlib.sha256(text.encode("utf-8")).hexdigest()
-            if self.occurrence is not None:
-                key = op_key(self.endpoint, {"occurrence": self.occurrence, "of": key})
-            self._key = key
-        return key
+        return self._key
 
     def canonical_body(self) -> str:
         """The body as canonical JSON text: exactly the bytes every runner sends."""
@@ -104,10 +126,15 @@ class Op(Generic[T_co]):
         op.decode = self.decode
         op.dedup = self.dedup
         op.occurrence = occurrence
-        op._key = None
+        base = self._key if self.occurrence is None else trusted_key(self.endpoint, self._body)
+        op._key = _occurrence_key(self.endpoint, base, occurrence)
         op._body_text = self._body_text
         return op
 
     def __repr__(self) -> str:
         suffix = "" if self.dedup else ", dedup=False"
-        return f"Op({self.endpoint}, key={self.key[:12]}{suffix})"
+        return f"Op({self.endpoint}, key={self._key[:12]}{suffix})"
+
+
+def _occurrence_key(endpoint: str, key: str, occurrence: int) -> str:
+    return op_key(endpoint, {"occurrence": occurrence, "of": key})

@@ -1,13 +1,59 @@
-"""``RunReport``: what one run did and cost."""
+"""``RunReport``: what one run did and cost, with a readable ``str()`` and rich rendering."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Final
+
 import attrs
+
+from inert._errors import ApiError, RequestError
+
+if TYPE_CHECKING:
+    from rich.console import Console, ConsoleOptions, RenderResult
+
+MONEY_DIGITS: Final = 10
+"""Dollar figures are rounded to 1e-10 USD: sums of per-call costs keep no float noise."""
+
+
+@attrs.frozen(kw_only=True)
+class FailureGroup:
+    """Failed requests of one run that ended in the same kind of error.
+
+    Attributes:
+        kind: the error's class, with the HTTP status for an API error
+            (``"ApiError 401"``, ``"RefusalError"``).
+        count: how many of the run's requests ended in it.
+        example: the message of the first of them, such as the API's own text
+            (``"HTTP 401: Incorrect API key provided"``).
+    """
+
+    kind: str
+    count: int
+    example: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} ×{self.count}: {self.example}"
 
 
 @attrs.frozen(kw_only=True)
 class RunReport:
     """The figures of one runner's last run.
+
+    ``rounds`` and ``round_sizes`` mean the same in both scheduling modes. The batch
+    runner (rounds mode) waits for a whole round before the next one starts: round
+    ``k`` is the ``k``-th batch of calls and ``round_sizes[k - 1]`` its distinct
+    ops. The immediate runner (pipelined) has no barrier: a call goes out as soon
+    as its inputs arrive, so its rounds are the levels of data dependency, and
+    ``round_sizes[k - 1]`` counts the distinct ops that needed ``k - 1`` answers
+    before them. In both, ``len(round_sizes) == rounds``.
+
+    Every op the run needed is either deduplicated, a cache hit or sent;
+    ``ops_sent - ops_paid`` calls were sent but not answered (an error status, a
+    dropped connection, an expired batch line), and are not billed.
+
+    ``str(report)`` gives a few readable lines, and rich renders it as a table
+    (``rich.print(report)``).
 
     Attributes:
         rounds: dependency rounds that needed calls (a run of pure values takes 0).
@@ -16,12 +62,16 @@ class RunReport:
         ops_deduplicated: calls answered by another identical call of the same run.
         cache_hits: distinct ops answered from the store without an API call.
         ops_sent: distinct ops sent to the API (each at least once).
+        ops_paid: distinct ops the API answered, which it bills.
         retries: extra attempts (HTTP retries, resubmitted batch lines).
         batches_created: Batch API jobs created in this run.
         requests_failed: top-level requests that ended in a RequestError.
+        failures: those failed requests grouped by kind of error, most frequent
+            first, each with a count and one example message.
         prompt_tokens: input tokens billed in this run, from the responses' ``usage``.
         completion_tokens: output tokens billed in this run.
-        cost_usd: estimated cost of this run's calls, batch discount applied.
+        cost_usd: estimated cost of this run's calls, batch discount applied
+            (rounded to 1e-10 USD).
         full_price_usd: the same calls at the immediate (undiscounted) price.
         wall_seconds: elapsed time of the run.
     """
@@ -32,14 +82,87 @@ class RunReport:
     ops_deduplicated: int = 0
     cache_hits: int = 0
     ops_sent: int = 0
+    ops_paid: int = 0
     retries: int = 0
     batches_created: int = 0
     requests_failed: int = 0
+    failures: tuple[FailureGroup, ...] = ()
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
     full_price_usd: float = 0.0
     wall_seconds: float = 0.0
+
+    def summary_lines(self) -> list[str]:
+        """The report as a few lines of prose (what ``str()`` joins)."""
+        sizes = " / ".join(f"{size:,}" for size in self.round_sizes) or "none"
+        lines = [
+            f"{_count(self.rounds, 'round')} (distinct calls per round: {sizes}), "
+            f"{self.wall_seconds:.2f}s",
+            f"calls: {self.ops_requested:,} built, {self.ops_deduplicated:,} merged as "
+            f"duplicates, {self.cache_hits:,} from the store, {self.ops_sent:,} sent, "
+            f"{self.ops_paid:,} paid, {_count(self.retries, 'retry', 'retries')}"
+            + (f", {_count(self.batches_created, 'batch job')}" if self.batches_created else ""),
+            f"tokens: {self.prompt_tokens:,} in, {self.completion_tokens:,} out; "
+            f"cost {money(self.cost_usd)} ({money(self.full_price_usd)} at the immediate price)",
+        ]
+        if self.requests_failed:
+            lines.append(f"failed: {_count(self.requests_failed, 'request')}")
+            lines += [f"  {group}" for group in self.failures]
+        else:
+            lines.append("failed: none")
+        return lines
+
+    def __str__(self) -> str:
+        return "\n".join(self.summary_lines())
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from rich import box
+        from rich.table import Table
+
+        table = Table(box=box.SIMPLE_HEAD, show_header=False, title="run report")
+        table.add_column("figure", style="bold")
+        table.add_column("value", overflow="fold")
+        head, calls, tokens, failed, *groups = self.summary_lines()
+        table.add_row("rounds", head)
+        table.add_row("calls", calls.removeprefix("calls: "))
+        table.add_row("tokens", tokens.removeprefix("tokens: "))
+        table.add_row("failed", failed.removeprefix("failed: "))
+        for group in groups:
+            table.add_row("", group.strip())
+        yield table
+
+
+def money(usd: float) -> str:
+    """Dollars for people: four decimals, or more for amounts under a cent."""
+    if usd == 0 or abs(usd) >= 0.01:
+        return f"${usd:,.4f}"
+    return f"${usd:.6f}"
+
+
+def _count(n: int, singular: str, plural: str | None = None) -> str:
+    """``"1 round"``, ``"2 rounds"``: a count with its noun in the right number."""
+    return f"{n:,} {singular if n == 1 else (plural or singular + 's')}"
+
+
+def failure_kind(error: RequestError) -> str:
+    """How failures are grouped: the error's class, and the HTTP status of an API error."""
+    name = type(error).__name__
+    if isinstance(error, ApiError) and error.status is not None:
+        return f"{name} {error.status}"
+    return name
+
+
+def group_failures(errors: Iterable[RequestError]) -> tuple[FailureGroup, ...]:
+    """Errors grouped by :func:`failure_kind`, most frequent first (ties: first seen)."""
+    counts: dict[str, int] = {}
+    examples: dict[str, str] = {}
+    for error in errors:
+        kind = failure_kind(error)
+        counts[kind] = counts.get(kind, 0) + 1
+        examples.setdefault(kind, error.message)
+    order = sorted(counts, key=lambda kind: -counts[kind])  # stable: first seen wins ties
+    return tuple(FailureGroup(kind=k, count=counts[k], example=examples[k]) for k in order)
 
 
 @attrs.define(kw_only=True)
@@ -52,9 +175,11 @@ class ReportBuilder:
     ops_deduplicated: int = 0
     cache_hits: int = 0
     ops_sent: int = 0
+    ops_paid: int = 0
     retries: int = 0
     batches_created: int = 0
     requests_failed: int = 0
+    failures: tuple[FailureGroup, ...] = ()
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
@@ -62,7 +187,9 @@ class ReportBuilder:
     wall_seconds: float = 0.0
 
     def freeze(self) -> RunReport:
-        """The report as an immutable value."""
+        """The report as an immutable value, its money rounded to 1e-10 USD."""
         values = attrs.asdict(self, recurse=False)
         values["round_sizes"] = tuple(self.round_sizes)
+        values["cost_usd"] = round(self.cost_usd, MONEY_DIGITS)
+        values["full_price_usd"] = round(self.full_price_usd, MONEY_DIGITS)
         return RunReport(**values)

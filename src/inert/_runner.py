@@ -13,22 +13,31 @@ import abc
 import asyncio
 import atexit
 import contextlib
+import functools
 import threading
 import time
-from collections.abc import Coroutine, Mapping, Sequence
-from typing import Any, ClassVar, Protocol, TypeVar
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, TypeAlias, TypeVar, cast
 
 from returns.result import Failure, Result, Success
 
-from inert._engine import Engine, RawOutcome
+from inert import _gc
+from inert._answers import error_object, is_answer, rejected_by_decoder
+from inert._engine import Engine, Outcome, RawOutcome
 from inert._errors import RequestError, RequestErrorGroup
 from inert._json import JSON
 from inert._op import Op
 from inert._pricing import DEFAULT_PRICES, Price, price_for
-from inert._report import ReportBuilder, RunReport
+from inert._report import ReportBuilder, RunReport, group_failures
 from inert._request import Request
+from inert._store_errors import UnstoredAnswersError
 
 T = TypeVar("T")
+
+Sent: TypeAlias = RawOutcome | Outcome
+"""What ``_send`` returns per op key: ``Success(raw)``/``Failure(error)``, or the same
+without the wrapper (the raw body, or the RequestError itself)."""
 
 
 class Runner(Protocol):
@@ -64,6 +73,79 @@ class ResponseStore(Protocol):
     def put_responses(self, entries: Sequence[tuple[Op[Any], JSON]]) -> None:
         """Store raw responses (one transaction)."""
         ...
+
+
+Held = dict[str, tuple[Op[Any], JSON]]
+"""Paid answers a runner could not store yet, by op key (written first by its next fetch)."""
+
+
+class _Keeping:
+    """What one run did with its paid answers: how many it stored, which it could not.
+
+    One per run (never shared between concurrent runs of a runner). After a failed
+    write the run's error grows with every later answer that cannot be stored
+    either, so when it is raised it accounts for every answer paid. The unstored
+    answers are also held by the runner (``held``), which writes them before its
+    next fetch: a rerun on the same runner, once the store is writable again, pays
+    nothing twice. That is a convenience, not a guarantee; the guarantee is the
+    error, raised before anything more is sent.
+    """
+
+    __slots__ = ("error", "held", "kept")
+
+    def __init__(self, held: Held | None = None) -> None:
+        self.kept = 0
+        self.error: UnstoredAnswersError | None = None
+        self.held: Held = {} if held is None else held
+
+    def flush(self, store: ResponseStore) -> None:
+        """Store the answers held from an earlier failed write, or fail before paying."""
+        entries = list(self.held.values())
+        self.store(store, entries)
+        for op, _ in entries:
+            self.held.pop(op.key, None)
+
+    def store(self, store: ResponseStore, entries: Sequence[tuple[Op[Any], JSON]]) -> None:
+        """Store ``entries`` in one transaction, or raise the run's UnstoredAnswersError."""
+        if not entries:
+            return
+        try:
+            store.put_responses(entries)
+        except Exception as exc:
+            # One error per run, raised afresh by each failed fetch (no traceback pile-up).
+            error = self._failed(store, entries, exc)
+            raise error.with_traceback(None) from error.__cause__
+        self.kept += len(entries)
+        if self.error is not None:  # an answer on the wire at the failure got stored after all
+            self._describe(self.error)
+
+    def _failed(
+        self, store: ResponseStore, entries: Sequence[tuple[Op[Any], JSON]], cause: Exception
+    ) -> UnstoredAnswersError:
+        error = self.error
+        if error is None:
+            path = getattr(store, "path", None)
+            error = self.error = UnstoredAnswersError(
+                "", path=path if isinstance(path, Path) else None, kept=self.kept, unstored=()
+            )
+            error.__cause__ = cause
+        known = {key for key, _ in error.unstored}
+        for op, raw in entries:
+            self.held[op.key] = (op, raw)
+            if op.key not in known:
+                error.unstored.append((op.key, raw))
+        self._describe(error)
+        return error
+
+    def _describe(self, error: UnstoredAnswersError) -> None:
+        error.kept = self.kept
+        n = len(error.unstored)
+        error.args = (
+            f"{n} paid answer{'' if n == 1 else 's'} could not be stored, so the run stopped "
+            f"and started no new call: {error.__cause__}. This run stored {error.kept} answers, which are not paid "
+            "for again; the unstored ones are on this error's `unstored` and are written "
+            "first by this runner's next run; a new run sends only what is not stored",
+        )
 
 
 def usage_of(raw: JSON) -> tuple[int, int]:
@@ -104,6 +186,7 @@ class BaseRunner(abc.ABC):
         self._prices: Mapping[str, Price] = DEFAULT_PRICES if prices is None else prices
         self._price_cache: dict[str | None, Price | None] = {}
         self._report = RunReport()
+        self._held: Held = {}
 
     @property
     def report(self) -> RunReport:
@@ -111,13 +194,17 @@ class BaseRunner(abc.ABC):
         return self._report
 
     @abc.abstractmethod
-    async def _send(
-        self, ops: Sequence[Op[Any]], report: ReportBuilder
-    ) -> Mapping[str, RawOutcome]:
-        """Perform the distinct ``ops`` and return one raw outcome per op key."""
+    async def _send(self, ops: Sequence[Op[Any]], report: ReportBuilder) -> Mapping[str, Sent]:
+        """Perform the distinct ``ops`` and return one raw outcome per op key.
+
+        An outcome is ``Success(raw)`` or ``Failure(error)``, or, cheaper for a
+        runner that answers many ops at once, the raw body or the RequestError
+        itself (a JSON value is never an exception, so nothing is ambiguous).
+        """
 
     async def run(self, request: Request[T]) -> T:
         """Run one request and return its value; raise its RequestError if it failed."""
+        _check_one(request, "run")
         (result,) = await self.run_all_settled([request])
         if isinstance(result, Failure):
             raise result.failure()
@@ -148,12 +235,16 @@ class BaseRunner(abc.ABC):
         building = ReportBuilder()
         started = time.perf_counter()
 
-        async def fetch(ops: Sequence[Op[Any]]) -> Mapping[str, RawOutcome]:
-            return await self._fetch(ops, building)
-
+        keeping = _Keeping(self._held)
+        fetch = functools.partial(self._fetch, report=building, keeping=keeping)
         engine = Engine(fetch, pipelined=self.pipelined, report=building)
         try:
-            return await engine.run(list(requests))
+            results = await engine.run(list(requests))
+            if building.requests_failed:
+                building.failures = group_failures(
+                    r.failure() for r in results if isinstance(r, Failure)
+                )
+            return results
         finally:
             building.wall_seconds = time.perf_counter() - started
             self._report = building.freeze()
@@ -162,51 +253,106 @@ class BaseRunner(abc.ABC):
         """Called as each run starts; subclasses reset per-run state here."""
 
     async def _fetch(
-        self, ops: Sequence[Op[Any]], report: ReportBuilder
-    ) -> Mapping[str, RawOutcome]:
+        self, ops: Sequence[Op[Any]], report: ReportBuilder, keeping: _Keeping | None = None
+    ) -> Mapping[str, Outcome]:
+        """Answer ``ops`` from the store, send the rest, and store what comes back.
+
+        Only answers are stored (see :mod:`inert._answers`): a body that is an error
+        object becomes that op's :class:`~inert.errors.ApiError`, and a body the op's
+        decoder rejects as a transport-level failure is passed on but not kept. A
+        stored body that is no answer (kept by an older inert) is not served.
+
+        Raises:
+            UnstoredAnswersError: paid answers could not be stored; the run stops,
+                and every later fetch of the same run sends nothing.
+        """
+        keeping = _Keeping() if keeping is None else keeping
+        if keeping.error is not None:  # the store failed earlier in this run: pay for no more
+            raise keeping.error.with_traceback(None) from keeping.error.__cause__
         store = self._store
-        found: Mapping[str, JSON] = {}
+        to_send = ops
+        outcomes: dict[str, Outcome] = {}
         if store is not None:
+            if keeping.held and not self.stores_itself:
+                keeping.flush(store)
             found = store.get_responses([op.key for op in ops if op.dedup])
-        outcomes: dict[str, RawOutcome] = {key: Success(raw) for key, raw in found.items()}
-        report.cache_hits += len(found)
-        to_send = [op for op in ops if op.key not in found]
-        if not to_send:
-            return outcomes
+            if found:
+                if not all(is_answer(raw) for raw in found.values()):
+                    found = {key: raw for key, raw in found.items() if is_answer(raw)}
+                report.cache_hits += len(found)
+                outcomes.update(found)
+                to_send = [op for op in ops if op.key not in found]
+                if not to_send:
+                    return outcomes
         report.ops_sent += len(to_send)
         sent = await self._send(to_send, report)
         fresh: list[tuple[Op[Any], JSON]] = []
-        for op in to_send:
-            outcome = sent.get(op.key)
-            if outcome is None:
-                continue
-            outcomes[op.key] = outcome
-            if isinstance(outcome, Success):
-                raw = outcome.unwrap()
-                fresh.append((op, raw))
-                self._account(op, raw, report)
+        _gc.pause()
+        try:
+            for op in to_send:
+                key = op.key
+                try:
+                    outcome = sent[key]
+                except KeyError:
+                    continue  # the engine reports it as unanswered
+                # Class checks, not isinstance: Result is an ABC, and this runs per op.
+                kind = outcome.__class__
+                if kind is Success or kind is Failure:
+                    result = cast(RawOutcome, outcome)
+                    outcome = result.unwrap() if kind is Success else result.failure()
+                plain = cast(Outcome, outcome)
+                if isinstance(plain, dict) and plain.get("error") is not None:
+                    plain = error_object(plain)  # an error object sent with 200: no answer
+                outcomes[key] = plain
+                if plain.__class__ is dict or not isinstance(plain, RequestError):
+                    fresh.append((op, plain))
+            self._account(fresh, report)
+        finally:
+            _gc.resume()
+        report.ops_paid += len(fresh)
         if store is not None and fresh and not self.stores_itself:
-            store.put_responses([(op, raw) for op, raw in fresh if op.dedup])
+            keeping.store(
+                store,
+                [
+                    (op, raw)
+                    for op, raw in fresh
+                    if op.dedup and rejected_by_decoder(op, raw) is None
+                ],
+            )
         return outcomes
 
-    def _account(self, op: Op[Any], raw: JSON, report: ReportBuilder) -> None:
-        prompt, completion = usage_of(raw)
-        report.prompt_tokens += prompt
-        report.completion_tokens += completion
-        model = op.model
-        try:
-            price = self._price_cache[model]
-        except KeyError:
-            price = self._price_cache[model] = price_for(model, self._prices)
-        if price is not None:
-            full = price.cost(prompt, completion)
-            report.full_price_usd += full
-            report.cost_usd += full * self.price_factor
+    def _account(self, answered: Iterable[tuple[Op[Any], JSON]], report: ReportBuilder) -> None:
+        """Add the tokens and cost of a round's answers to the report, priced per model."""
+        tokens: dict[str | None, list[int]] = {}
+        for op, raw in answered:
+            if not isinstance(raw, dict) or "usage" not in raw:
+                continue
+            prompt, completion = usage_of(raw)
+            if prompt or completion:
+                model = op.model
+                counts = tokens.get(model)
+                if counts is None:
+                    tokens[model] = [prompt, completion]
+                else:
+                    counts[0] += prompt
+                    counts[1] += completion
+        for model, (prompt, completion) in tokens.items():
+            report.prompt_tokens += prompt
+            report.completion_tokens += completion
+            try:
+                price = self._price_cache[model]
+            except KeyError:
+                price = self._price_cache[model] = price_for(model, self._prices)
+            if price is not None:
+                full = price.cost(prompt, completion)
+                report.full_price_usd += full
+                report.cost_usd += full * self.price_factor
 
     # Blocking twins, for scripts and notebooks without an event loop.
 
     def run_sync(self, request: Request[T]) -> T:
         """Blocking :meth:`run`; not for use inside a running event loop."""
+        _check_one(request, "run_sync")
         return _run_blocking(self.run(request), "run_sync", "run")
 
     def run_all_sync(self, requests: Sequence[Request[T]]) -> list[T]:
@@ -217,6 +363,16 @@ class BaseRunner(abc.ABC):
         """Blocking :meth:`run_all_settled`; not for use inside a running event loop."""
         return _run_blocking(
             self.run_all_settled(requests), "run_all_settled_sync", "run_all_settled"
+        )
+
+
+def _check_one(request: object, name: str) -> None:
+    """``run`` takes one request: a list is a common slip, named with its fix."""
+    if isinstance(request, list | tuple):
+        many = name.replace("run", "run_all", 1)
+        raise TypeError(
+            f"{name}() takes one Request, not a {type(request).__name__}; pass one request, "
+            f"or use {many}(requests) for a list"
         )
 
 

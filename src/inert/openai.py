@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import difflib
+import enum
 import struct
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -42,9 +43,9 @@ from inert._errors import (
     RefusalError,
     TruncatedError,
 )
-from inert._json import JSON, validate_json
+from inert._json import JSON, JSONObject, validate_json
 from inert._op import Op
-from inert._request import Request, call
+from inert._request import Request, _Call
 
 __all__ = [
     "CHAT_COMPLETIONS",
@@ -106,9 +107,25 @@ def _where(value: object, loc: tuple[int | str, ...]) -> str:
     return path
 
 
+def _json_part(value: object, name: str) -> JSON | _NotPlain:
+    """``value``, the body's field ``name``, as plain JSON; or ``NOT_PLAIN`` for the SDK.
+
+    A value no API can take (NaN, a lone surrogate, a cycle, nesting too deep, an
+    integer beyond 64 bits) is refused here, naming its place, before pydantic or
+    the SDK's transform see it (they would recurse into a cycle). A value that is
+    merely not JSON yet (a pydantic model, an iterable) is left to the transform.
+    """
+    try:
+        return validate_json(value, path=(name,))
+    except TypeError:
+        return NOT_PLAIN
+
+
 def _check_params(
     what: str, params: Mapping[str, object], allowed: Mapping[str, Any], reserved: frozenset[str]
-) -> None:
+) -> dict[str, JSON] | None:
+    """Check every parameter; their plain JSON values, or None if one needs the transform."""
+    plain: dict[str, JSON] | None = {}
     for name, value in params.items():
         if name == "stream":
             if value is True:
@@ -123,7 +140,20 @@ def _check_params(
             close = difflib.get_close_matches(name, list(allowed), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise TypeError(f"unknown {what} parameter {name!r}{hint}")
+        part = _json_part(value, name)
         _check_value(what, name, allowed[name], value)
+        if part is NOT_PLAIN:
+            plain = None
+        elif plain is not None:
+            plain[name] = part
+    return plain
+
+
+class _NotPlain(enum.Enum):
+    NOT_PLAIN = "not plain JSON"
+
+
+NOT_PLAIN: Final = _NotPlain.NOT_PLAIN
 
 
 def _message_types() -> Mapping[str, Any]:
@@ -137,6 +167,30 @@ def _message_types() -> Mapping[str, Any]:
 
 _MESSAGE_TYPES: Final = _message_types()
 _NEEDS_CONTENT: Final = frozenset({"developer", "system", "user", "tool"})
+
+
+_PLAIN_ROLES: Final = frozenset({"developer", "system", "user", "assistant"})
+"""Roles whose message may be just ``{"role": ..., "content": "text"}``."""
+
+
+def _plain_messages(messages: object) -> list[JSON] | None:
+    """Copies of messages that are all ``{"role": r, "content": "text"}``, else None.
+
+    Such a message is valid for the SDK's types as it stands and is plain JSON, so
+    it needs neither pydantic's check nor a walk (the common case, kept cheap).
+    """
+    if messages.__class__ is not list or not messages:
+        return None
+    plain: list[JSON] = []
+    for message in messages:
+        if message.__class__ is not dict or len(message) != 2:
+            return None
+        role = message.get("role")
+        content = message.get("content")
+        if content.__class__ is not str or role.__class__ is not str or role not in _PLAIN_ROLES:
+            return None
+        plain.append({"role": role, "content": content})
+    return plain
 
 
 def _check_messages(messages: object) -> list[ChatCompletionMessageParam]:
@@ -174,16 +228,47 @@ def _chat_body(
     params: Mapping[str, object],
     *,
     reserved: frozenset[str],
-    fixed: Mapping[str, object],
-) -> dict[str, object]:
+    fixed: Mapping[str, JSON],
+) -> JSONObject:
+    """The plain JSON body of a chat completion, every part checked once."""
     if not isinstance(model, str) or not model:  # type: ignore[redundant-expr]  # untyped callers
         raise TypeError(f"model must be a non-empty string; got {model!r}")
-    checked = _check_messages(messages)
-    _check_params(what, params, _CHAT_PARAMS, reserved)
+    fast = _plain_messages(messages)
+    if fast is not None and not params:
+        return {"model": model, **fixed, "messages": fast}
+    plain: JSON | _NotPlain = fast
+    checked: Sequence[object] = messages
+    if fast is None:
+        plain = _json_part(messages, "messages")
+        checked = _check_messages(messages)
+    plain_params = _check_params(what, params, _CHAT_PARAMS, reserved)
+    if not isinstance(plain, _NotPlain) and plain_params is not None:
+        return {"model": model, **fixed, "messages": plain, **plain_params}
     raw: dict[str, object] = {"model": model, **fixed, "messages": checked, **params}
     if "tools" in raw:
         raw["tools"] = list(raw["tools"])  # type: ignore[call-overload]  # validated iterable
-    return _transformed(raw, completion_create_params.CompletionCreateParamsNonStreaming)
+    return _plain_body(raw, completion_create_params.CompletionCreateParamsNonStreaming)
+
+
+def _transform_or_check(raw: dict[str, object], params_type: type) -> tuple[JSONObject, bool]:
+    """``raw`` as the SDK would send it, and whether it was checked as plain JSON.
+
+    A body that is plain JSON comes out of the SDK's transform equal to itself (see
+    :func:`_transformed`), so it is only checked; any other goes through the
+    transform. A body that cannot be sent at all (a cycle, nesting too deep) is
+    refused with the check's message, not the transform's ``RecursionError``.
+    """
+    try:
+        plain = validate_json(raw)
+    except (TypeError, ValueError) as error:
+        try:
+            body = maybe_transform(raw, params_type)
+        except RecursionError:
+            raise error from None
+        assert isinstance(body, dict)
+        return body, False
+    assert isinstance(plain, dict)
+    return plain, True
 
 
 def _transformed(raw: dict[str, object], params_type: type) -> dict[str, object]:
@@ -196,14 +281,18 @@ def _transformed(raw: dict[str, object], params_type: type) -> dict[str, object]
     transform, which costs far more than the rest of building a request, is run
     only on bodies that hold something else. tests/immediate pins the equality.
     """
-    try:
-        plain = validate_json(raw)
-    except (TypeError, ValueError):
-        body = maybe_transform(raw, params_type)
-        assert isinstance(body, dict)
+    body, _ = _transform_or_check(raw, params_type)
+    return dict(body)
+
+
+def _plain_body(raw: dict[str, object], params_type: type) -> JSONObject:
+    """The transformed body, checked as plain JSON exactly once (naming any bad value)."""
+    body, checked = _transform_or_check(raw, params_type)
+    if checked:
         return body
+    plain = validate_json(body)
     assert isinstance(plain, dict)
-    return dict(plain)
+    return plain
 
 
 # --- decoding ---------------------------------------------------------------------------
@@ -257,8 +346,8 @@ def _response_format(response_format: type[pydantic.BaseModel]) -> JSON:
     the ``response_format`` field (done apart because walking a schema is slow).
     """
     fields: dict[str, object] = {"response_format": type_to_response_format_param(response_format)}
-    transformed = _transformed(fields, completion_create_params.CompletionCreateParamsNonStreaming)
-    checked = validate_json(transformed["response_format"])
+    transformed = _plain_body(fields, completion_create_params.CompletionCreateParamsNonStreaming)
+    checked = transformed["response_format"]
     _check_strict(response_format, checked)
     return checked
 
@@ -346,6 +435,7 @@ def _decode_embedding(raw: JSON) -> list[float]:
 # --- builders ---------------------------------------------------------------------------
 
 _STRUCTURED_RESERVED: Final = frozenset({"model", "messages", "response_format"})
+_STREAM: Final[Mapping[str, JSON]] = {"stream": False}
 _CHAT_RESERVED: Final = frozenset({"model", "messages"})
 
 
@@ -396,16 +486,9 @@ def structured(
     if "tools" in params:
         _check_value("chat", "tools", _CHAT_PARAMS["tools"], params["tools"])
         validate_input_tools(params["tools"])  # type: ignore[arg-type]  # validated above
-    fixed = {"stream": False}
-    body = _chat_body("chat", model, messages, params, reserved=_STRUCTURED_RESERVED, fixed=fixed)
+    body = _chat_body("chat", model, messages, params, reserved=_STRUCTURED_RESERVED, fixed=_STREAM)
     body["response_format"] = _response_format(response_format)
-    op = Op(
-        endpoint=CHAT_COMPLETIONS,
-        body=body,
-        decode=_structured_decoder(response_format),
-        dedup=dedup,
-    )
-    return call(op)
+    return _Call(Op._built(CHAT_COMPLETIONS, body, _structured_decoder(response_format), dedup))
 
 
 def chat(
@@ -426,7 +509,7 @@ def chat(
         ValueError: ``stream=True`` or malformed messages.
     """
     body = _chat_body("chat", model, messages, params, reserved=_CHAT_RESERVED, fixed={})
-    return call(Op(endpoint=CHAT_COMPLETIONS, body=body, decode=_decode_chat, dedup=dedup))
+    return _Call(Op._built(CHAT_COMPLETIONS, body, _decode_chat, dedup))
 
 
 def completion(
@@ -447,7 +530,7 @@ def completion(
         ValueError: ``stream=True`` or malformed messages.
     """
     body = _chat_body("chat", model, messages, params, reserved=_CHAT_RESERVED, fixed={})
-    return call(Op(endpoint=CHAT_COMPLETIONS, body=body, decode=_decode_completion, dedup=dedup))
+    return _Call(Op._built(CHAT_COMPLETIONS, body, _decode_completion, dedup))
 
 
 def embedding(
@@ -469,8 +552,13 @@ def embedding(
         raise TypeError(f"model must be a non-empty string; got {model!r}")
     if not isinstance(input, str):
         raise TypeError(f"input must be one string (one input, one vector); got {input!r:.60}")
-    _check_params("embeddings", params, _EMBEDDING_PARAMS, frozenset({"model", "input"}))
-    body = _transformed(
-        {"input": input, "model": model, **params}, embedding_create_params.EmbeddingCreateParams
-    )
-    return call(Op(endpoint=EMBEDDINGS, body=body, decode=_decode_embedding, dedup=dedup))
+    body: JSONObject = {"input": input, "model": model}
+    if params:
+        reserved = frozenset({"model", "input"})
+        plain_params = _check_params("embeddings", params, _EMBEDDING_PARAMS, reserved)
+        if plain_params is not None:
+            body.update(plain_params)
+        else:
+            raw = {**body, **params}
+            body = _plain_body(raw, embedding_create_params.EmbeddingCreateParams)
+    return _Call(Op._built(EMBEDDINGS, body, _decode_embedding, dedup))

@@ -144,7 +144,7 @@ def test_emulator_and_demo_are_dispatched(
         main(["emulator", "--help"])
     assert 0 == exited.value.code
     assert "--time-scale" in capsys.readouterr().out
-    demo = types.ModuleType("lexicon.demo")
+    demo = types.ModuleType("lexicon_demo")
     seen: list[list[str]] = []
 
     def demo_main(argv: list[str]) -> int:
@@ -152,7 +152,7 @@ def test_emulator_and_demo_are_dispatched(
         return 7
 
     demo.main = demo_main  # type: ignore[attr-defined]  # a stand-in module
-    monkeypatch.setitem(sys.modules, "lexicon.demo", demo)
+    monkeypatch.setitem(sys.modules, "lexicon_demo", demo)
     assert 7 == main(["demo", "--words", "3"])
     assert [["--words", "3"]] == seen
 

@@ -14,12 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from inert import Op
-from inert._json import JSON
+from inert._json import INT_MAX, INT_MIN, JSON
 
 json_values: st.SearchStrategy[JSON] = st.recursive(
     st.none()
     | st.booleans()
-    | st.integers()
+    | st.integers(INT_MIN, INT_MAX)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
     lambda children: st.lists(children) | st.dictionaries(st.text(), children),

@@ -41,8 +41,6 @@ import httpx2
 import openai
 from aiolimiter import AsyncLimiter
 from returns.result import Failure, Result, Success
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from inert._engine import RawOutcome
 from inert._errors import ApiError, ConnectionFailedError, RateLimitError, RequestError
@@ -52,6 +50,7 @@ from inert._pricing import Price
 from inert._report import ReportBuilder
 from inert._request import Request
 from inert._runner import BaseRunner, ResponseStore
+from inert._runners._call_progress import CallProgress
 
 T = TypeVar("T")
 
@@ -146,42 +145,7 @@ def _positive(name: str, value: object, *, allow_none: bool) -> None:
         raise ValueError(f"{name} must be a positive finite number, not {value!r}")
 
 
-class _CallProgress:
-    """A live line on stderr: calls answered of calls sent so far, and retries.
-
-    The total grows while the run discovers dependent calls, so it is the calls
-    sent so far, not a forecast.
-    """
-
-    def __init__(self) -> None:
-        self._progress = Progress(
-            TextColumn("calls"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("retries {task.fields[retries]}"),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=False,
-        )
-        self._task = self._progress.add_task("calls", total=0, retries=0)
-        self._total = 0
-
-    def __enter__(self) -> _CallProgress:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-
-    def sent(self, n: int) -> None:
-        self._total += n
-        self._progress.update(self._task, total=self._total)
-
-    def answered(self, retries: int) -> None:
-        self._progress.update(self._task, advance=1, retries=retries)
-
-
-_VIEW: contextvars.ContextVar[_CallProgress | None] = contextvars.ContextVar(
+_VIEW: contextvars.ContextVar[CallProgress | None] = contextvars.ContextVar(
     "inert_immediate_progress", default=None
 )
 """The progress display of the run in this context (runs on one runner may overlap)."""
@@ -289,7 +253,7 @@ class ImmediateRunner(BaseRunner):
         show = sys.stderr.isatty() if self.progress is None else self.progress
         if not show:
             return await super().run_all_settled(requests)
-        with _CallProgress() as view:
+        with CallProgress() as view:
             token = _VIEW.set(view)
             try:
                 return await super().run_all_settled(requests)
@@ -322,17 +286,17 @@ class ImmediateRunner(BaseRunner):
         state = self._state()
         view = _VIEW.get()
         if view is not None:
-            view.sent(len(ops))
+            view.found(len(ops), report)
         if len(ops) == 1:
             op = ops[0]
             outcome = await self._shared(op, report, state)
             if view is not None:
-                view.answered(report.retries)
+                view.answered(isinstance(outcome, Failure))
             return {op.key: outcome}
         outcomes = await asyncio.gather(*(self._shared(op, report, state) for op in ops))
         if view is not None:
-            for _ in ops:
-                view.answered(report.retries)
+            for outcome in outcomes:
+                view.answered(isinstance(outcome, Failure))
         return {op.key: outcome for op, outcome in zip(ops, outcomes, strict=True)}
 
     async def _shared(self, op: Op[Any], report: ReportBuilder, state: _LoopState) -> RawOutcome:

@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
 from pydantic import BaseModel
-from returns.result import Failure, Success
 
-from inert._engine import RawOutcome
+from inert import _gc
+from inert._engine import Outcome
 from inert._errors import RequestError, UnansweredError
 from inert._json import JSON, JSONObject, canonical_dumps, validate_json
 from inert._op import Op
@@ -180,7 +180,7 @@ class FakeRunner(BaseRunner):
                 return default(op)
             raise UnansweredError(
                 f"the answer table has no entry for {describe_op(op)}; "
-                f"it has {len(answers)} entries"
+                f"it has {len(answers)} {'entry' if len(answers) == 1 else 'entries'}"
             )
 
         return cls(respond, pipelined=pipelined, seed=seed, store=store)
@@ -284,26 +284,36 @@ class FakeRunner(BaseRunner):
         self.rounds_log = []
         self.history.append(self.rounds_log)
 
-    async def _send(
-        self, ops: Sequence[Op[Any]], report: ReportBuilder
-    ) -> Mapping[str, RawOutcome]:
+    async def _send(self, ops: Sequence[Op[Any]], report: ReportBuilder) -> Mapping[str, Outcome]:
         self.calls.extend(ops)
         self.rounds_log.append(list(ops))
-        order = list(ops)
+        order: Sequence[Op[Any]] = ops
         if self._random is not None:
+            order = list(ops)
             self._random.shuffle(order)
             if self.pipelined:
                 for _ in range(self._random.randrange(4)):
                     await asyncio.sleep(0)
-        outcomes: dict[str, RawOutcome] = {}
-        for op in order:
-            try:
-                raw = self._respond(op)
-                if inspect.isawaitable(raw):
-                    raw = await raw
-                outcomes[op.key] = Success(validate_json(raw))
-            except RequestError as error:
-                outcomes[op.key] = Failure(error)
+        respond = self._respond
+        # An answer kept in a store must be exactly what an API could send; one
+        # that is not a dict is checked too (a model instance or a string returned
+        # by mistake). Other dicts go to the decoder as they are.
+        check = self._store is not None
+        outcomes: dict[str, Outcome] = {}
+        _gc.pause()
+        try:
+            for op in order:
+                try:
+                    raw = respond(op)
+                    if raw.__class__ is not dict or check:
+                        if inspect.isawaitable(raw):
+                            raw = await raw
+                        raw = validate_json(raw) if raw.__class__ is not dict or check else raw
+                    outcomes[op.key] = raw
+                except RequestError as error:
+                    outcomes[op.key] = error
+        finally:
+            _gc.resume()
         return outcomes
 
 

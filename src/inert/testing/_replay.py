@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
-from inert._engine import RawOutcome
+from inert._engine import Outcome
 from inert._errors import UnansweredError
 from inert._json import JSON
 from inert._op import Op
@@ -59,9 +59,7 @@ class ReplayRunner(FakeRunner):
         self._found = {}
         self.unanswered = []
 
-    async def _send(
-        self, ops: Sequence[Op[Any]], report: ReportBuilder
-    ) -> Mapping[str, RawOutcome]:
+    async def _send(self, ops: Sequence[Op[Any]], report: ReportBuilder) -> Mapping[str, Outcome]:
         # One lookup per fetch rather than one per op.
         self._found.update(self._recording.get_responses([op.key for op in ops]))
         return await super()._send(ops, report)

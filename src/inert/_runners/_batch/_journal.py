@@ -19,6 +19,7 @@ import attrs
 import openai
 from openai.types import Batch, FileObject
 
+from inert._json import JSON
 from inert._runners._batch._http import (
     Backoff,
     CallFailed,
@@ -333,6 +334,7 @@ class BatchJournal:
         known: Iterable[str] | None = None,
         adopted: bool = True,
         should_cancel: Callable[[], bool] | None = None,
+        keep: Callable[[str, JSON], bool] | None = None,
     ) -> Collected:
         """Wait for a shard's batch, download its files and store its answers.
 
@@ -348,6 +350,8 @@ class BatchJournal:
             adopted: the shard comes from the journal rather than from this run (a
                 cancellation seen at the first poll then predates this run).
             should_cancel: asks whether the run was told to stop (see :meth:`poll`).
+            keep: ``keep(custom_id, body)`` says whether an answer may be stored (the
+                runner asks the op's decoder, :func:`inert._answers.rejected_by_decoder`).
         """
         store = self.store
         assert record.batch_id is not None
@@ -408,7 +412,11 @@ class BatchJournal:
         )
         parsed = [read[0] for read in (output, errors_file) if read is not None]
         matched = match_lines(batch.id, parsed, ids)
-        answers = [(cid, line.body) for cid, line in matched.lines.items() if is_success(line)]
+        answers = [
+            (cid, line.body)
+            for cid, line in matched.lines.items()
+            if is_success(line) and (keep is None or keep(cid, line.body))
+        ]
         doubtful = output is not None and bool(output[0].malformed)
         if output is None or errors_file is None:
             gone = "output" if output is None else "error"

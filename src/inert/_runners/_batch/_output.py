@@ -17,6 +17,7 @@ from typing import Final, NamedTuple
 import attrs
 import jiter
 
+from inert._answers import error_object, is_answer
 from inert._errors import (
     ApiError,
     CancelledRequestError,
@@ -101,12 +102,24 @@ def _shown(raw: bytes) -> str:
 
 
 def is_success(line: OutputLine) -> bool:
-    """A line that carries an answer worth storing (HTTP 200, no error, an object body)."""
-    return line.status == 200 and line.error is None and isinstance(line.body, dict)
+    """A line that carries an answer (HTTP 200, no error, an object body that is no error
+    object: :func:`inert._answers.is_answer`, the rule both runners share)."""
+    return (
+        line.status == 200
+        and line.error is None
+        and isinstance(line.body, dict)
+        and is_answer(line.body)
+    )
 
 
 def line_failure(line: OutputLine, batch_id: str) -> tuple[bool, RequestError]:
     """``(retryable, error)`` for a failed line."""
+    if line.status == 200 and line.error is None:
+        error = error_object(line.body)
+        if error is not None:
+            return False, ApiError(
+                f"batch {batch_id}: {error.message}", status=200, code=error.code, body=line.body
+            )
     if line.status is not None and line.status != 200:
         status = line.status
         message, code = error_fields(line.body)

@@ -32,13 +32,14 @@ from __future__ import annotations
 import logging
 import sys
 import uuid
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, ClassVar, Final, Literal
 
 import attrs
 import openai
 from returns.result import Failure, Success
 
+from inert._answers import rejected_by_decoder
 from inert._engine import RawOutcome
 from inert._errors import (
     ApiError,
@@ -48,6 +49,7 @@ from inert._errors import (
     RateLimitError,
     RequestError,
 )
+from inert._json import JSON
 from inert._op import Op
 from inert._pricing import BATCH_DISCOUNT, Price
 from inert._report import ReportBuilder
@@ -99,6 +101,17 @@ def amended(error: RequestError, note: str) -> RequestError:
     if isinstance(error, ConnectionFailedError):
         return ConnectionFailedError(message)
     return RequestError(message)
+
+
+def _keeper(ops: Sequence[Op[Any]]) -> Callable[[str, JSON], bool]:
+    """Whether an answer may be stored: not when its op's decoder rejects it as no answer."""
+    by_key = {op.key: op for op in ops}
+
+    def keep(cid: str, body: JSON) -> bool:
+        op = by_key.get(cid)
+        return op is None or rejected_by_decoder(op, body) is None
+
+    return keep
 
 
 @attrs.define
@@ -405,6 +418,7 @@ class BatchRunner(BaseRunner):
                     known=known,
                     adopted=adopted,
                     should_cancel=self._stop_requested,
+                    keep=_keeper(ops),
                 )
             except CallFailed as failure:
                 rnd.fail(
