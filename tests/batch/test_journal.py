@@ -88,6 +88,7 @@ def write_v1_store(path: Path) -> None:
         )
         conn.execute("INSERT INTO shard_lines VALUES (1, 'k1')")
     conn.close()
+    path.chmod(0o600)
 
 
 def test_a_version_1_store_opens_and_keeps_its_answers_and_journal(tmp_path: Path) -> None:

@@ -491,7 +491,7 @@ class BatchRunner(BaseRunner):
                 return
             if answered:
                 stalled = 0
-            elif collected.cancel != "before" and collected.status != "lost":
+            elif collected.cancel != "before" and collected.status not in ("lost", "missing"):
                 # Only an attempt that ran and answered nothing says the lines do not go
                 # through; one cancelled before this run, or whose output expired, does not.
                 stalled += len(ops)
@@ -549,8 +549,14 @@ class BatchRunner(BaseRunner):
         if collected.incomplete is not None:
             return False, Failure(ApiError(collected.incomplete, code="incomplete_output"))
         if collected.status == "missing":
-            return False, Failure(
-                ApiError(f"the batch {batch_id} no longer exists", code="batch_missing")
+            # The server does not know the batch (404: another project or another server
+            # than the one that made it): it cannot be collected, so its lines go again.
+            return True, Failure(
+                ApiError(
+                    f"the batch {batch_id} no longer exists, and every resubmission of this "
+                    "line failed too",
+                    code="batch_missing",
+                )
             )
         if collected.status == "lost":
             return True, Failure(
