@@ -297,7 +297,7 @@ class BatchRunner(BaseRunner):
         capacity = Capacity(
             self._limits, first_wait=self._poll_interval, max_wait=self._poll_interval_max
         )
-        with ProgressView(self._progress) as view:
+        with ProgressView(self._progress, round_number=report.rounds) as view:
             rnd = _Round({}, report, view, capacity)
             jobs: list[Coroutine[Any, Any, None]] = []
             claimed: set[str] = set()
@@ -332,6 +332,9 @@ class BatchRunner(BaseRunner):
                 mine = [wanted[cid] for cid in known if cid in wanted and cid not in claimed]
                 claimed.update(op.key for op in mine)
                 capacity.hold(record.model, record.tokens)
+                view.log(
+                    f"re-attached batch {record.batch_id} of an earlier run ({len(mine)} lines)"
+                )
                 jobs.append(
                     self._drive(rnd, mine, record.attempt, record=record, known=known, adopted=True)
                 )
@@ -461,6 +464,11 @@ class BatchRunner(BaseRunner):
                     "batch %s was refused for the enqueued-token limit; waiting for capacity",
                     collected.batch_id,
                 )
+                rnd.view.log(
+                    f"batch {collected.batch_id} refused for the enqueued-token limit of "
+                    f"{record.model}; waiting for the queue, then submitting its {len(ops)} "
+                    "lines again"
+                )
                 await rnd.capacity.after_refusal(record.model, refusals)
                 halves = (len(ops) + 1) // 2 if alone and len(ops) > 1 else None
                 plans, _ = self._plan(ops, rnd.capacity, max_requests=halves)
@@ -502,6 +510,10 @@ class BatchRunner(BaseRunner):
             rnd.report.retries += len(retry)
             attempt += 1
             logger.info("resubmitting %d lines of batch %s", len(retry), collected.batch_id)
+            rnd.view.log(
+                f"resubmitted {len(retry)} lines of batch {collected.batch_id} "
+                f"({collected.status}), attempt {attempt}"
+            )
             plans, _ = self._plan([op for op, _ in retry], rnd.capacity)
             parent_id = record.id
             if collected.status == "lost":
