@@ -157,11 +157,10 @@ class LossyTransport(httpx2.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-def lossy_client(base_url: str, transport: LossyTransport, **options: object) -> openai.AsyncOpenAI:
+def lossy_client(base_url: str, transport: LossyTransport) -> openai.AsyncOpenAI:
     """An SDK client with its default retries whose answers ``transport`` may lose."""
     return openai.AsyncOpenAI(
         base_url=base_url,
         api_key="sk-test-SECRET-never-stored",
         http_client=httpx2.AsyncClient(transport=transport),
-        **options,  # type: ignore[arg-type]  # keyword settings of the SDK client
     )

@@ -14,6 +14,7 @@ import pytest
 
 from inert import BatchRunner, ImmediateRunner, Store
 from inert.emulator import Emulator
+from inert.testing import op_of
 
 from ._support import Words, crash_requests, settled_counts
 
@@ -72,7 +73,7 @@ async def test_killed_run_resumes_and_pays_once(
     with Store(store_path) as store:
         rerun = BatchRunner(client, store=store, poll_interval=0.02, progress=False)
         assert expected == await rerun.run_all(crash_requests())
-        keys = {r.op.key for r in crash_requests()}  # type: ignore[attr-defined]  # call nodes
+        keys = {op_of(r).key for r in crash_requests()}
         assert dict.fromkeys(keys, 1) == settled_counts(emu)
         if point != "upload":
             assert 0 == rerun.report.batches_created

@@ -7,7 +7,7 @@ verdict on the requests. These tests run against an emulator with such a limit.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 
 import openai
 import pytest
@@ -51,7 +51,13 @@ async def expected(limited_client: openai.AsyncOpenAI, limited: Emulator) -> lis
     return answers
 
 
-def fast(client: openai.AsyncOpenAI, store: Store, **settings_: object) -> BatchRunner:
+def fast(
+    client: openai.AsyncOpenAI,
+    store: Store,
+    *,
+    max_requests_per_batch: int = 50_000,
+    enqueued_token_limit: int | Mapping[str, int] | None = None,
+) -> BatchRunner:
     """A batch runner that polls every few milliseconds and shows no progress."""
     return BatchRunner(
         client,
@@ -59,7 +65,8 @@ def fast(client: openai.AsyncOpenAI, store: Store, **settings_: object) -> Batch
         poll_interval=0.01,
         poll_interval_max=0.05,
         progress=False,
-        **settings_,  # type: ignore[arg-type]  # keyword settings under test
+        max_requests_per_batch=max_requests_per_batch,
+        enqueued_token_limit=enqueued_token_limit,
     )
 
 
@@ -131,7 +138,7 @@ def test_a_bad_limit_is_refused_when_the_runner_is_built(
 ) -> None:
     """An enqueued_token_limit that is not a positive int (or a mapping of them) is refused."""
     with pytest.raises(ValueError, match="enqueued_token_limit"):
-        fast(limited_client, store, enqueued_token_limit=bad)
+        fast(limited_client, store, enqueued_token_limit=bad)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # the mistake under test
 
 
 texts = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=300)

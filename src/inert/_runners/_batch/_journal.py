@@ -237,8 +237,16 @@ class BatchJournal:
                 if batch.created_at < since:
                     break
                 meta = batch.metadata or {}
-                key = (meta.get("inert_run"), meta.get("inert_shard"), meta.get("inert_digest"))
-                record = targets.get(key)  # type: ignore[arg-type]  # a key of None never matches
+                run, shard, digest = (
+                    meta.get("inert_run"),
+                    meta.get("inert_shard"),
+                    meta.get("inert_digest"),
+                )
+                record = (
+                    None
+                    if run is None or shard is None or digest is None
+                    else targets.get((run, shard, digest))
+                )
                 if record is not None and record.id not in found:
                     found[record.id] = batch
                     if len(found) == len(targets):
