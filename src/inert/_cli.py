@@ -230,14 +230,22 @@ async def _batches_abandon(args: argparse.Namespace, store: Store) -> int:
             f"no batch {args.id!r} in the journal of {store.path}; "
             "`inert batches list --pending` shows the batch ids and row numbers"
         )
-    if record.state != LOST_STATE:
+    finished = record.state in ("created", "cancelling") and record.remote_status in (
+        "completed",
+        "expired",
+        "cancelled",
+    )
+    if record.state != LOST_STATE and not finished:
         raise _UsageError(
             f"journal row {record.id} is {record.state}, not lost; only a batch whose output "
-            "expired before it was downloaded can be abandoned (cancel a running one with "
-            "`inert batches cancel`)"
+            "is gone (expired before it was downloaded, or never served) can be abandoned "
+            "(cancel a running one with `inert batches cancel`)"
         )
     moved = store.transition(
-        record.id, (LOST_STATE,), "abandoned", error=f"{record.error}; abandoned by hand"
+        record.id,
+        (record.state,),
+        "abandoned",
+        error=f"{record.error or 'its output could not be read'}; abandoned by hand",
     )
     if moved is None:
         raise _UsageError(f"journal row {record.id} changed meanwhile; look at it again")

@@ -8,7 +8,6 @@ from typing import Any
 import pydantic
 
 from inert import Request, gather_all, program
-from inert.emulator import Emulator
 from inert.openai import structured
 
 MODEL = "gpt-4o-mini"
@@ -52,9 +51,3 @@ def bad_request() -> Request[Words]:
 def crash_requests() -> list[Request[Words]]:
     """The requests of the crash tests (the child process and the test build the same ones)."""
     return [ask(f"crash {i}") for i in range(6)]
-
-
-def settled_counts(emu: Emulator) -> dict[str, int]:
-    """Times each op key was billed, once every batch at the server has run to its end."""
-    emu.settle()
-    return emu.ledger.counts()

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import openai
 import pytest
+from tests.billing import settled_ledger
 
 from inert import BatchRunner, ImmediateRunner, Store
 from inert.emulator import Emulator
 from inert.testing import op_of
 
-from ._support import Words, crash_requests, settled_counts
+from ._support import Words, crash_requests
 
 CHILD = Path(__file__).with_name("_crash_child.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,7 +75,7 @@ async def test_killed_run_resumes_and_pays_once(
         rerun = BatchRunner(client, store=store, poll_interval=0.02, progress=False)
         assert expected == await rerun.run_all(crash_requests())
         keys = {op_of(r).key for r in crash_requests()}
-        assert dict.fromkeys(keys, 1) == settled_counts(emu)
+        assert dict.fromkeys(keys, 1) == settled_ledger(emu).counts()
         if point != "upload":
             assert 0 == rerun.report.batches_created
             assert 1 == len(emu.batch_ids())

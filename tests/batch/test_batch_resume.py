@@ -6,12 +6,13 @@ import asyncio
 
 import openai
 import pytest
+from tests.billing import settled_ledger
 
 from inert import BatchRunner, Store
 from inert.emulator import Emulator
 from inert.testing import op_of
 
-from ._support import ask, settled_counts
+from ._support import ask
 from ._transport import LossyTransport
 
 
@@ -48,7 +49,7 @@ async def test_cancelled_task_leaves_the_batch_to_be_collected(
     assert [r.words for r in results] == [r.words for r in await second.run_all(REQUESTS)]
     assert 0 == second.report.batches_created
     assert [record.batch_id] == emu.batch_ids()
-    assert dict.fromkeys(KEYS, 1) == settled_counts(emu)
+    assert dict.fromkeys(KEYS, 1) == settled_ledger(emu).counts()
 
 
 async def test_batch_created_but_not_journaled_is_found_by_metadata(
@@ -66,7 +67,7 @@ async def test_batch_created_but_not_journaled_is_found_by_metadata(
     assert 0 == second.report.batches_created
     (only,) = emu.batch_ids()
     assert only == store.shard(record.id).batch_id
-    assert dict.fromkeys(KEYS, 1) == settled_counts(emu)
+    assert dict.fromkeys(KEYS, 1) == settled_ledger(emu).counts()
 
 
 async def test_intent_without_upload_is_submitted_once(
@@ -81,7 +82,7 @@ async def test_intent_without_upload_is_submitted_once(
     assert 5 == len(await second.run_all(REQUESTS))
     assert ["abandoned", "downloaded"] == [r.state for r in store.shards()]
     assert 1 == second.report.batches_created
-    assert dict.fromkeys(KEYS, 1) == settled_counts(emu)
+    assert dict.fromkeys(KEYS, 1) == settled_ledger(emu).counts()
 
 
 async def test_finished_run_is_all_cache_hits(
@@ -96,4 +97,4 @@ async def test_finished_run_is_all_cache_hits(
         again.report.ops_sent,
         again.report.batches_created,
     )
-    assert dict.fromkeys(KEYS, 1) == settled_counts(emu)
+    assert dict.fromkeys(KEYS, 1) == settled_ledger(emu).counts()

@@ -8,6 +8,7 @@ from typing import Any
 import openai
 import pytest
 from returns.result import Failure, Success
+from tests.billing import settled_ledger
 
 from inert import BatchRunner, ImmediateRunner, Request, Store
 from inert._runners._batch import jsonl_line, parse_output_lines
@@ -15,7 +16,7 @@ from inert.emulator import Emulator, Faults
 from inert.errors import ApiError, ExpiredError, RequestError
 from inert.testing import op_of
 
-from ._support import MODEL, Words, ask, bad_request, pipeline, settled_counts
+from ._support import MODEL, Words, ask, bad_request, pipeline
 from ._transport import LossyTransport
 
 
@@ -42,14 +43,14 @@ async def test_rounds_equal_the_dependency_depth(runner: BatchRunner, emu: Emula
     assert len(results) == 2
     assert runner.report.rounds == 3
     assert runner.report.batches_created == 3
-    assert [] == [k for k, n in settled_counts(emu).items() if n > 1]
+    assert [] == [k for k, n in settled_ledger(emu).counts().items() if n > 1]
 
 
 async def test_duplicates_are_sent_once(runner: BatchRunner, emu: Emulator, store: Store) -> None:
     """Identical requests become one batch line and one billed call."""
     results = await runner.run_all([ask("a"), ask("b"), ask("a")])
     assert results[0] == results[2]
-    assert 2 == sum(settled_counts(emu).values())
+    assert 2 == sum(settled_ledger(emu).counts().values())
     assert runner.report.ops_deduplicated == 1
     assert [r.size for r in store.shards()] == [2]
 
@@ -63,7 +64,7 @@ async def test_shards_by_request_count(
     assert len(results) == 7
     assert runner.report.rounds == 1
     assert [r.size for r in store.shards()] == [3, 3, 1]
-    assert 7 == sum(settled_counts(emu).values())
+    assert 7 == sum(settled_ledger(emu).counts().values())
 
 
 async def test_shards_by_bytes(client: openai.AsyncOpenAI, store: Store) -> None:
@@ -114,7 +115,7 @@ async def test_expired_lines_are_resubmitted_alone(
     assert expired == set(store.shard_custom_ids(second.id))
     assert len(expired) == runner.report.retries
     assert runner.report.batches_created == 2
-    assert dict.fromkeys(store.shard_custom_ids(first.id), 1) == settled_counts(emu)
+    assert dict.fromkeys(store.shard_custom_ids(first.id), 1) == settled_ledger(emu).counts()
 
 
 async def test_expired_batch_keeps_its_completed_part(
@@ -138,7 +139,7 @@ async def test_expired_batch_keeps_its_completed_part(
     ops = [op_of(r) for r in requests]
     stored = store.get_responses([op.key for op in ops])
     assert expected == [op.decode(stored[op.key]) for op in ops if op.key in stored]
-    assert dict.fromkeys(first, 1) == settled_counts(emu)
+    assert dict.fromkeys(first, 1) == settled_ledger(emu).counts()
 
 
 async def test_lines_that_keep_expiring_fail_as_expired(
@@ -177,7 +178,7 @@ async def test_server_errors_recover_on_resubmission(
     results = await runner.run_all([ask("x"), ask("y")])
     assert len(results) == 2
     assert runner.report.retries == 2
-    assert 2 == sum(settled_counts(emu).values())
+    assert 2 == sum(settled_ledger(emu).counts().values())
 
 
 async def test_unknown_custom_id_is_never_assigned(
@@ -194,20 +195,20 @@ async def test_unknown_custom_id_is_never_assigned(
     assert "not assigned" in detail
 
 
-async def test_completed_batch_without_output_file(
-    runner: BatchRunner,
-    client: openai.AsyncOpenAI,
-    emu: Emulator,
-    store: Store,
-    wire: LossyTransport,
+async def test_completed_batch_without_output_file_is_not_paid_again(
+    runner: BatchRunner, client: openai.AsyncOpenAI, emu: Emulator, store: Store
 ) -> None:
-    """A completed batch whose output file is missing has its lines resubmitted."""
+    """A batch that reports completed lines but has no output file: its lines are not sent
+    again (they were paid); they fail for this run and the shard stays in the journal."""
     emu.set_faults(Faults(drop_output=1.0))
-    after_first_create(wire, lambda: emu.set_faults(Faults()))
-    results = await runner.run_all([ask("m"), ask("n")])
-    assert len(results) == 2
-    assert runner.report.retries == 2
-    assert [r.size for r in store.shards()] == [2, 2]
+    results = await runner.run_all_settled([ask("m"), ask("n")])
+    errors = [r.failure() for r in results if isinstance(r, Failure)]
+    assert 2 == len(errors)
+    assert all(isinstance(e, ApiError) and e.code == "incomplete_output" for e in errors)
+    assert "has no output file" in errors[0].message
+    assert 0 == runner.report.retries
+    assert ["created"] == [r.state for r in store.shards()]
+    assert 2 == sum(settled_ledger(emu).counts().values())
 
 
 async def test_failed_batch_fails_each_op_without_resubmitting(
@@ -236,11 +237,11 @@ async def test_batch_and_immediate_runners_agree(
     with Store(tmp_path / "immediate.sqlite3") as other:
         immediate = await ImmediateRunner(client, store=other).run_all(requests)
     assert batch == immediate
-    billed = emu.ledger.total_billed()
+    billed = settled_ledger(emu).total_billed()
     cached = ImmediateRunner(client, store=store)
     assert batch == await cached.run_all(requests)
     assert cached.report.cache_hits == 4
-    assert billed == emu.ledger.total_billed()
+    assert billed == settled_ledger(emu).total_billed()
 
 
 async def test_usage_and_cost_come_from_the_output_lines(
@@ -249,8 +250,9 @@ async def test_usage_and_cost_come_from_the_output_lines(
     """Tokens are read from each line's usage and the cost carries the batch discount."""
     await runner.run_all([ask("u1"), ask("u2")])
     report = runner.report
-    assert sum(e.prompt_tokens for e in emu.ledger.entries()) == report.prompt_tokens
-    assert sum(e.completion_tokens for e in emu.ledger.entries()) == report.completion_tokens
+    entries = settled_ledger(emu).entries()
+    assert sum(e.prompt_tokens for e in entries) == report.prompt_tokens
+    assert sum(e.completion_tokens for e in entries) == report.completion_tokens
     assert report.cost_usd == pytest.approx(report.full_price_usd * 0.5)
     assert report.cost_usd > 0
 

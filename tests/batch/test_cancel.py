@@ -18,6 +18,7 @@ from pathlib import Path
 import openai
 import pytest
 from returns.result import Failure, Result, Success
+from tests.billing import settled_ledger
 
 from inert import BatchRunner, ImmediateRunner, Request, RequestError, Store
 from inert._cli import main as cli_main
@@ -25,7 +26,7 @@ from inert.emulator import Emulator, Faults
 from inert.errors import CancelledRequestError
 from inert.testing import op_of
 
-from ._support import Words, ask, settled_counts
+from ._support import Words, ask
 from ._transport import LossyTransport
 
 REQUESTS = [ask(f"cancel {i}") for i in range(20)]
@@ -104,7 +105,7 @@ async def test_a_batch_cancelled_at_the_server_is_not_resubmitted(
     assert 1 == len(emu.batch_ids())
     assert 0 == runner.report.retries
     assert_stored(store, answered, expected)
-    assert dict.fromkeys(answered, 1) == settled_counts(emu)
+    assert dict.fromkeys(answered, 1) == settled_ledger(emu).counts()
 
 
 async def test_a_cli_cancel_from_another_process_stops_the_run(
@@ -128,7 +129,7 @@ async def test_a_cli_cancel_from_another_process_stops_the_run(
     assert cancelled
     assert 1 == len(emu.batch_ids())
     assert_stored(store, answered, expected)
-    assert dict.fromkeys(answered, 1) == settled_counts(emu)
+    assert dict.fromkeys(answered, 1) == settled_ledger(emu).counts()
 
 
 async def test_a_run_after_a_cli_cancel_pays_only_for_the_lines_it_stopped(
@@ -151,7 +152,7 @@ async def test_a_run_after_a_cli_cancel_pays_only_for_the_lines_it_stopped(
     assert expected == await again.run_all(REQUESTS)
     assert len(answered) == again.report.cache_hits
     assert 1 == again.report.batches_created
-    assert dict.fromkeys(KEYS, 1) == settled_counts(emu)
+    assert dict.fromkeys(KEYS, 1) == settled_ledger(emu).counts()
 
 
 async def test_a_killed_run_cancelled_by_the_cli_is_collected_then_completed(
@@ -175,7 +176,7 @@ async def test_a_killed_run_cancelled_by_the_cli_is_collected_then_completed(
     assert expected == await rerun.run_all(REQUESTS)
     original, resubmitted = store.shards()
     assert (original.state, resubmitted.parent_id) == ("downloaded", original.id)
-    assert dict.fromkeys(KEYS, 1) == settled_counts(emu)
+    assert dict.fromkeys(KEYS, 1) == settled_ledger(emu).counts()
 
 
 async def test_cancel_stops_the_runners_batches_and_resubmits_nothing(
@@ -196,7 +197,7 @@ async def test_cancel_stops_the_runners_batches_and_resubmits_nothing(
     assert 1 == runner.report.batches_created
     (record,) = store.shards()
     assert ("downloaded", "cancelled") == (record.state, record.remote_status)
-    assert {} == settled_counts(emu)
+    assert {} == settled_ledger(emu).counts()
 
 
 async def test_a_cancel_between_upload_and_create_creates_no_batch(

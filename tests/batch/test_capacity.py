@@ -13,6 +13,7 @@ import openai
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.billing import settled_ledger
 
 from inert import BatchRunner, ImmediateRunner, Op, Store
 from inert.emulator import Emulator
@@ -72,8 +73,7 @@ def fast(
 
 def billed_once(emu: Emulator) -> bool:
     """Every request billed exactly once, once every batch ran to its end."""
-    emu.settle()
-    return dict.fromkeys(KEYS, 1) == emu.ledger.counts()
+    return dict.fromkeys(KEYS, 1) == settled_ledger(emu).counts()
 
 
 async def test_a_known_limit_smaller_than_a_round_is_never_exceeded(

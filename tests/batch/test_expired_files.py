@@ -11,10 +11,11 @@ import asyncio
 import httpx2
 import openai
 import pytest
+from returns.result import Failure
 
 from inert import BatchRunner, ImmediateRunner, Store
 from inert._cli import main as cli_main
-from inert.emulator import Emulator
+from inert.emulator import Emulator, Faults
 from inert.testing import op_of
 
 from ._support import Words, ask
@@ -101,5 +102,26 @@ async def test_the_cli_shows_and_abandons_a_shard_whose_output_expired(
     assert "abandoned" == store.shard(record.id).state
     assert 2 == await asyncio.to_thread(cli_main, [*base, "abandon", str(record.id)])
     assert "not lost" in capsys.readouterr().err
+    assert 5 == len(await fast(client, store).run_all(REQUESTS))
+    assert ["abandoned", "downloaded"] == [r.state for r in store.shards()]
+
+
+async def test_a_batch_that_served_no_output_can_be_abandoned_by_hand(
+    client: openai.AsyncOpenAI,
+    store: Store,
+    emu: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Completed lines without an output file are not paid again until the user abandons the
+    shard; then the next run submits them."""
+    monkeypatch.setenv("OPENAI_API_KEY", "test")
+    emu.set_faults(Faults(drop_output=1.0))
+    first = await fast(client, store).run_all_settled(REQUESTS)
+    assert all(isinstance(r, Failure) for r in first)
+    (record,) = store.shards()
+    assert ("created", "completed") == (record.state, record.remote_status)
+    emu.set_faults(Faults())
+    base = ["batches", "--store", str(store.path), "--base-url", emu.base_url]
+    assert 0 == await asyncio.to_thread(cli_main, [*base, "abandon", str(record.id)])
     assert 5 == len(await fast(client, store).run_all(REQUESTS))
     assert ["abandoned", "downloaded"] == [r.state for r in store.shards()]

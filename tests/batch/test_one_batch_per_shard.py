@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import openai
 import pytest
+from tests.billing import settled_ledger
 
 from inert import BatchRunner, ImmediateRunner, Store
 from inert.emulator import Emulator
 from inert.errors import RateLimitError
 from inert.testing import op_of
 
-from ._support import Words, ask, settled_counts
+from ._support import Words, ask
 from ._transport import LossyTransport
 
 REQUESTS = [ask(f"once {i}") for i in range(6)]
@@ -41,7 +42,7 @@ def assert_one_batch_billed_once(emu: Emulator, store: Store) -> None:
     """One batch at the server, journaled, and every line billed exactly once."""
     (batch_id,) = emu.batch_ids()
     assert [batch_id] == [r.batch_id for r in store.shards()]
-    assert dict.fromkeys(KEYS, 1) == settled_counts(emu)
+    assert dict.fromkeys(KEYS, 1) == settled_ledger(emu).counts()
 
 
 @pytest.mark.parametrize("status", [None, 500, 502])
@@ -106,4 +107,4 @@ async def test_a_create_refused_every_time_leaves_the_shard_for_a_rerun(
     assert ["uploaded"] == [r.state for r in store.shards()]
     assert expected == await fast(client, store).run_all(REQUESTS)
     assert ["abandoned", "downloaded"] == [r.state for r in store.shards()]
-    assert dict.fromkeys(KEYS, 1) == settled_counts(emu)
+    assert dict.fromkeys(KEYS, 1) == settled_ledger(emu).counts()

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from returns.result import Failure, Success
+from tests.billing import settled_ledger
 
 from inert import BatchRunner, ImmediateRunner, Store
 from inert._runners._batch import parse_output_file
@@ -24,7 +25,7 @@ from inert.emulator import Emulator
 from inert.errors import ApiError
 from inert.testing import op_of
 
-from ._support import Words, ask, settled_counts
+from ._support import Words, ask
 from ._transport import LossyTransport
 
 REQUESTS = [ask(f"checked {i}") for i in range(4)]
@@ -70,7 +71,7 @@ async def test_a_cut_or_html_download_is_downloaded_again(
     runner = fast(client, store)
     assert expected == await runner.run_all(REQUESTS)
     assert 1 == runner.report.batches_created
-    assert dict.fromkeys(KEYS, 1) == settled_counts(emu)
+    assert dict.fromkeys(KEYS, 1) == settled_ledger(emu).counts()
 
 
 async def test_an_output_that_stays_short_is_left_to_a_later_collection(
@@ -95,7 +96,7 @@ async def test_an_output_that_stays_short_is_left_to_a_later_collection(
     rerun = fast(client, store)
     assert expected == await rerun.run_all(REQUESTS)
     assert 0 == rerun.report.batches_created
-    assert dict.fromkeys(KEYS, 1) == settled_counts(emu)
+    assert dict.fromkeys(KEYS, 1) == settled_ledger(emu).counts()
 
 
 def with_odd_lines(body: bytes) -> bytes:
@@ -206,7 +207,7 @@ async def test_prompts_with_unicode_line_separators_succeed_in_batch_mode(
     want = await ImmediateRunner(client).run_all(requests)
     emu.reset()
     assert want == await fast(client, store).run_all(requests)
-    assert {op_of(r).key: 1 for r in requests} == settled_counts(emu)
+    assert {op_of(r).key: 1 for r in requests} == settled_ledger(emu).counts()
 
 
 @given(st.lists(st.text(), max_size=5))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import openai
 import pytest
 from returns.result import Failure
+from tests.billing import settled_ledger
 
 from inert import BatchRunner, ImmediateRunner, Store
 from inert._runners._batch import OutputLine
@@ -19,7 +20,7 @@ from inert.emulator import Emulator, Faults
 from inert.errors import ApiError, CancelledRequestError, ExpiredError, RateLimitError
 from inert.testing import op_of
 
-from ._support import ask, settled_counts
+from ._support import ask
 
 
 def fast(
@@ -49,7 +50,7 @@ async def test_thirty_percent_expiry_at_every_attempt_still_answers_all_200(
     attempts = [r.attempt for r in store.shards()]
     assert 1 == attempts.count(1)
     assert max(attempts) > 2
-    assert {op_of(r).key: 1 for r in requests} == settled_counts(emu)
+    assert {op_of(r).key: 1 for r in requests} == settled_ledger(emu).counts()
 
 
 async def test_an_attempt_of_many_lines_that_answers_none_ends_resubmission(

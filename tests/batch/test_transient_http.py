@@ -12,13 +12,14 @@ import time
 
 import openai
 import pytest
+from tests.billing import settled_ledger
 
 from inert import BatchRunner, ImmediateRunner, Store
 from inert.emulator import Emulator
 from inert.errors import ApiError, RateLimitError
 from inert.testing import op_of
 
-from ._support import Words, ask, settled_counts
+from ._support import Words, ask
 from ._transport import LossyTransport
 
 REQUESTS = [ask(f"flaky {i}") for i in range(4)]
@@ -67,7 +68,7 @@ async def test_transient_answers_on_every_step_are_retried(
     runner = fast(client, store)
     assert expected == await runner.run_all(REQUESTS)
     assert 1 == len(emu.batch_ids())
-    assert dict.fromkeys(KEYS, 1) == settled_counts(emu)
+    assert dict.fromkeys(KEYS, 1) == settled_ledger(emu).counts()
 
 
 async def test_a_failing_lookup_after_a_lost_create_is_retried(
@@ -78,7 +79,7 @@ async def test_a_failing_lookup_after_a_lost_create_is_retried(
     emu.inject("batches.list", "server_error", count=2, status=503)
     assert expected == await fast(client, store).run_all(REQUESTS)
     assert 1 == len(emu.batch_ids())
-    assert dict.fromkeys(KEYS, 1) == settled_counts(emu)
+    assert dict.fromkeys(KEYS, 1) == settled_ledger(emu).counts()
 
 
 async def test_retry_after_is_honoured(
@@ -102,7 +103,7 @@ async def test_lasting_rate_limits_on_upload_fail_as_rate_limit_errors(
     errors = [r.failure() for r in results]
     assert [(RateLimitError, 429)] * 4 == [(type(e), getattr(e, "status", None)) for e in errors]
     assert ["failed"] == [r.state for r in store.shards()]
-    assert {} == settled_counts(emu)
+    assert {} == settled_ledger(emu).counts()
 
 
 async def test_lasting_html_on_polls_is_a_typed_error_and_the_batch_stays(
@@ -117,7 +118,7 @@ async def test_lasting_html_on_polls_is_a_typed_error_and_the_batch_stays(
     rerun = fast(client, store)
     assert expected == await rerun.run_all(REQUESTS)
     assert 0 == rerun.report.batches_created
-    assert dict.fromkeys(KEYS, 1) == settled_counts(emu)
+    assert dict.fromkeys(KEYS, 1) == settled_ledger(emu).counts()
 
 
 async def test_lasting_server_errors_on_download_carry_the_status(

@@ -8,7 +8,7 @@ from typing import Any
 import pydantic
 
 from inert import Op, Request, call
-from inert.emulator import Emulator, Faults
+from inert.emulator import Faults
 from inert.emulator._answers import chat_completion
 from inert.openai import CHAT_COMPLETIONS, structured
 from inert.testing import op_of
@@ -48,9 +48,3 @@ def expected_answers(requests: Sequence[Request[Any]]) -> list[Any]:
         raw, _, _ = chat_completion(op.body, op.key, Faults(), created=0, request_id="expected")
         answers.append(op.decode(raw))
     return answers
-
-
-def settled_counts(emu: Emulator) -> dict[str, int]:
-    """Times each op key was billed, once every batch at the server has run to its end."""
-    emu.settle()
-    return emu.ledger.counts()

@@ -12,13 +12,14 @@ from typing import Any
 import openai
 import pytest
 from returns.result import Failure, Result, Success
+from tests.billing import assert_billed_once, keys_of, settled_ledger
 
 from inert import BatchRunner, Request, RequestError, Store
 from inert._runners._batch import BatchJournal
 from inert.emulator import Emulator, Faults
 from inert.errors import ApiError, CancelledRequestError
 
-from ._support import Words, expected_answers, settled_counts, word_request
+from ._support import Words, expected_answers, word_request
 
 REQUESTS = 60
 
@@ -78,12 +79,13 @@ async def test_no_request_is_lost_under_batch_faults(
             tally["faults"] += report.retries + errors
             assert REQUESTS == answers + errors
             assert answers > 0
-            billed = settled_counts(emu)
-            assert set(billed) <= set(store.get_responses(sorted(billed))), "a paid answer was lost"
-    if mix not in ("output file missing", "everything at once"):
-        # A batch that reports answered lines but has no output file lost those answers
-        # after they were billed: only then is a line paid twice.
-        assert [] == [key for key, times in billed.items() if times > 1]
+            answered = [r for r, s in zip(requests, settled, strict=True) if isinstance(s, Success)]
+            failed = [r for r, s in zip(requests, settled, strict=True) if isinstance(s, Failure)]
+            assert_billed_once(emu, keys_of(answered), unanswered=keys_of(failed))
+            if mix not in ("output file missing", "everything at once"):
+                # Only a batch that serves no output file can keep a paid answer from the store.
+                billed = settled_ledger(emu).counts()
+                assert set(billed) <= set(store.get_responses(sorted(billed))), "an answer was lost"
 
 
 async def test_a_failed_batch_gives_each_request_a_typed_error(
@@ -99,7 +101,7 @@ async def test_a_failed_batch_gives_each_request_a_typed_error(
             settled = await fast_runner(client, store, max_requests_per_batch=12).run_all_settled(
                 requests
             )
-        assert 0 == strict.ledger.total_billed()
+        assert_billed_once(strict, [])
     answers, errors = check_settled(requests, settled)
     tally["requests"] += len(requests)
     tally["faults"] += 1
@@ -132,7 +134,8 @@ async def test_cancelled_batches_settle_every_request(
     assert all(
         isinstance(r.failure(), CancelledRequestError) for r in settled if isinstance(r, Failure)
     )
-    assert [] == [key for key, times in settled_counts(emu).items() if times > 1]
+    answered = [r for r, s in zip(requests, settled, strict=True) if isinstance(s, Success)]
+    assert_billed_once(emu, keys_of(answered))
 
 
 SEED = int(os.environ.get("INERT_FAULT_SEED", "3"))
@@ -172,7 +175,7 @@ async def test_faults_on_every_endpoint_pay_each_op_at_most_once_and_lose_no_ans
             # Collect whatever a cut download left in the journal, as a later run would.
             emu.set_faults(Faults())
             await BatchJournal(client, store, poll_interval=0.01, poll_interval_max=0.05).resume()
-            billed = settled_counts(emu)
+            billed = settled_ledger(emu).counts()
             stored = store.get_responses(sorted(billed))
             refused = [r for r in store.shards() if "token_limit_exceeded" in (r.error or "")]
         created = len(emu.batch_ids())

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Final
+from typing import Final, NoReturn
 
 import uvicorn
 
@@ -434,9 +434,16 @@ def token_limits(specs: list[tuple[str | None, int]]) -> TokenLimit:
     return per_model
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Errors are one line naming the way out, exit status 2 (every ``inert`` command's rule)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser(prog: str = "inert emulator") -> argparse.ArgumentParser:
     """The command-line parser shared by ``inert emulator`` and ``python -m inert.emulator``."""
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog=prog,
         description="Serve a local OpenAI-compatible emulator (chat, responses, completions, "
         "moderations, embeddings, files, batches).",

@@ -432,10 +432,6 @@ class BatchJournal:
                 f"the {gone} file of batch {batch.id} expired before it was downloaded "
                 "(404 No such File object): its answers are gone; a run of the same "
                 "requests submits the unanswered lines again"
-                if getattr(batch, f"{gone}_file_id") is not None
-                else f"batch {batch.id} reports {completed} completed lines but has no output "
-                "file: those answers are gone; a run of the same requests submits the "
-                "unanswered lines again"
             )
             logger.warning("%s", message)
             store.finish_shard(
@@ -500,9 +496,16 @@ class BatchJournal:
         """
         parsed = ParsedFile([], [], [])
         if file_id is None:
-            # No file at all: nothing to download again. An output file the batch
-            # should have (it reports completed lines) is gone like an expired one.
-            return None if kind == "output" and expected > 0 else (parsed, None)
+            # No file at all, nothing to download again. When the batch reports completed
+            # lines yet has no output file, those lines were paid: they are not submitted
+            # again; the shard stays for a later collection (or `inert batches abandon`).
+            if kind == "output" and expected > 0:
+                return parsed, (
+                    f"batch {batch.id} reports {expected} completed lines but has no output "
+                    "file; they are not submitted again (they were paid): the batch stays in "
+                    "the journal, and `inert batches abandon` gives its lines up to a rerun"
+                )
+            return parsed, None
         for round_ in range(1, DOWNLOAD_ROUNDS + 1):
             data = await self.download(file_id)
             if data is None:
