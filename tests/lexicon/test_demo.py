@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.billing import assert_billed_once
 
 from inert.emulator import Emulator
 from lexicon import load_sample
@@ -114,7 +115,7 @@ def test_a_real_endpoint_is_estimated_and_needs_confirmation(
     assert re.search(r"this run sends about [\d,]+ calls, about \$\d+\.\d{4}", captured.out)
     assert 1 == len(captured.err.splitlines())
     assert "pass --yes to send" in captured.err
-    assert 0 == guarded.ledger.total_billed()
+    assert_billed_once(guarded, [])
 
 
 def test_a_second_demo_on_the_same_store_sends_nothing(
