@@ -203,6 +203,8 @@ class Engine:
         ops: list[Op[Any]] = []
         outcomes: Mapping[str, Outcome | RawOutcome] = {}
         while True:
+            # Paused even for a round of one op: ending the pause moves what the
+            # round built to the oldest generation, untraversed (see inert._gc).
             _gc.pause()
             try:
                 self._settle_round(ops, outcomes)
@@ -400,15 +402,25 @@ class Engine:
         join = _Join(fiber, len(parts))
         depth = fiber.depth
         memo = self._memo
+        waiting = self._waiting
+        new = self._new
         values = join.values
+        pipelined = self._pipelined
         for i, part in enumerate(parts):
             kind = part.__class__
             if kind is _Call:
                 op = part.op  # type: ignore[attr-defined]  # a _Call, checked above
+                key = op._key
+                if op.dedup and key not in memo and key not in waiting and not pipelined:
+                    # The common case, inline: a new distinct call of this round.
+                    waiting[key] = (join, i, op)
+                    new.append(op)
+                    self._requested += 1
+                    continue
                 found = self._wait(op, (join, i, op), depth)
                 if found is None:
                     continue
-                if self._pipelined:
+                if pipelined:
                     memo_depth = self._memo_depth(found._key)
                     if memo_depth > join.depth:
                         join.depth = memo_depth

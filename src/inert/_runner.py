@@ -32,6 +32,8 @@ from inert._request import Request
 
 T = TypeVar("T")
 
+_MISSING: Any = object()
+
 Sent: TypeAlias = RawOutcome | Outcome
 """What ``_send`` returns per op key: ``Success(raw)``/``Failure(error)``, or the same
 without the wrapper (the raw body, or the RequestError itself)."""
@@ -99,6 +101,8 @@ class BaseRunner(abc.ABC):
     """Fraction of the immediate price this runner pays (the batch discount)."""
     stores_itself: ClassVar[bool] = False
     """True when ``_send`` persists answers itself (in its own transaction)."""
+    sends_bare_outcomes: ClassVar[bool] = False
+    """True when ``_send`` returns bare outcomes only (raw bodies or RequestErrors)."""
 
     def __init__(
         self,
@@ -188,6 +192,8 @@ class BaseRunner(abc.ABC):
                     return outcomes
         report.ops_sent += len(to_send)
         sent = await self._send(to_send, report)
+        if store is None and self.sends_bare_outcomes:
+            return self._settled_bare(to_send, sent, report)  # type: ignore[arg-type]  # bare, as declared
         fresh: list[tuple[Op[Any], JSON]] = []
         _gc.pause()
         try:
@@ -213,6 +219,27 @@ class BaseRunner(abc.ABC):
         if store is not None and fresh and not self.stores_itself:
             store.put_responses([(op, raw) for op, raw in fresh if op.dedup])
         return outcomes
+
+    def _settled_bare(
+        self, sent_ops: Sequence[Op[Any]], sent: Mapping[str, Outcome], report: ReportBuilder
+    ) -> Mapping[str, Outcome]:
+        """Count and price what ``_send`` answered, for bare outcomes and no store.
+
+        Nothing is copied or unwrapped: the outcomes go to the engine as they are.
+        """
+        paid = 0
+        priced: list[tuple[Op[Any], JSON]] = []
+        for op in sent_ops:
+            raw = sent.get(op.key, _MISSING)
+            if raw.__class__ is dict:
+                paid += 1
+                if "usage" in raw:
+                    priced.append((op, raw))
+            elif raw is not _MISSING and not isinstance(raw, RequestError):
+                paid += 1
+        report.ops_paid += paid
+        self._account(priced, report)
+        return sent
 
     def _account(self, answered: Iterable[tuple[Op[Any], JSON]], report: ReportBuilder) -> None:
         """Add the tokens and cost of a round's answers to the report, priced per model."""
