@@ -30,10 +30,9 @@ and makes no cycles of its own) and runs while the runner fetches.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
-from typing import Any, Final, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast
 
 from returns.result import Failure, Result, Success
 
@@ -53,6 +52,9 @@ from inert._request import (
     _Suspend,
     _Then,
 )
+
+if TYPE_CHECKING:
+    import asyncio
 
 RawOutcome = Result[JSON, RequestError]
 """What a runner may return for one op: the raw response body, or the op's error."""
@@ -287,6 +289,8 @@ class Engine:
             self._queue.append((fiber, mode, payload))
 
     async def _run_pipelined(self) -> None:
+        import asyncio  # here, not at the top: `import inert` stays quick
+
         in_flight: dict[asyncio.Future[Mapping[str, Outcome | RawOutcome]], Op[Any]] = {}
         # Finished fetches are queued by their done-callbacks, so each completion
         # costs O(1) however many fetches are under way (asyncio.wait would scan all).
@@ -602,6 +606,8 @@ async def _stop(
     A second cancellation of the waiting task cancels the fetches again, which stops
     them at once.
     """
+    import asyncio
+
     for fetch in fetches:
         fetch.cancel()
     if fetches:

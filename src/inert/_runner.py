@@ -10,14 +10,13 @@ their blocking twins for scripts and notebooks.
 from __future__ import annotations
 
 import abc
-import asyncio
 import atexit
 import contextlib
 import functools
 import threading
 import time
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Protocol, TypeAlias, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias, TypeVar, cast
 
 from returns.result import Failure, Result, Success
 
@@ -29,6 +28,9 @@ from inert._op import Op
 from inert._pricing import DEFAULT_PRICES, Price, price_for
 from inert._report import ReportBuilder, RunReport, group_failures
 from inert._request import Request
+
+if TYPE_CHECKING:
+    import asyncio
 
 T = TypeVar("T")
 
@@ -308,6 +310,8 @@ def _blocking_runner() -> asyncio.Runner:
     calls, keeps the user's client usable; running in the calling thread keeps its
     thread-locals (Hypothesis draws, for one) and lets Ctrl-C cancel the run.
     """
+    import asyncio  # here, not at the top: `import inert` stays quick
+
     runner: asyncio.Runner | None = getattr(_blocking, "runner", None)
     if runner is None:
         runner = asyncio.Runner()
@@ -322,6 +326,8 @@ def _close_quietly(runner: asyncio.Runner) -> None:
 
 
 def _run_blocking(coro: Coroutine[Any, Any, T], name: str, async_name: str) -> T:
+    import asyncio
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
