@@ -1,4 +1,4 @@
-"""The ``inert`` command: ``batches`` (the journal), ``emulator`` and ``demo``.
+"""The ``inert`` command: ``batches`` (the journal), ``store``, ``emulator`` and ``demo``.
 
 ``inert batches list|show ID|cancel [ID]|resume`` work on a store's batch journal.
 ``show``, ``cancel`` and ``resume`` talk to the API through ``openai.AsyncOpenAI``,
@@ -19,14 +19,9 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from inert._store import (
-    ATTACHED_STATES,
-    DEFAULT_PATH,
-    UNSENT_STATES,
-    ShardRecord,
-    Store,
-    StoreError,
-)
+from inert import _cli_store
+from inert._store import ATTACHED_STATES, DEFAULT_PATH, UNSENT_STATES, ShardRecord, Store
+from inert._store_errors import StoreError
 
 if TYPE_CHECKING:
     import openai
@@ -248,14 +243,9 @@ def _add_batches(commands: Any) -> None:
 
 def _run_batches(args: argparse.Namespace) -> int:
     path = Path(DEFAULT_PATH if args.store is None else args.store)
-    if not path.exists():
-        # Opening would create an empty store: a mistyped path must not look like "no batches".
-        raise _UsageError(
-            f"no store at {path}: no run has written one there; pass --store with the "
-            "path a run used"
-        )
     try:
-        store = Store(path)
+        # A mistyped path must not look like "no batches": nothing is created there.
+        store = Store(path, create=False)
     except StoreError as exc:
         raise _UsageError(str(exc)) from None
     with store:
@@ -296,7 +286,7 @@ def _interrupted(args: argparse.Namespace) -> str:
     """What an interrupted command leaves: the answers its store holds, and how to go on."""
     path = Path(DEFAULT_PATH if getattr(args, "store", None) is None else args.store)
     try:
-        with Store(path) as store:
+        with Store(path, create=False) as store:
             kept = store.response_count()
     except StoreError:
         return "interrupted"
@@ -312,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"inert {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_batches(commands)
+    _cli_store.add_parser(commands)
     commands.add_parser(
         "emulator",
         help="serve the local OpenAI-compatible emulator (see `inert emulator --help`)",
@@ -341,9 +332,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "batches":
             return _run_batches(args)
-    except _UsageError as exc:
+        if args.command == "store":
+            return _cli_store.run(args)
+    except (_UsageError, _cli_store.UsageProblem, StoreError) as exc:
         print(f"inert: {exc}", file=sys.stderr)
         return _EXIT_USAGE
+    except _cli_store.CommandFailed as exc:
+        print(f"inert: {exc}", file=sys.stderr)
+        return _cli_store.EXIT_NO
     except Exception as exc:
         if not _is_api_error(exc):
             raise

@@ -16,11 +16,13 @@ import functools
 import threading
 import time
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias, TypeVar, cast
 
 from returns.result import Failure, Result, Success
 
 from inert import _gc
+from inert._answers import error_object, is_answer, rejected_by_decoder
 from inert._engine import Engine, Outcome, RawOutcome
 from inert._errors import RequestError, RequestErrorGroup
 from inert._json import JSON
@@ -28,6 +30,7 @@ from inert._op import Op
 from inert._pricing import DEFAULT_PRICES, Price, price_for
 from inert._report import ReportBuilder, RunReport, group_failures
 from inert._request import Request
+from inert._store_errors import UnstoredAnswersError
 
 if TYPE_CHECKING:
     import asyncio
@@ -76,6 +79,79 @@ class ResponseStore(Protocol):
         ...
 
 
+Held = dict[str, tuple[Op[Any], JSON]]
+"""Paid answers a runner could not store yet, by op key (written first by its next fetch)."""
+
+
+class _Keeping:
+    """What one run did with its paid answers: how many it stored, which it could not.
+
+    One per run (never shared between concurrent runs of a runner). After a failed
+    write the run's error grows with every later answer that cannot be stored
+    either, so when it is raised it accounts for every answer paid. The unstored
+    answers are also held by the runner (``held``), which writes them before its
+    next fetch: a rerun on the same runner, once the store is writable again, pays
+    nothing twice. That is a convenience, not a guarantee; the guarantee is the
+    error, raised before anything more is sent.
+    """
+
+    __slots__ = ("error", "held", "kept")
+
+    def __init__(self, held: Held | None = None) -> None:
+        self.kept = 0
+        self.error: UnstoredAnswersError | None = None
+        self.held: Held = {} if held is None else held
+
+    def flush(self, store: ResponseStore) -> None:
+        """Store the answers held from an earlier failed write, or fail before paying."""
+        entries = list(self.held.values())
+        self.store(store, entries)
+        for op, _ in entries:
+            self.held.pop(op.key, None)
+
+    def store(self, store: ResponseStore, entries: Sequence[tuple[Op[Any], JSON]]) -> None:
+        """Store ``entries`` in one transaction, or raise the run's UnstoredAnswersError."""
+        if not entries:
+            return
+        try:
+            store.put_responses(entries)
+        except Exception as exc:
+            # One error per run, raised afresh by each failed fetch (no traceback pile-up).
+            error = self._failed(store, entries, exc)
+            raise error.with_traceback(None) from error.__cause__
+        self.kept += len(entries)
+        if self.error is not None:  # an answer on the wire at the failure got stored after all
+            self._describe(self.error)
+
+    def _failed(
+        self, store: ResponseStore, entries: Sequence[tuple[Op[Any], JSON]], cause: Exception
+    ) -> UnstoredAnswersError:
+        error = self.error
+        if error is None:
+            path = getattr(store, "path", None)
+            error = self.error = UnstoredAnswersError(
+                "", path=path if isinstance(path, Path) else None, kept=self.kept, unstored=()
+            )
+            error.__cause__ = cause
+        known = {key for key, _ in error.unstored}
+        for op, raw in entries:
+            self.held[op.key] = (op, raw)
+            if op.key not in known:
+                error.unstored.append((op.key, raw))
+        self._describe(error)
+        return error
+
+    def _describe(self, error: UnstoredAnswersError) -> None:
+        error.kept = self.kept
+        n = len(error.unstored)
+        error.args = (
+            f"{n} paid answer{'' if n == 1 else 's'} could not be stored, so the run stopped "
+            f"and started no new call: {error.__cause__}. This run stored {error.kept} answers, which are not paid "
+            "for again; the unstored ones are on this error's `unstored` and are written "
+            "first by this runner's next run; a new run sends only what is not stored",
+        )
+
+
 def usage_of(raw: JSON) -> tuple[int, int]:
     """``(prompt_tokens, completion_tokens)`` from a response body's ``usage``, else zeros."""
     if isinstance(raw, dict):
@@ -116,6 +192,7 @@ class BaseRunner(abc.ABC):
         self._prices: Mapping[str, Price] = DEFAULT_PRICES if prices is None else prices
         self._price_cache: dict[str | None, Price | None] = {}
         self._report = RunReport()
+        self._held: Held = {}
 
     @property
     def report(self) -> RunReport:
@@ -164,7 +241,8 @@ class BaseRunner(abc.ABC):
         building = ReportBuilder()
         started = time.perf_counter()
 
-        fetch = functools.partial(self._fetch, report=building)
+        keeping = _Keeping(self._held)
+        fetch = functools.partial(self._fetch, report=building, keeping=keeping)
         engine = Engine(fetch, pipelined=self.pipelined, report=building)
         try:
             results = await engine.run(list(requests))
@@ -180,13 +258,33 @@ class BaseRunner(abc.ABC):
     def _begin_run(self) -> None:  # noqa: B027 - an optional hook, empty by default
         """Called as each run starts; subclasses reset per-run state here."""
 
-    async def _fetch(self, ops: Sequence[Op[Any]], report: ReportBuilder) -> Mapping[str, Outcome]:
+    async def _fetch(
+        self, ops: Sequence[Op[Any]], report: ReportBuilder, keeping: _Keeping | None = None
+    ) -> Mapping[str, Outcome]:
+        """Answer ``ops`` from the store, send the rest, and store what comes back.
+
+        Only answers are stored (see :mod:`inert._answers`): a body that is an error
+        object becomes that op's :class:`~inert.errors.ApiError`, and a body the op's
+        decoder rejects as a transport-level failure is passed on but not kept. A
+        stored body that is no answer (kept by an older inert) is not served.
+
+        Raises:
+            UnstoredAnswersError: paid answers could not be stored; the run stops,
+                and every later fetch of the same run sends nothing.
+        """
+        keeping = _Keeping() if keeping is None else keeping
+        if keeping.error is not None:  # the store failed earlier in this run: pay for no more
+            raise keeping.error.with_traceback(None) from keeping.error.__cause__
         store = self._store
         to_send = ops
         outcomes: dict[str, Outcome] = {}
         if store is not None:
+            if keeping.held and not self.stores_itself:
+                keeping.flush(store)
             found = store.get_responses([op.key for op in ops if op.dedup])
             if found:
+                if not all(is_answer(raw) for raw in found.values()):
+                    found = {key: raw for key, raw in found.items() if is_answer(raw)}
                 report.cache_hits += len(found)
                 outcomes.update(found)
                 to_send = [op for op in ops if op.key not in found]
@@ -211,6 +309,8 @@ class BaseRunner(abc.ABC):
                     result = cast(RawOutcome, outcome)
                     outcome = result.unwrap() if kind is Success else result.failure()
                 plain = cast(Outcome, outcome)
+                if isinstance(plain, dict) and plain.get("error") is not None:
+                    plain = error_object(plain)  # an error object sent with 200: no answer
                 outcomes[key] = plain
                 if plain.__class__ is dict or not isinstance(plain, RequestError):
                     fresh.append((op, plain))
@@ -219,7 +319,14 @@ class BaseRunner(abc.ABC):
             _gc.resume()
         report.ops_paid += len(fresh)
         if store is not None and fresh and not self.stores_itself:
-            store.put_responses([(op, raw) for op, raw in fresh if op.dedup])
+            keeping.store(
+                store,
+                [
+                    (op, raw)
+                    for op, raw in fresh
+                    if op.dedup and rejected_by_decoder(op, raw) is None
+                ],
+            )
         return outcomes
 
     def _settled_bare(
@@ -231,9 +338,13 @@ class BaseRunner(abc.ABC):
         """
         paid = 0
         priced: list[tuple[Op[Any], JSON]] = []
+        errors: dict[str, Outcome] = {}
         for op in sent_ops:
             raw = sent.get(op.key, _MISSING)
             if raw.__class__ is dict:
+                if raw.get("error") is not None:
+                    errors[op.key] = error_object(raw)  # an error object sent with 200
+                    continue
                 paid += 1
                 if "usage" in raw:
                     priced.append((op, raw))
@@ -241,7 +352,7 @@ class BaseRunner(abc.ABC):
                 paid += 1
         report.ops_paid += paid
         self._account(priced, report)
-        return sent
+        return {**sent, **errors} if errors else sent
 
     def _account(self, answered: Iterable[tuple[Op[Any], JSON]], report: ReportBuilder) -> None:
         """Add the tokens and cost of a round's answers to the report, priced per model."""

@@ -27,10 +27,10 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Self
 
 import attrs
 
@@ -38,6 +38,23 @@ from inert._gc import paused_gc
 from inert._json import JSON
 from inert._op import Op
 from inert._runner import usage_of
+from inert._store_errors import (
+    DamagedStoreError,
+    NewerStoreError,
+    NotAStoreError,
+    StoreBusyError,
+    StoreError,
+    damaged,
+    translate,
+)
+from inert._store_file import (
+    APPLICATION_ID,
+    FileLook,
+    inspect,
+    locate,
+    looks_like_inert,
+    make_private,
+)
 
 SCHEMA_VERSION: Final = 1
 """The journal layout this version of inert writes; newer files are refused."""
@@ -46,7 +63,9 @@ DEFAULT_PATH: Final = Path(".inert") / "store.sqlite3"
 """Where ``Store()`` keeps its file, relative to the current directory."""
 
 _APPLICATION: Final = "inert"
-_SQLITE_HEADER: Final = b"SQLite format 3\x00"
+_MAX_ROW_ID: Final = 2**63 - 1
+_NOT_AN_ANSWER: Final = "COALESCE(json_type({column}, '$.error'), 'null') != 'null'"
+"""SQL for "this stored body is an error object", as :func:`inert._answers.is_answer`."""
 
 PENDING_STATES: Final = ("intended", "uploaded", "created", "cancelling")
 """Shards whose answers have not been collected yet (a resume looks at these)."""
@@ -114,13 +133,6 @@ CREATE TABLE anomalies (
 """
 
 
-class StoreError(RuntimeError):
-    """The store file cannot be used (not a store, or written by a newer inert)."""
-
-
-StoreError.__module__ = "inert.errors"  # tracebacks name its public home
-
-
 @attrs.frozen
 class ShardRecord:
     """One journaled Batch API job: which lines it carries and how far it got."""
@@ -149,6 +161,57 @@ class ShardRecord:
 _SHARD_COLUMNS: Final = ", ".join(f.name for f in attrs.fields(ShardRecord))
 
 
+@attrs.frozen
+class StoredAnswer:
+    """One stored response, without its body (see :meth:`Store.keys`)."""
+
+    key: str
+    endpoint: str
+    model: str | None
+    source: str
+    prompt_tokens: int
+    completion_tokens: int
+    created_at: float
+    size: int
+
+
+@attrs.frozen
+class AnswerGroup:
+    """Stored answers of one endpoint, model and source (immediate or batch)."""
+
+    endpoint: str
+    model: str | None
+    source: str
+    answers: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@attrs.frozen
+class StoreStats:
+    """What a store holds (see :meth:`Store.stats`).
+
+    Attributes:
+        answers: stored responses.
+        not_answers: stored bodies that are no answer (error objects an older inert
+            kept); ``inert store forget --all-failed`` drops them.
+        groups: answers by endpoint, model and source.
+        shards: batch journal entries by state.
+    """
+
+    path: Path
+    size_bytes: int
+    schema_version: int
+    answers: int
+    not_answers: int
+    prompt_tokens: int
+    completion_tokens: int
+    groups: tuple[AnswerGroup, ...]
+    runs: int
+    shards: Mapping[str, int]
+    anomalies: int
+
+
 def custom_ids_digest(custom_ids: Iterable[str]) -> str:
     """sha256 of the sorted custom ids: names a shard's content across processes."""
     return hashlib.sha256("\n".join(sorted(custom_ids)).encode("utf-8")).hexdigest()
@@ -158,128 +221,228 @@ def _dumps(value: JSON) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+class _Cursor(sqlite3.Cursor):
+    """A cursor whose every database error is raised as the store's own error."""
+
+    def _failed(self, exc: sqlite3.Error) -> StoreError:
+        connection = self.connection
+        assert isinstance(connection, _Connection)
+        return connection.translate(exc)
+
+    # ``Any`` parameters: the database boundary, as typeshed's private ``_Parameters``.
+    def execute(self, sql: str, parameters: Any = (), /) -> Self:
+        try:
+            super().execute(sql, parameters)
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
+        return self
+
+    def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> Self:
+        try:
+            super().executemany(sql, seq_of_parameters)
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
+        return self
+
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose statements run on :class:`_Cursor` (errors translated)."""
+
+    translate: Callable[[sqlite3.Error], StoreError]
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        return self.cursor(_Cursor).execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> _Cursor:
+        return self.cursor(_Cursor).executemany(sql, parameters)
+
+
+def _positive_seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValueError(f"{name} must be a number of seconds >= 0, not {value!r}")
+    return float(value)
+
+
 class Store:
     """One SQLite file: raw responses by op key, the batch journal and usage.
 
     Args:
         path: the file; ``None`` uses ``.inert/store.sqlite3`` under the current
-            directory (the directory is created).
+            directory (the directory is created). ``~`` and symlinks are resolved:
+            the store is the file the path finally names.
+        create: make a new store when there is none at ``path`` (``False``: raise
+            :class:`~inert.errors.StoreNotFoundError`, as commands that only read do).
+        busy_timeout: seconds to wait for another connection's lock before raising
+            :class:`~inert.errors.StoreBusyError`.
 
     Raises:
-        StoreError: the file is not an inert store (another SQLite database or
-            not a database at all), or a newer inert wrote it. Nothing is written
-            to such a file.
+        StoreError: the store cannot be used; nothing is sent and nothing is
+            written to a file that is not an inert store. The subclass says why:
+            :class:`~inert.errors.NotAStoreError` (another file or database, a
+            directory or special file), :class:`~inert.errors.NewerStoreError`,
+            :class:`~inert.errors.DamagedStoreError` (with how to recover the
+            answers), :class:`~inert.errors.StoreReadOnlyError` (checked by a real
+            write at open, before anything is paid),
+            :class:`~inert.errors.StoreBusyError`,
+            :class:`~inert.errors.StoreNotFoundError`.
 
-    One store is meant for one process and one event loop; calls are serialised
-    by a lock, and each write is one transaction.
+    Every file of the store is kept private (mode 0600): a new one is created so,
+    and an existing one readable by others is fixed, with a
+    :class:`~inert.errors.StorePermissionsWarning`. Any number of processes may
+    open one store at once (SQLite's locking; writes are short transactions);
+    within a process, calls are serialised by a lock.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.path = Path(DEFAULT_PATH if path is None else path).absolute()
-        self._lock = threading.RLock()
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        create: bool = True,
+        busy_timeout: float = 30.0,
+    ) -> None:
+        self.busy_timeout = _positive_seconds("busy_timeout", busy_timeout)
         if path is None:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._check_header()
-        self._conn = self._connect()
+            default = DEFAULT_PATH.absolute()
+            if create:
+                default.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path = default
+        self.path = locate(path)
+        self._lock = threading.RLock()
+        look = inspect(self.path, create=create)
+        self._conn = self._connect(look)
         try:
-            self._open_schema()
+            self._open(look)
         except BaseException:
             self._conn.close()
             raise
+        self._conn.translate = self._translate
 
     # --- opening ----------------------------------------------------------------------
 
-    def _check_header(self) -> None:
-        path = self.path
-        if not path.exists():
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-            except FileExistsError:
-                return
-            except FileNotFoundError:
-                raise StoreError(
-                    f"cannot create the store {path}: its directory does not exist; "
-                    "create the directory or pass another path"
-                ) from None
-            os.close(fd)
-            return
-        if path.is_dir():
-            raise StoreError(f"the store path {path} is a directory; pass a file path")
-        with path.open("rb") as f:
-            head = f.read(len(_SQLITE_HEADER))
-        if head and head != _SQLITE_HEADER:
-            raise StoreError(
-                f"{path} is not an inert store (not a SQLite database); move it away "
-                "or pass another path to Store(...)"
-            )
+    def _translate(self, exc: sqlite3.Error) -> StoreError:
+        return translate(exc, self.path, busy_timeout=self.busy_timeout)
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, look: FileLook) -> _Connection:
         try:
             conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=self.busy_timeout,
+                factory=_Connection,
             )
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
+            raise self._translate(exc) from exc
+
+        def while_opening(exc: sqlite3.Error) -> StoreError:
+            error = self._translate(exc)
+            if isinstance(error, DamagedStoreError) and not (
+                look.inert or looks_like_inert(self.path)
+            ):
+                return NotAStoreError(
+                    f"{self.path} is not an inert store (SQLite cannot read it: {exc}); "
+                    "inert wrote nothing to it: pass the path of an inert store or of a "
+                    "new file",
+                    path=self.path,
+                )
+            return error
+
+        conn.translate = while_opening
         return conn
 
-    def _open_schema(self) -> None:
+    def _open(self, look: FileLook) -> None:
+        """Check the file is an inert store, then make it one (if new) and prove it writable.
+
+        Several processes may open a new store at the same moment: the schema is
+        created inside ``BEGIN IMMEDIATE`` after looking again, so exactly one of
+        them creates it, and a lock held by another opener is waited for.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                self._open_once()
+                return
+            except StoreBusyError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.02)
+
+    def _open_once(self) -> None:
         conn = self._conn
-        try:
-            tables = {
-                row[0]
-                for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-            }
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"{self.path} is not an inert store ({exc}); move it away or pass another "
-                "path to Store(...)"
-            ) from exc
-        if not tables:
+        tables = self._tables()
+        if tables:
+            self._check_version(tables)  # refuses foreign files before any write
+        make_private(self.path)
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
-            self._create_schema()
-        else:
-            self._check_version(tables)
-            conn.execute("PRAGMA journal_mode = WAL")
+        with self._transaction():
+            # The writable check is this real write, before anything can be paid for.
+            tables = self._tables()
+            if not tables:
+                self._create_schema()
+            else:
+                self._check_version(tables)
+            if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute("UPDATE meta SET value = value WHERE key = 'application'")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
-        for suffix in ("-wal", "-shm"):
-            side = Path(f"{self.path}{suffix}")
-            with contextlib.suppress(FileNotFoundError):
-                side.chmod(0o600)
+        make_private(self.path)
+
+    def _tables(self) -> set[str]:
+        rows = self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {row[0] for row in rows}
 
     def _create_schema(self) -> None:
         conn = self._conn
-        statements = [s.strip() for s in _SCHEMA.split(";") if s.strip()]
-        with self._transaction():
-            for statement in statements:
+        for statement in (s.strip() for s in _SCHEMA.split(";")):
+            if statement:
                 conn.execute(statement)
-            conn.executemany(
-                "INSERT INTO meta (key, value) VALUES (?, ?)",
-                [("application", _APPLICATION), ("schema_version", str(SCHEMA_VERSION))],
-            )
+        conn.executemany(
+            "INSERT INTO meta (key, value) VALUES (?, ?)",
+            [("application", _APPLICATION), ("schema_version", str(SCHEMA_VERSION))],
+        )
 
     def _check_version(self, tables: set[str]) -> None:
         meta: dict[str, str] = {}
         if "meta" in tables:
-            with contextlib.suppress(sqlite3.DatabaseError):
-                meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+            meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
         if meta.get("application") != _APPLICATION or "schema_version" not in meta:
-            raise StoreError(
-                f"{self.path} is a SQLite database but not an inert store; move it away "
-                "or pass another path to Store(...)"
+            raise NotAStoreError(
+                f"{self.path} is a SQLite database but not an inert store; inert wrote "
+                "nothing to it: pass the path of an inert store or of a new file",
+                path=self.path,
             )
         try:
             version = int(meta["schema_version"])
         except ValueError:
-            raise StoreError(
-                f"{self.path} has an unreadable schema version {meta['schema_version']!r}; "
-                "move it away or pass another path to Store(...)"
+            raise damaged(
+                self.path, f"its schema version {meta['schema_version']!r} is unreadable"
             ) from None
         if version > SCHEMA_VERSION:
-            raise StoreError(
+            raise NewerStoreError(
                 f"{self.path} was written by a newer inert (store schema version {version}; "
                 f"this inert reads up to version {SCHEMA_VERSION}); upgrade inert "
-                "(pip install -U inert) or pass another path to Store(...)"
+                "(pip install -U inert) or pass another path to Store(...)",
+                path=self.path,
             )
 
     @contextlib.contextmanager
@@ -289,10 +452,12 @@ class Store:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    with contextlib.suppress(StoreError):
+                        conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
     def close(self) -> None:
         """Close the file (the store cannot be used afterwards)."""
@@ -344,13 +509,126 @@ class Store:
     ) -> None:
         now = time.time()
         conn.executemany(
-            "INSERT OR IGNORE INTO responses (key, endpoint, model, response, prompt_tokens, "
-            "completion_tokens, created_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO responses (key, endpoint, model, response, prompt_tokens, "
+            "completion_tokens, created_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            # The first answer of a key stays; an error object kept by an older inert
+            # gives way to a real answer.
+            "ON CONFLICT (key) DO UPDATE SET endpoint = excluded.endpoint, "
+            "model = excluded.model, response = excluded.response, "
+            "prompt_tokens = excluded.prompt_tokens, "
+            "completion_tokens = excluded.completion_tokens, "
+            "created_at = excluded.created_at, source = excluded.source "
+            f"WHERE {_NOT_AN_ANSWER.format(column='responses.response')}",
             [
                 (key, endpoint, model, _dumps(raw), *usage_of(raw), now, source)
                 for key, endpoint, model, raw in rows
             ],
         )
+
+    def forget(self, keys: Iterable[str]) -> int:
+        """Delete the stored answers of these op keys in one transaction.
+
+        The next run sends those calls again (and pays for them): this is how a bad
+        stored answer is dropped. Keys with no stored answer are ignored. Returns
+        how many answers were deleted.
+        """
+        wanted = list(dict.fromkeys(keys))
+        forgotten = 0
+        with self._transaction() as conn:
+            for chunk in _chunks(wanted, 500):
+                marks = ",".join("?" * len(chunk))
+                cursor = conn.execute(f"DELETE FROM responses WHERE key IN ({marks})", chunk)
+                forgotten += cursor.rowcount
+        return forgotten
+
+    def answers(
+        self,
+        *,
+        prefix: str = "",
+        failed: bool = False,
+        endpoint: str | None = None,
+        model: str | None = None,
+        limit: int | None = None,
+    ) -> list[StoredAnswer]:
+        """Stored answers, newest first, without their bodies.
+
+        Args:
+            prefix: only keys that start with it.
+            failed: only bodies that are no answer (error objects an older inert kept).
+            endpoint: only this endpoint.
+            model: only this model.
+            limit: at most this many.
+        """
+        where = ["key >= ?", "key < ?"]
+        params: list[object] = [prefix, prefix + "\uffff"]
+        if failed:
+            where.append(_NOT_AN_ANSWER.format(column="response"))
+        if endpoint is not None:
+            where.append("endpoint = ?")
+            params.append(endpoint)
+        if model is not None:
+            where.append("model = ?")
+            params.append(model)
+        clause = " AND ".join(where)
+        tail = "" if limit is None else f" LIMIT {int(limit)}"
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT key, endpoint, model, source, prompt_tokens, completion_tokens, "
+                f"created_at, length(response) FROM responses WHERE {clause} "
+                f"ORDER BY created_at DESC, key{tail}",
+                params,
+            ).fetchall()
+        return [StoredAnswer(*row) for row in rows]
+
+    def stats(self) -> StoreStats:
+        """Counts of what the store holds: answers, tokens, the journal, its size on disk."""
+        with self._lock:
+            conn = self._conn
+            by_kind = conn.execute(
+                "SELECT endpoint, model, source, COUNT(*), COALESCE(SUM(prompt_tokens), 0), "
+                "COALESCE(SUM(completion_tokens), 0) FROM responses "
+                "GROUP BY endpoint, model, source ORDER BY endpoint, model, source"
+            ).fetchall()
+            (failed,) = conn.execute(
+                "SELECT COUNT(*) FROM responses WHERE " + _NOT_AN_ANSWER.format(column="response")
+            ).fetchone()
+            shard_states = conn.execute(
+                "SELECT state, COUNT(*) FROM shards GROUP BY state ORDER BY state"
+            ).fetchall()
+            (runs,) = conn.execute("SELECT COUNT(*) FROM runs").fetchone()
+            (anomalies,) = conn.execute("SELECT COUNT(*) FROM anomalies").fetchone()
+            (version,) = conn.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'"
+            ).fetchone()
+        size = 0
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                size += os.stat(f"{self.path}{suffix}").st_size
+        groups = tuple(AnswerGroup(*row) for row in by_kind)
+        return StoreStats(
+            path=self.path,
+            size_bytes=size,
+            schema_version=int(version),
+            answers=sum(g.answers for g in groups),
+            not_answers=int(failed),
+            prompt_tokens=sum(g.prompt_tokens for g in groups),
+            completion_tokens=sum(g.completion_tokens for g in groups),
+            groups=groups,
+            runs=int(runs),
+            shards={str(state): int(n) for state, n in shard_states},
+            anomalies=int(anomalies),
+        )
+
+    def check(self) -> list[str]:
+        """SQLite's full integrity check of the file: ``[]`` when it is sound.
+
+        Reads every page, so it takes time in proportion to the store's size;
+        opening a store checks only its header and schema.
+        """
+        with self._lock:
+            rows = self._conn.execute("PRAGMA integrity_check").fetchall()
+        problems = [str(row[0]) for row in rows]
+        return [] if problems == ["ok"] else problems
 
     def response_count(self) -> int:
         """How many raw responses are stored."""
@@ -526,7 +804,7 @@ class Store:
             ).fetchone()
         if row is not None:
             return ShardRecord(*row)
-        if ident.isdigit():
+        if ident.isascii() and ident.isdigit() and int(ident) <= _MAX_ROW_ID:
             with contextlib.suppress(KeyError):
                 return self.shard(int(ident))
         return None

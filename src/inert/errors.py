@@ -1,5 +1,6 @@
 """The exception tree of per-item failures (see :mod:`inert._errors` for the drawing),
-and :class:`StoreError` for a store file that cannot be used."""
+and the :class:`StoreError` tree for a store that cannot be used (drawn in
+:mod:`inert._store_errors`)."""
 
 from inert._errors import (
     ApiError,
@@ -15,22 +16,42 @@ from inert._errors import (
     TruncatedError,
     UnansweredError,
 )
-from inert._store import StoreError
+from inert._store_errors import (
+    DamagedStoreError,
+    NewerStoreError,
+    NotAStoreError,
+    StoreBusyError,
+    StoreError,
+    StoreNotFoundError,
+    StoreReadOnlyError,
+    StoreWriteError,
+    UnstoredAnswersError,
+)
+from inert._store_file import StorePermissionsWarning
 
 __all__ = [
     "ApiError",
     "CancelledRequestError",
     "ConnectionFailedError",
     "ContentFilterError",
+    "DamagedStoreError",
     "ExpiredError",
     "InvalidOutputError",
+    "NewerStoreError",
+    "NotAStoreError",
     "RateLimitError",
     "RefusalError",
     "RequestError",
     "RequestErrorGroup",
+    "StoreBusyError",
     "StoreError",
+    "StoreNotFoundError",
+    "StorePermissionsWarning",
+    "StoreReadOnlyError",
+    "StoreWriteError",
     "TruncatedError",
     "UnansweredError",
+    "UnstoredAnswersError",
 ]
 
 for _name in __all__:

@@ -12,8 +12,9 @@ import pytest
 
 from inert import BatchRunner, Op, Store, call
 from inert._json import JSON
-from inert._store import SCHEMA_VERSION, StoreError
+from inert._store import SCHEMA_VERSION
 from inert.emulator import Emulator
+from inert.errors import StoreError
 from inert.openai import CHAT_COMPLETIONS
 
 from ._support import ask

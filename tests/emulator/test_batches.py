@@ -266,7 +266,7 @@ def test_create_refuses_a_bad_endpoint(client: openai.OpenAI) -> None:
     uploaded = client.files.create(file=("in.jsonl", jsonl(lines(1))), purpose="batch")
     with pytest.raises(openai.BadRequestError) as caught:
         client.batches.create(
-            input_file_id=uploaded.id, endpoint="/v1/completions", completion_window="24h"
+            input_file_id=uploaded.id, endpoint="/v1/images/generations", completion_window="24h"
         )
     assert "endpoint" == caught.value.param
 

@@ -14,6 +14,8 @@ from openai.lib import type_to_response_format_param
 from inert._json import op_key
 from inert.emulator import Emulator
 
+from ._shapes import shapes
+
 
 class Sense(pydantic.BaseModel):
     definition: str
@@ -139,31 +141,6 @@ def test_unknown_routes_are_404s_in_openai_shape(client: openai.OpenAI) -> None:
 
 
 # --- any model shape gets a valid answer -------------------------------------------
-
-Shape = Any  # a type usable as a pydantic field annotation
-
-scalars: st.SearchStrategy[Shape] = st.sampled_from(
-    [str, int, float, bool, Literal["alpha", "beta"], Literal[1, 2, 3]]
-)
-
-
-def _model(fields: list[Shape]) -> type[pydantic.BaseModel]:
-    definitions: dict[str, Any] = {f"field_{i}": (shape, ...) for i, shape in enumerate(fields)}
-    return pydantic.create_model("Generated", **definitions)
-
-
-def _extend(children: st.SearchStrategy[Shape]) -> st.SearchStrategy[Shape]:
-    return st.one_of(
-        children.map(lambda shape: shape | None),
-        children.map(lambda shape: list[shape]),  # type: ignore[valid-type]  # a runtime-built annotation
-        st.tuples(children, st.integers(0, 2), st.integers(0, 2)).map(
-            lambda t: pydantic.conlist(t[0], min_length=t[1], max_length=t[1] + t[2])
-        ),
-        st.lists(children, min_size=1, max_size=3).map(_model),
-    )
-
-
-shapes = st.lists(st.recursive(scalars, _extend, max_leaves=6), min_size=1, max_size=4).map(_model)
 
 
 @settings(

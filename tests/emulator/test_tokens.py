@@ -36,7 +36,45 @@ embedding_bodies = st.builds(
         st.lists(st.text(min_size=1, max_size=60), min_size=1, max_size=5),
     ),
 )
-BODIES = {"/v1/chat/completions": chat_bodies, "/v1/embeddings": embedding_bodies}
+input_item = st.builds(
+    lambda role, body: {"role": role, "content": body},
+    st.sampled_from(["user", "assistant", "system", "developer"]),
+    st.one_of(
+        text,
+        st.lists(
+            st.builds(lambda t: {"type": "input_text", "text": t}, text), min_size=1, max_size=3
+        ),
+    ),
+)
+response_bodies = st.builds(
+    lambda model, inputs, instructions: (
+        {"model": model, "input": inputs}
+        | ({} if instructions is None else {"instructions": instructions})
+    ),
+    st.text(min_size=1, max_size=10),
+    st.one_of(text, st.lists(input_item, min_size=1, max_size=4)),
+    st.none() | text,
+)
+completion_bodies = st.builds(
+    lambda model, prompt: {"model": model, "prompt": prompt},
+    st.text(min_size=1, max_size=10),
+    st.one_of(text, st.lists(text, min_size=1, max_size=4)),
+)
+moderation_bodies = st.builds(
+    lambda inputs: {"input": inputs},
+    st.one_of(
+        text,
+        st.lists(text, min_size=1, max_size=4),
+        st.lists(st.builds(lambda t: {"type": "text", "text": t}, text), min_size=1, max_size=3),
+    ),
+)
+BODIES = {
+    "/v1/chat/completions": chat_bodies,
+    "/v1/embeddings": embedding_bodies,
+    "/v1/responses": response_bodies,
+    "/v1/completions": completion_bodies,
+    "/v1/moderations": moderation_bodies,
+}
 
 
 def bound(body: dict[str, Any]) -> int:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -13,12 +16,20 @@ import openai
 import pydantic
 import pytest
 from returns.result import Failure
+from tests.store._support import read_only
 
 from inert import BatchRunner, ImmediateRunner, Op, Store, call
-from inert._store import StoreError
 from inert.emulator import Emulator
-from inert.errors import ApiError
+from inert.errors import (
+    ApiError,
+    DamagedStoreError,
+    NotAStoreError,
+    StoreBusyError,
+    StoreError,
+    StoreReadOnlyError,
+)
 from inert.openai import CHAT_COMPLETIONS, structured
+from inert.testing import op_of
 
 from ._support import Words, word_request
 
@@ -225,11 +236,25 @@ def not_a_database(path: Path) -> None:
     path.write_text("these are my notes, not a database\n")
 
 
+def truncated_store(path: Path) -> None:
+    """A store whose file was cut in half (a copy interrupted, a full disk)."""
+    with Store(path) as store:
+        store.put_responses([(op, {"i": i}) for i, op in enumerate(small_ops(200))])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def small_ops(n: int) -> list[Op[Any]]:
+    """``n`` distinct small ops whose answers tests store directly."""
+    return [Op(endpoint="/v1/x", body={"i": i}, decode=lambda raw: raw) for i in range(n)]
+
+
 STORE_CASES = {
     "a store from a newer inert": (newer_store, "newer"),
     "another application's database": (foreign_database, "not an inert store"),
-    "a corrupted store": (corrupted_store, "store"),
+    "a corrupted store": (corrupted_store, "inert store recover"),
     "a text file": (not_a_database, "not an inert store"),
+    "a store cut short": (truncated_store, "inert store recover"),
 }
 
 
@@ -249,3 +274,89 @@ def test_a_store_file_inert_cannot_use_is_refused_untouched(
     assert str(path) in str(caught.value)
     assert before == path.read_bytes()
     assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0
+
+
+@pytest.mark.parametrize("where", ["file", "directory"])
+def test_a_store_that_cannot_be_written_is_refused_at_open(
+    where: str, tmp_path: Path, tally: Counter[str]
+) -> None:
+    """A read-only store file or directory raises StoreReadOnlyError at open, untouched."""
+    folder = tmp_path / "kept"
+    folder.mkdir()
+    path = folder / "store.sqlite3"
+    Store(path).close()
+    before = path.read_bytes()
+    tally["bad_inputs"] += 1
+    with (
+        read_only(path if where == "file" else folder),
+        pytest.raises(StoreReadOnlyError) as caught,
+    ):
+        Store(path)
+    assert "nothing was sent" in str(caught.value)
+    assert before == path.read_bytes()
+
+
+@pytest.mark.parametrize("kind", ["a directory", "a FIFO"])
+def test_a_special_file_as_the_store_is_refused_at_open(
+    kind: str, tmp_path: Path, tally: Counter[str]
+) -> None:
+    """A directory or a FIFO is refused at once, without reading from it."""
+    path = tmp_path / "store.sqlite3"
+    if kind == "a FIFO":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+    tally["bad_inputs"] += 1
+    with pytest.raises(NotAStoreError, match=kind.split()[1]):
+        Store(path)
+    assert [path] == list(tmp_path.iterdir())
+
+
+def test_a_store_held_by_another_process_is_busy_with_its_pid(
+    tmp_path: Path, tally: Counter[str]
+) -> None:
+    """A lock another process holds past busy_timeout is StoreBusyError naming that process."""
+    path = tmp_path / "store.sqlite3"
+    Store(path).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_LOCK, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    tally["bad_inputs"] += 1
+    try:
+        assert "holding\n" == holder.stdout.readline()
+        with pytest.raises(StoreBusyError, match=f"process {holder.pid}"):
+            Store(path, busy_timeout=0.2)
+    finally:
+        holder.communicate("")
+
+
+HOLD_THE_LOCK = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("holding", flush=True)
+sys.stdin.read()
+"""
+
+
+async def test_garbage_mid_store_stops_the_run_before_anything_is_sent(
+    tmp_path: Path, emu: Emulator, tally: Counter[str]
+) -> None:
+    """Damage met by the first lookup is a DamagedStoreError, not a raw sqlite3 error; none billed."""
+    path = tmp_path / "store.sqlite3"
+    requests = [word_request(i, salt=" damaged") for i in range(300)]
+    with Store(path) as store:
+        store.put_responses([(op_of(r), {"n": i}) for i, r in enumerate(requests)])
+    size = path.stat().st_size
+    with path.open("r+b") as f:
+        f.seek(size // 2 // 4096 * 4096)
+        f.write(b"\xde\xad\xbe\xef" * 1024)
+    tally["bad_inputs"] += 1
+    async with openai.AsyncOpenAI(base_url=emu.base_url, api_key="test") as client:
+        with pytest.raises(DamagedStoreError, match="inert store recover"), Store(path) as store:
+            await ImmediateRunner(client, store=store, progress=False).run_all(requests)
+    assert 0 == emu.ledger.total_billed()

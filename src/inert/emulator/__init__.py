@@ -1,4 +1,4 @@
-"""A local OpenAI-compatible server: chat, files, batches, faults and a billing ledger.
+"""A local OpenAI-compatible server: model calls, files, batches, faults and a billing ledger.
 
 ``with Emulator(faults=Faults(rate_limit=0.1)) as emu:`` serves on loopback in a
 background thread; give ``emu.base_url`` to ``openai.OpenAI``/``AsyncOpenAI``.

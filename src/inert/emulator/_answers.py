@@ -13,6 +13,8 @@ import struct
 from collections.abc import Mapping
 from typing import Any, Final
 
+import attrs
+
 from inert._json import JSON, JSONObject
 
 from ._errors import error_body
@@ -22,10 +24,15 @@ from ._tokens import prompt_tokens, text_tokens
 __all__ = [
     "CHAT_PATH",
     "EMBEDDINGS_PATH",
+    "REFUSAL_TEXT",
+    "WORDS",
+    "Draft",
     "chat_completion",
+    "draft_answer",
     "embedding_response",
     "error_body",
     "invalid_answer",
+    "rng_for",
     "schema_answer",
     "validate_chat",
     "validate_embedding",
@@ -189,6 +196,56 @@ def invalid_answer(schema: Mapping[str, Any], rng: random.Random) -> JSON:
     return [value]
 
 
+# --- what the model says -------------------------------------------------------------
+
+
+@attrs.frozen
+class Draft:
+    """The text a model call answers: content or a refusal, and whether it was cut."""
+
+    content: str | None
+    refusal: str | None = None
+    cut: bool = False
+
+    @property
+    def tokens(self) -> int:
+        """The completion tokens it bills (at least 1)."""
+        return max(1, text_tokens(self.content if self.content is not None else self.refusal or ""))
+
+
+def draft_answer(
+    rng: random.Random,
+    *,
+    fault: str | None,
+    schema: Mapping[str, Any] | None,
+    json_object: bool = False,
+    limit: int | None = None,
+    sentence: tuple[int, int] = (6, 18),
+) -> Draft:
+    """What a model answers: schema-valid JSON, a JSON object or a sentence, with faults.
+
+    ``refusal`` refuses, ``invalid_output`` breaks the schema, ``truncation`` cuts the
+    text in half; a ``limit`` of tokens cuts the text to about ``4 * limit`` characters.
+    """
+    if fault == "refusal":
+        return Draft(None, REFUSAL_TEXT)
+    if schema is not None:
+        value = (
+            invalid_answer(schema, rng) if fault == "invalid_output" else schema_answer(schema, rng)
+        )
+        content = json.dumps(value, ensure_ascii=False)
+    elif json_object:
+        content = json.dumps({"answer": " ".join(rng.choice(WORDS) for _ in range(3))})
+    else:
+        words = [rng.choice(WORDS) for _ in range(rng.randint(*sentence))]
+        content = " ".join(words).capitalize() + "."
+    if fault == "truncation":
+        return Draft(content[: max(1, len(content) // 2)], cut=True)
+    if limit is not None and text_tokens(content) > limit:
+        return Draft(content[: max(1, limit * 4)], cut=True)
+    return Draft(content)
+
+
 # --- chat completions -----------------------------------------------------------------
 
 
@@ -266,28 +323,17 @@ def chat_completion(
     schema: Mapping[str, Any] | None = None
     if fmt.get("type") == "json_schema":
         schema = fmt["json_schema"].get("schema", {"type": "object", "properties": {}})
-    fault = answer_fault(faults, key)
-    refusal: str | None = None
-    finish = "stop"
-    content: str | None
-    if fault == "refusal":
-        content, refusal = None, REFUSAL_TEXT
-    elif schema is not None:
-        value = (
-            invalid_answer(schema, rng) if fault == "invalid_output" else schema_answer(schema, rng)
-        )
-        content = json.dumps(value, ensure_ascii=False)
-    elif fmt.get("type") == "json_object":
-        content = json.dumps({"answer": " ".join(rng.choice(WORDS) for _ in range(3))})
-    else:
-        words = [rng.choice(WORDS) for _ in range(rng.randint(6, 18))]
-        content = " ".join(words).capitalize() + "."
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
-    if content is not None and fault == "truncation":
-        content, finish = content[: max(1, len(content) // 2)], "length"
-    elif content is not None and isinstance(limit, int) and text_tokens(content) > limit:
-        content, finish = content[: max(1, limit * 4)], "length"
-    completion_tokens = max(1, text_tokens(content if content is not None else refusal or ""))
+    draft = draft_answer(
+        rng,
+        fault=answer_fault(faults, key),
+        schema=schema,
+        json_object=fmt.get("type") == "json_object",
+        limit=limit if isinstance(limit, int) else None,
+    )
+    content, refusal = draft.content, draft.refusal
+    finish = "length" if draft.cut else "stop"
+    completion_tokens = draft.tokens
     completion: JSONObject = {
         "id": f"chatcmpl-{request_id}",
         "object": "chat.completion",

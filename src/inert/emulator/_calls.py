@@ -23,7 +23,16 @@ from ._answers import (
     validate_chat,
     validate_embedding,
 )
+from ._completions import (
+    COMPLETIONS_PATH,
+    MODERATIONS_PATH,
+    completion_response,
+    moderation_response,
+    validate_completion,
+    validate_moderation,
+)
 from ._faults import Faults
+from ._responses import RESPONSES_PATH, response_object, validate_response_request
 
 
 @attrs.frozen
@@ -55,9 +64,42 @@ def _embeddings(body: Mapping[str, Any], faults: Faults, created: int) -> Answer
     return Answer(200, response, tokens, 0)
 
 
+def _responses(body: Mapping[str, Any], faults: Faults, created: int) -> Answer:
+    invalid = validate_response_request(body)
+    if invalid is not None:
+        return Answer(400, invalid)
+    key = op_key(RESPONSES_PATH, dict(body))
+    response, input_tokens, output_tokens = response_object(
+        body, key, faults, created=created, request_id=uuid.uuid4().hex[:24]
+    )
+    return Answer(200, response, input_tokens, output_tokens)
+
+
+def _completions(body: Mapping[str, Any], faults: Faults, created: int) -> Answer:
+    invalid = validate_completion(body)
+    if invalid is not None:
+        return Answer(400, invalid)
+    key = op_key(COMPLETIONS_PATH, dict(body))
+    response, prompt, completion = completion_response(
+        body, key, faults, created=created, request_id=uuid.uuid4().hex[:24]
+    )
+    return Answer(200, response, prompt, completion)
+
+
+def _moderations(body: Mapping[str, Any], faults: Faults, created: int) -> Answer:
+    invalid = validate_moderation(body)
+    if invalid is not None:
+        return Answer(400, invalid)
+    response, tokens = moderation_response(body, request_id=uuid.uuid4().hex[:24])
+    return Answer(200, response, tokens, 0)
+
+
 ENDPOINTS: Final[Mapping[str, Callable[[Mapping[str, Any], Faults, int], Answer]]] = {
+    RESPONSES_PATH: _responses,
     CHAT_PATH: _chat,
     EMBEDDINGS_PATH: _embeddings,
+    COMPLETIONS_PATH: _completions,
+    MODERATIONS_PATH: _moderations,
 }
 """Every model endpoint the emulator serves, immediately and in batches."""
 

@@ -40,7 +40,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 class Emulator:
-    """A local OpenAI-compatible server (chat, embeddings, files, batches, faults).
+    """A local OpenAI-compatible server (model calls, files, batches, faults).
 
     ``with Emulator() as emu:`` serves on a free loopback port in a background
     thread; point a client at ``emu.base_url``. ``emu.ledger`` records what was
@@ -50,7 +50,7 @@ class Emulator:
         faults: fault rates; none by default.
         time_scale: multiplies every batch duration (10 is ten times slower); a
             whole batch takes about ``1.1 * time_scale`` seconds.
-        latency_ms: added to every chat and embeddings request.
+        latency_ms: added to every model call.
         api_key: the bearer key to require; None accepts any non-empty key.
         seed: seeds the fault draws (None: a fresh seed).
         host: the interface to listen on.
@@ -124,7 +124,7 @@ class Emulator:
 
     @property
     def latency_ms(self) -> float:
-        """Milliseconds added to every chat and embeddings request."""
+        """Milliseconds added to every model call."""
         return self._state.latency_ms
 
     def set_latency_ms(self, latency_ms: float) -> None:
@@ -427,7 +427,8 @@ def build_parser(prog: str = "inert emulator") -> argparse.ArgumentParser:
     """The command-line parser shared by ``inert emulator`` and ``python -m inert.emulator``."""
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Serve a local OpenAI-compatible emulator (chat, embeddings, files, batches).",
+        description="Serve a local OpenAI-compatible emulator (chat, responses, completions, "
+        "moderations, embeddings, files, batches).",
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)"
@@ -450,7 +451,7 @@ def build_parser(prog: str = "inert emulator") -> argparse.ArgumentParser:
         "--latency-ms",
         type=_non_negative,
         default=0.0,
-        help="added to every chat/embedding request",
+        help="added to every model call",
     )
     parser.add_argument(
         "--time-scale",
