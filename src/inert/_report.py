@@ -97,17 +97,17 @@ class RunReport:
         """The report as a few lines of prose (what ``str()`` joins)."""
         sizes = " / ".join(f"{size:,}" for size in self.round_sizes) or "none"
         lines = [
-            f"{_count(self.rounds, 'round')} (distinct calls per round: {sizes}), "
+            f"{counted(self.rounds, 'round')} (distinct calls per round: {sizes}), "
             f"{self.wall_seconds:.2f}s",
             f"calls: {self.ops_requested:,} built, {self.ops_deduplicated:,} merged as "
             f"duplicates, {self.cache_hits:,} from the store, {self.ops_sent:,} sent, "
-            f"{self.ops_paid:,} paid, {_count(self.retries, 'retry', 'retries')}"
-            + (f", {_count(self.batches_created, 'batch job')}" if self.batches_created else ""),
+            f"{self.ops_paid:,} paid, {counted(self.retries, 'retry', 'retries')}"
+            + (f", {counted(self.batches_created, 'batch job')}" if self.batches_created else ""),
             f"tokens: {self.prompt_tokens:,} in, {self.completion_tokens:,} out; "
             f"cost {money(self.cost_usd)} ({money(self.full_price_usd)} at the immediate price)",
         ]
         if self.requests_failed:
-            lines.append(f"failed: {_count(self.requests_failed, 'request')}")
+            lines.append(f"failed: {counted(self.requests_failed, 'request')}")
             lines += [f"  {group}" for group in self.failures]
         else:
             lines.append("failed: none")
@@ -140,7 +140,7 @@ def money(usd: float) -> str:
     return f"${usd:.6f}"
 
 
-def _count(n: int, singular: str, plural: str | None = None) -> str:
+def counted(n: int, singular: str, plural: str | None = None) -> str:
     """``"1 round"``, ``"2 rounds"``: a count with its noun in the right number."""
     return f"{n:,} {singular if n == 1 else (plural or singular + 's')}"
 

@@ -246,12 +246,12 @@ def test_the_api_key_is_not_in_the_repr() -> None:
 async def test_progress_display_counts_calls_answered(
     client: openai.AsyncOpenAI, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """With progress on, stderr shows calls answered of calls sent, and never the key."""
+    """With progress on, stderr ends with the calls sent and paid, and never the key."""
     runner = ImmediateRunner(client, progress=True)
     await runner.run_all([_ask("one").then(lambda _: _ask("two")), _ask("three")])
     err = capsys.readouterr().err
     assert "calls" in err
-    assert "3 calls done" in err
+    assert "2 rounds · 3 calls sent, 3 paid" in err
     assert "test-key" not in err
 
 

@@ -16,7 +16,7 @@ from rich.live import Live
 from rich.text import Text
 
 from inert._display import live_slot, stderr_console
-from inert._report import ReportBuilder
+from inert._report import ReportBuilder, RunReport, counted
 
 
 class CallProgress:
@@ -28,7 +28,7 @@ class CallProgress:
         self._failed = 0
         self._report: ReportBuilder | None = None
         self._started = time.monotonic()
-        self._done = False
+        self._final: RunReport | None = None
         self._stack = ExitStack()
         self._live: Live | None = None
 
@@ -44,7 +44,6 @@ class CallProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._done = True
         self._stack.close()  # the live line goes; its final state is printed once
         if self._live is not None:
             self._live.console.print(self.line(), highlight=False)
@@ -59,21 +58,28 @@ class CallProgress:
         self._answered += 1
         self._failed += failed
 
+    def finish(self, report: RunReport) -> None:
+        """The run ended with ``report``: the last line says what it did."""
+        self._final = report
+
     def line(self) -> str:
-        """The text of the line now (what the live display shows)."""
+        """The text of the line now (what the live display shows, then the last line)."""
+        final = self._final
+        if final is not None:
+            return (
+                f"immediate: {counted(final.rounds, 'round')} · "
+                f"{counted(final.ops_sent, 'call')} sent, {final.ops_paid:,} paid · "
+                f"{final.cache_hits:,} from the store · "
+                f"{counted(final.requests_failed, 'request')} failed · "
+                f"{counted(final.retries, 'retry', 'retries')} · {final.wall_seconds:.1f}s"
+            )
         report = self._report
         rounds = report.rounds if report is not None else 0
         retries = report.retries if report is not None else 0
-        seconds = time.monotonic() - self._started
-        if self._done:
-            calls = f"{self._answered:,} calls done"
-            where = f"{rounds:,} round{'' if rounds == 1 else 's'}"
-        else:
-            calls = f"{self._answered:,} of {self._found:,} calls found so far done"
-            where = f"round {rounds:,}"
         return (
-            f"immediate: {where} · {calls} · {self._failed:,} failed · "
-            f"{retries:,} retr{'y' if retries == 1 else 'ies'} · {seconds:.1f}s"
+            f"immediate: round {rounds:,} · {self._answered:,} of {self._found:,} calls "
+            f"found so far done · {self._failed:,} failed · "
+            f"{counted(retries, 'retry', 'retries')} · {time.monotonic() - self._started:.1f}s"
         )
 
     def _render(self) -> Text:

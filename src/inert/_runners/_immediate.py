@@ -259,6 +259,7 @@ class ImmediateRunner(BaseRunner):
                 return await super().run_all_settled(requests)
             finally:
                 _VIEW.reset(token)
+                view.finish(self.report)
 
     def __repr__(self) -> str:
         # Never the client (its repr could carry the key): the settings only.

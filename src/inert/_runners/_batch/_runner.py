@@ -218,7 +218,7 @@ class BatchRunner(BaseRunner):
         store = self._batch_store
         wanted: dict[str, Op[Any]] = {op.key: op for op in ops}
         outcomes: dict[str, RawOutcome] = {}
-        with ProgressView(self._progress) as view:
+        with ProgressView(self._progress, round_number=report.rounds) as view:
             pending = store.pending_shards_for(wanted)
             await self._journal.resolve_unsent(pending)
             jobs: list[Coroutine[Any, Any, None]] = []
@@ -233,6 +233,9 @@ class BatchRunner(BaseRunner):
                     if cid in wanted and cid not in claimed
                 ]
                 claimed.update(op.key for op in mine)
+                view.log(
+                    f"re-attached batch {record.batch_id} of an earlier run ({len(mine)} lines)"
+                )
                 jobs.append(self._drive(mine, record.attempt, record, None, outcomes, report, view))
             fresh = [op for op in ops if op.key not in claimed]
             plans, too_large = plan_shards(
@@ -294,6 +297,10 @@ class BatchRunner(BaseRunner):
             report.retries += len(retry)
             attempt += 1
             logger.info("resubmitting %d lines of batch %s", len(retry), collected.batch_id)
+            view.log(
+                f"resubmitted {len(retry)} lines of batch {collected.batch_id} "
+                f"({collected.status}), attempt {attempt}"
+            )
             plans, _ = plan_shards(
                 retry, max_requests=self._max_requests, max_bytes=self._max_bytes
             )
