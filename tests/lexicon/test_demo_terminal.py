@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._terminal import Session, demo_command, run_on_terminal
+from tests._terminal import Session, demo_command, run_on_terminal
 
 IMMEDIATE_LIVE = re.compile(
     r"immediate: round (?P<round>\d+) · (?P<done>[\d,]+) of (?P<found>[\d,]+) calls found so far done"
