@@ -13,9 +13,10 @@ that only builds requests, or the ``inert`` command's help, starts quickly.
 import typing as _typing
 
 from inert._errors import RequestError
+from inert._json import JSON, JSONObject
 from inert._op import Op
 from inert._pricing import Price
-from inert._program import Program, program
+from inert._program import Program, Steps, program
 from inert._report import FailureGroup, RunReport
 from inert._request import Request, call, fail, gather, gather_all, pure, traverse
 from inert._runner import BaseRunner, Runner
@@ -25,11 +26,13 @@ if _typing.TYPE_CHECKING:
     from inert._runners._batch import BatchRunner
     from inert._runners._immediate import ImmediateRunner
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted order, pinned by a test
     "BaseRunner",
     "BatchRunner",
     "FailureGroup",
     "ImmediateRunner",
+    "JSON",
+    "JSONObject",
     "Op",
     "Price",
     "Program",
@@ -37,6 +40,7 @@ __all__ = [
     "RequestError",
     "RunReport",
     "Runner",
+    "Steps",
     "Store",
     "call",
     "fail",

@@ -235,14 +235,14 @@ class Engine:
             if outcome.__class__ is not dict:  # the common case is a bare answer
                 outcome = _outcome_of(op, outcomes)
             if op.dedup:
-                memo[key] = outcome
+                memo[key] = outcome  # pyright: ignore[reportArgumentType]  # narrowed by the class check (pyright does not narrow on __class__)
             waiters = waiting.pop(key)
             if waiters.__class__ is list:
                 for waiter in waiters:
-                    wake(waiter, outcome, 0)
+                    wake(waiter, outcome, 0)  # pyright: ignore[reportArgumentType]  # narrowed by the class check (pyright does not narrow on __class__)
                 continue
             if len(waiters) == 2:
-                wake(waiters, outcome, 0)
+                wake(waiters, outcome, 0)  # pyright: ignore[reportArgumentType]  # narrowed by the class check (pyright does not narrow on __class__)
                 continue
             # The common case, inline: one gather slot waits for this op.
             join, slot, wanted = waiters
@@ -254,7 +254,7 @@ class Engine:
                 except Exception as exc:
                     join.fail(slot, _invalid(wanted, exc))
             else:
-                ok, value = decode(wanted, outcome)
+                ok, value = decode(wanted, outcome)  # pyright: ignore[reportArgumentType]  # narrowed by the class check (pyright does not narrow on __class__)
                 if ok:
                     join.values[slot] = value
                 else:
@@ -413,7 +413,7 @@ class Engine:
         for i, part in enumerate(parts):
             kind = part.__class__
             if kind is _Call:
-                op = part.op  # type: ignore[attr-defined]  # a _Call, checked above
+                op = part.op  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]  # a _Call, checked above
                 key = op._key
                 if op.dedup and key not in memo and key not in waiting and not pipelined:
                     # The common case, inline: a new distinct call of this round.
@@ -435,7 +435,7 @@ class Engine:
                     join.fail(i, value)
                 join.remaining -= 1
             elif kind is _Pure:
-                values[i] = part.value  # type: ignore[attr-defined]  # a _Pure, checked above
+                values[i] = part.value  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]  # a _Pure, checked above
                 join.remaining -= 1
             else:
                 # The rest become fibers, stepped in order after this one blocks.

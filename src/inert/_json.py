@@ -31,6 +31,7 @@ JSON: TypeAlias = Union[bool, int, float, str, list["JSON"], dict[str, "JSON"], 
 """A plain JSON value as the standard library decodes it."""
 
 JSONObject: TypeAlias = dict[str, JSON]
+"""A JSON object: what a response body, a request body or a JSON schema is."""
 
 MAX_DEPTH: Final = 100
 """How deep a body may nest arrays and objects (the body itself is level 1).

@@ -52,6 +52,11 @@ class Op(Generic[T_co]):
 
     __slots__ = ("_body", "_body_text", "_key", "decode", "dedup", "endpoint", "occurrence")
 
+    endpoint: str
+    decode: Callable[[JSON], T_co]
+    dedup: bool
+    occurrence: int | None
+
     def __init__(
         self,
         *,
@@ -69,7 +74,7 @@ class Op(Generic[T_co]):
             raise TypeError(f"decode must be callable; got {type(decode).__name__}")
         plain, key = checked_call(endpoint, body)
         self.endpoint = endpoint
-        self._body: JSONObject = plain  # type: ignore[assignment]  # a mapping checks as an object
+        self._body: JSONObject = plain  # type: ignore[assignment]  # pyright: ignore[reportAttributeAccessIssue]  # a mapping checks as an object
         self.decode = decode
         self.dedup = dedup
         self.occurrence = occurrence

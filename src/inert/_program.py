@@ -14,13 +14,22 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Generator
-from typing import Any, Generic, ParamSpec, TypeVar, final
+from typing import Any, Generic, ParamSpec, TypeAlias, TypeVar, final
 
 from inert._request import Request, _Suspend
 
 P = ParamSpec("P")
 R_co = TypeVar("R_co", covariant=True)
 R = TypeVar("R")
+
+Steps: TypeAlias = Generator[Request[object], object, R]
+"""The return annotation of a program's generator function: ``-> Steps[Entry]``.
+
+It yields requests and returns ``R``. What a bare ``yield`` sends back is typed
+``object``, not ``Any``: ``x = yield request`` (``from`` forgotten) leaves ``x``
+an ``object`` that checkers refuse to use as a value, while
+``x = yield from request`` has the request's exact type.
+"""
 
 
 @final
@@ -47,7 +56,7 @@ def program(fn: Callable[P, Generator[Request[object], Any, R]]) -> Program[P, R
     Example::
 
         @program
-        def entry(word: str) -> Generator[Request[object], Any, Entry]:
+        def entry(word: str) -> Steps[Entry]:
             clusters = yield from lexicon.clusters(word)
             defs = yield from gather_all(lexicon.define(word, c) for c in clusters)
             return Entry(word, defs)

@@ -17,14 +17,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
 if TYPE_CHECKING:
+    from inert._op import Op
+    from inert._request import Request
     from inert._runner import ResponseStore
     from inert._store import Store
-    from inert.testing._fake import Answer, FakeRunner, FakeRunnerFactory, OpRef, Respond
+    from inert.testing._fake import Answer, FakeRunner, FakeRunnerFactory, Respond
+
+K = TypeVar("K", bound="Op[object] | Request[object] | str")
 
 
 @pytest.fixture
@@ -33,15 +37,23 @@ def fake_runner() -> FakeRunnerFactory:
     from inert.testing._fake import FakeRunner
 
     def make(
-        answers: Respond | Mapping[OpRef, Answer],
+        answers: Respond | Mapping[K, Answer],
         /,
         *,
+        default: Respond | None = None,
         pipelined: bool = False,
         seed: int | None = None,
         store: ResponseStore | None = None,
     ) -> FakeRunner:
         if isinstance(answers, Mapping):
-            return FakeRunner.from_table(answers, pipelined=pipelined, seed=seed, store=store)
+            return FakeRunner.from_table(
+                answers, default=default, pipelined=pipelined, seed=seed, store=store
+            )
+        if default is not None:
+            raise TypeError(
+                "fake_runner(respond, default=...) takes a default only with a table; "
+                "a respond function answers every op itself"
+            )
         return FakeRunner(answers, pipelined=pipelined, seed=seed, store=store)
 
     return make

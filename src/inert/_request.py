@@ -10,7 +10,7 @@ creates a new round only when its function needs the earlier result.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Collection, Generator, Iterator
 from typing import Any, Generic, Never, TypeVar, final, overload
 
 import attrs
@@ -234,14 +234,21 @@ def gather(*parts: Request[Any]) -> Request[tuple[Any, ...]]:
     return _Gather(parts)
 
 
-def gather_all(requests: Iterable[Request[T]]) -> Request[list[T]]:
+def gather_all(requests: Collection[Request[T]] | Iterator[Request[T]]) -> Request[list[T]]:
     """A list of independent requests as one request of a list, in order.
 
-    Given an iterator (a generator expression, or through :func:`traverse`), it
-    builds the requests with the cyclic garbage collector paused: 100,000 new
-    requests hold no cycles, and the collector's passes over them would cost more
-    than building them.
+    ``requests`` is a collection (a list, a tuple...) or an iterator (a generator
+    expression...). A single request is refused, by the type checker and at run
+    time: a ``Request`` is iterable only for ``yield from`` inside a ``@program``.
+    Given an iterator (or through :func:`traverse`), it builds the requests with the
+    cyclic garbage collector paused: 100,000 new requests hold no cycles, and the
+    collector's passes over them would cost more than building them.
     """
+    if isinstance(requests, Request):
+        raise TypeError(
+            "gather_all() takes a list of requests, not one Request; "
+            "write gather_all([request]), or use the request itself"
+        )
     if isinstance(requests, list | tuple):
         parts = tuple(requests)
     else:
@@ -251,8 +258,17 @@ def gather_all(requests: Iterable[Request[T]]) -> Request[list[T]]:
     return _Map(_Gather(parts), list)
 
 
-def traverse(items: Iterable[A], f: Callable[[A], Request[B]]) -> Request[list[B]]:
-    """``gather_all(f(item) for item in items)``: one request per item, in one round."""
+def traverse(items: Collection[A] | Iterator[A], f: Callable[[A], Request[B]]) -> Request[list[B]]:
+    """``gather_all(f(item) for item in items)``: one request per item, in one round.
+
+    ``items`` is a collection or an iterator of plain values; a ``Request`` is
+    refused (to use a request's value, ``request.then(lambda xs: traverse(xs, f))``).
+    """
+    if isinstance(items, Request):
+        raise TypeError(
+            "traverse() takes the items themselves, not a Request of them; "
+            "write request.then(lambda items: traverse(items, f))"
+        )
     return gather_all(f(item) for item in items)
 
 

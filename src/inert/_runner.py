@@ -17,7 +17,16 @@ import threading
 import time
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias, TypeVar, cast
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Protocol,
+    TypeAlias,
+    TypeVar,
+    cast,
+    runtime_checkable,
+)
 
 from returns.result import Failure, Result, Success
 
@@ -44,8 +53,13 @@ Sent: TypeAlias = RawOutcome | Outcome
 without the wrapper (the raw body, or the RequestError itself)."""
 
 
+@runtime_checkable
 class Runner(Protocol):
-    """What every interpreter offers; results are identical for identical op results."""
+    """What every interpreter offers; results are identical for identical op results.
+
+    ``ImmediateRunner``, ``BatchRunner``, ``FakeRunner`` and ``ReplayRunner`` are
+    runners, and ``isinstance(x, Runner)`` checks that ``x`` has these members.
+    """
 
     @property
     def report(self) -> RunReport:
@@ -66,6 +80,18 @@ class Runner(Protocol):
         """Run requests together; one ``Success`` or ``Failure`` per request, in order."""
         ...
 
+    def run_sync(self, request: Request[T]) -> T:
+        """Blocking :meth:`run`, for scripts and notebooks without an event loop."""
+        ...
+
+    def run_all_sync(self, requests: Sequence[Request[T]]) -> list[T]:
+        """Blocking :meth:`run_all`."""
+        ...
+
+    def run_all_settled_sync(self, requests: Sequence[Request[T]]) -> list[Result[T, RequestError]]:
+        """Blocking :meth:`run_all_settled`."""
+        ...
+
 
 class ResponseStore(Protocol):
     """Where raw responses are kept by op key (the :class:`~inert.Store` is one)."""
@@ -74,7 +100,7 @@ class ResponseStore(Protocol):
         """The stored raw responses of those keys that have one."""
         ...
 
-    def put_responses(self, entries: Sequence[tuple[Op[Any], JSON]]) -> None:
+    def put_responses(self, entries: Sequence[tuple[Op[object], JSON]]) -> None:
         """Store raw responses (one transaction)."""
         ...
 
@@ -313,7 +339,7 @@ class BaseRunner(abc.ABC):
                     plain = error_object(plain)  # an error object sent with 200: no answer
                 outcomes[key] = plain
                 if plain.__class__ is dict or not isinstance(plain, RequestError):
-                    fresh.append((op, plain))
+                    fresh.append((op, plain))  # pyright: ignore[reportArgumentType]  # narrowed by the class check (pyright does not narrow on __class__)
             self._account(fresh, report)
         finally:
             _gc.resume()

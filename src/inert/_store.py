@@ -318,13 +318,13 @@ class Store:
         create: bool = True,
         busy_timeout: float = 30.0,
     ) -> None:
-        self.busy_timeout = _positive_seconds("busy_timeout", busy_timeout)
+        self.busy_timeout: float = _positive_seconds("busy_timeout", busy_timeout)
         if path is None:
             default = DEFAULT_PATH.absolute()
             if create:
                 default.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             path = default
-        self.path = locate(path)
+        self.path: Path = locate(path)
         self._lock = threading.RLock()
         look = inspect(self.path, create=create)
         self._conn = self._connect(look)

@@ -78,7 +78,7 @@ _STRICT: Final = pydantic.ConfigDict(strict=True)
 def _adapter(annotation: Any) -> pydantic.TypeAdapter[list[Any]]:
     # Wrapped in a list: pydantic refuses a config on a bare TypedDict, and strict mode
     # is what rejects "0.5" for a float instead of silently converting it.
-    return pydantic.TypeAdapter(list[annotation], config=_STRICT)
+    return pydantic.TypeAdapter(list[annotation], config=_STRICT)  # pyright: ignore[reportInvalidTypeForm]  # built at run time
 
 
 def _check_value(what: str, name: str, annotation: Any, value: object) -> None:
@@ -98,11 +98,12 @@ def _where(value: object, loc: tuple[int | str, ...]) -> str:
     """The path of a pydantic error inside ``value``, without union-member tags."""
     path = ""
     for part in loc:
-        inside_mapping = isinstance(value, Mapping) and part in value
-        inside_list = isinstance(value, Sequence) and isinstance(part, int) and part < len(value)
-        if not (inside_mapping or inside_list):
+        if isinstance(value, Mapping) and part in value:  # noqa: SIM114 - each branch narrows
+            value = value[part]
+        elif isinstance(value, Sequence) and isinstance(part, int) and part < len(value):
+            value = value[part]
+        else:
             continue  # a tag such as 'ChatCompletionUserMessageParam' or 'str'
-        value = value[part]  # type: ignore[index]  # a mapping key or list index, checked above
         path += f"[{part!r}]"
     return path
 
@@ -182,7 +183,7 @@ def _plain_messages(messages: object) -> list[JSON] | None:
     if messages.__class__ is not list or not messages:
         return None
     plain: list[JSON] = []
-    for message in messages:
+    for message in messages:  # pyright: ignore[reportGeneralTypeIssues]  # narrowed by the class check (pyright does not narrow on __class__)
         if message.__class__ is not dict or len(message) != 2:
             return None
         role = message.get("role")
@@ -246,7 +247,7 @@ def _chat_body(
         return {"model": model, **fixed, "messages": plain, **plain_params}
     raw: dict[str, object] = {"model": model, **fixed, "messages": checked, **params}
     if "tools" in raw:
-        raw["tools"] = list(raw["tools"])  # type: ignore[call-overload]  # validated iterable
+        raw["tools"] = list(raw["tools"])  # type: ignore[call-overload]  # pyright: ignore[reportArgumentType]  # validated iterable
     return _plain_body(raw, completion_create_params.CompletionCreateParamsNonStreaming)
 
 
@@ -428,7 +429,7 @@ def _decode_embedding(raw: JSON) -> list[float]:
     if isinstance(vector, list) and all(
         isinstance(v, float | int) and not isinstance(v, bool) for v in vector
     ):
-        return [float(v) for v in vector]  # type: ignore[arg-type]  # numbers, checked above
+        return [float(v) for v in vector]  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # numbers, checked above
     raise InvalidOutputError("the embedding is neither a list of numbers nor base64")
 
 
@@ -485,7 +486,7 @@ def structured(
         )
     if "tools" in params:
         _check_value("chat", "tools", _CHAT_PARAMS["tools"], params["tools"])
-        validate_input_tools(params["tools"])  # type: ignore[arg-type]  # validated above
+        validate_input_tools(params["tools"])  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # validated above
     body = _chat_body("chat", model, messages, params, reserved=_STRUCTURED_RESERVED, fixed=_STREAM)
     body["response_format"] = _response_format(response_format)
     return _Call(Op._built(CHAT_COMPLETIONS, body, _structured_decoder(response_format), dedup))

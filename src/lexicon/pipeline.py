@@ -17,10 +17,9 @@ register and domain of the same definition text) are made once.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from inert import Request, gather, gather_all, program, traverse
+from inert import Request, Steps, gather, gather_all, program, traverse
 from lexicon.connector import Lexicon
 from lexicon.models import (
     Antonyms,
@@ -91,7 +90,7 @@ def enhance(
 @program
 def synthesize_entry(
     lexicon: Lexicon, word: str, provider_definitions: Sequence[ProviderDefinition]
-) -> Generator[Request[object], Any, Entry]:
+) -> Steps[Entry]:
     """The dictionary entry of ``word``, synthesized from its provider definitions.
 
     Args:

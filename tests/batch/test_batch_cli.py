@@ -151,7 +151,7 @@ def test_emulator_and_demo_are_dispatched(
         seen.append(list(argv))
         return 7
 
-    demo.main = demo_main  # type: ignore[attr-defined]  # a stand-in module
+    demo.main = demo_main  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]  # a stand-in module
     monkeypatch.setitem(sys.modules, "lexicon_demo", demo)
     assert 7 == main(["demo", "--words", "3"])
     assert [["--words", "3"]] == seen

@@ -72,7 +72,7 @@ async def test_killed_run_resumes_and_pays_once(
     with Store(store_path) as store:
         rerun = BatchRunner(client, store=store, poll_interval=0.02, progress=False)
         assert expected == await rerun.run_all(crash_requests())
-        keys = {r.op.key for r in crash_requests()}  # type: ignore[attr-defined]  # call nodes
+        keys = {r.op.key for r in crash_requests()}  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]  # call nodes
         assert dict.fromkeys(keys, 1) == emu.ledger.counts()
         if point != "upload":
             assert 0 == rerun.report.batches_created

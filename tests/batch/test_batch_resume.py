@@ -88,7 +88,7 @@ async def test_lost_create_answer_is_recovered_in_the_same_run(
 
     async def create_then_lose_answer(**kwargs: Any) -> Any:
         await create(**kwargs)
-        raise openai.APIConnectionError(request=None)  # type: ignore[arg-type]  # no request to show
+        raise openai.APIConnectionError(request=None)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # no request to show
 
     client.batches.create = create_then_lose_answer  # type: ignore[method-assign]  # a test spy
     runner = fast(client, store)

@@ -81,7 +81,7 @@ async def test_shards_by_request_count(
 async def test_shards_by_bytes(client: openai.AsyncOpenAI, store: Store) -> None:
     """With a byte limit of two and a half lines, every batch holds two lines."""
     requests = [ask(f"word {i}") for i in range(5)]
-    ops = [r.op for r in requests]  # type: ignore[attr-defined]  # a call node's op
+    ops = [r.op for r in requests]  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]  # a call node's op
     longest = max(len(jsonl_line(op)) for op in ops)
     runner = fast(client, store, max_bytes_per_batch=longest * 5 // 2)
     await runner.run_all(requests)
@@ -327,7 +327,7 @@ def test_a_synchronous_client_is_refused(store: Store, emu: Emulator) -> None:
         openai.OpenAI(base_url=emu.base_url, api_key="k") as sync,
         pytest.raises(TypeError, match="AsyncOpenAI"),
     ):
-        BatchRunner(sync, store=store)  # type: ignore[arg-type]  # the mistake under test
+        BatchRunner(sync, store=store)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # the mistake under test
 
 
 async def test_run_all_raises_after_storing_every_answer(runner: BatchRunner, store: Store) -> None:

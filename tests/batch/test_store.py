@@ -89,7 +89,7 @@ async def test_a_changed_decoder_reuses_the_paid_answer(
     """Decoding happens on read: a new decoder for the same call costs no new call."""
     request = ask("decode me")
     first = await BatchRunner(client, store=store, poll_interval=0.01, progress=False).run(request)
-    body = request.op.body  # type: ignore[attr-defined]  # a call node's op
+    body = request.op.body  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]  # a call node's op
 
     def finish_reason(raw: JSON) -> str:
         assert isinstance(raw, dict)

@@ -155,7 +155,7 @@ async def test_run_all_raises_after_every_request_finished() -> None:
     with pytest.raises(RequestErrorGroup) as caught:
         await fake.run_all([ask("bad1"), ask("a"), ask("bad2")])
     assert [i for i, _ in caught.value.errors] == [0, 2]
-    assert {"a", "bad1", "bad2"} == {op.body["q"] for op in fake.calls}
+    assert {"a", "bad1", "bad2"} == {str(op.body["q"]) for op in fake.calls}
 
 
 async def test_run_all_raises_the_single_error_itself() -> None:
@@ -210,7 +210,7 @@ async def test_programs_are_rerunnable() -> None:
 def test_program_rejects_a_function_without_yield() -> None:
     """Decorating a plain function is a clear error that says how to fix it."""
     with pytest.raises(TypeError, match="yield from"):
-        program(lambda: 1)  # type: ignore[arg-type, return-value]  # the mistake under test
+        program(lambda: 1)  # type: ignore[arg-type, return-value]  # pyright: ignore[reportArgumentType]  # the mistake under test
 
 
 async def test_a_decoder_error_is_an_invalid_output_for_that_op_only() -> None:
@@ -243,7 +243,7 @@ async def test_a_bug_in_user_code_propagates() -> None:
 async def test_then_must_return_a_request() -> None:
     """A ``then`` function returning a plain value gets an error that suggests ``map``."""
     with pytest.raises(TypeError, match="map"):
-        await FakeRunner(upper).run(ask("a").then(lambda a: a))  # type: ignore[arg-type, return-value]  # the mistake under test
+        await FakeRunner(upper).run(ask("a").then(lambda a: a))  # type: ignore[arg-type, return-value]  # pyright: ignore[reportArgumentType]  # the mistake under test
 
 
 def test_gather_rejects_coroutines() -> None:
@@ -254,14 +254,14 @@ def test_gather_rejects_coroutines() -> None:
 
     coroutine = not_a_request()
     with pytest.raises(TypeError, match="coroutine"):
-        gather(coroutine)  # type: ignore[call-overload]  # the mistake under test
+        gather(coroutine)  # type: ignore[call-overload]  # pyright: ignore[reportArgumentType, reportCallIssue]  # the mistake under test
     coroutine.close()
 
 
 def test_fail_takes_a_request_error() -> None:
     """``fail`` refuses other exceptions with a hint."""
     with pytest.raises(TypeError, match="RequestError"):
-        fail(ValueError("x"))  # type: ignore[arg-type]  # the mistake under test
+        fail(ValueError("x"))  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # the mistake under test
 
 
 async def test_the_report_describes_the_last_run_only() -> None:
@@ -308,4 +308,4 @@ async def test_pipelined_scheduling_starts_dependent_calls_without_a_round_barri
 async def test_run_all_rejects_a_single_request() -> None:
     """Passing one request to run_all is a clear error pointing at run()."""
     with pytest.raises(TypeError, match=r"run\(request\)"):
-        await FakeRunner(upper).run_all(ask("a"))  # type: ignore[arg-type]  # the mistake under test
+        await FakeRunner(upper).run_all(ask("a"))  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # the mistake under test

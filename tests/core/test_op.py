@@ -109,4 +109,4 @@ def test_endpoint_must_be_a_path(endpoint: str) -> None:
 def test_body_must_be_an_object() -> None:
     """A body that is not a mapping is refused."""
     with pytest.raises(TypeError, match="JSON object"):
-        Op(endpoint="/v1/x", body=[1, 2], decode=identity)  # type: ignore[arg-type]  # the mistake under test
+        Op(endpoint="/v1/x", body=[1, 2], decode=identity)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # the mistake under test

@@ -25,14 +25,14 @@ async def test_run_of_a_list_says_pass_one_request_or_use_run_all() -> None:
     with pytest.raises(
         TypeError, match=r"run\(\) takes one Request, not a list; .*run_all\(requests\)"
     ):
-        await fake.run([ask(1)])  # type: ignore[arg-type]  # the slip under test
+        await fake.run([ask(1)])  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # the slip under test
 
 
 def test_run_sync_of_a_list_says_use_run_all_sync() -> None:
     """The blocking twin names its own blocking counterpart."""
     fake = FakeRunner(respond_with(frozenset()))
     with pytest.raises(TypeError, match=r"run_all_sync\(requests\)"):
-        fake.run_sync([ask(1)])  # type: ignore[arg-type]  # the slip under test
+        fake.run_sync([ask(1)])  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # the slip under test
 
 
 async def test_a_list_inside_run_all_says_flatten_or_gather() -> None:
@@ -41,7 +41,7 @@ async def test_a_list_inside_run_all_says_flatten_or_gather() -> None:
     with pytest.raises(
         TypeError, match=r"request 0 is a list, not a Request \(a list inside the list"
     ):
-        await fake.run_all([[ask(1)]])  # type: ignore[arg-type]  # the slip under test
+        await fake.run_all([[ask(1)]])  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # the slip under test
 
 
 async def test_yield_from_a_list_in_a_program_says_use_gather_all() -> None:

@@ -87,5 +87,5 @@ def validator(component: str) -> Draft202012Validator:
 
 def problems(component: str, body: object) -> list[str]:
     """Every way ``body`` fails the component, as ``path: message`` lines (none when valid)."""
-    errors = sorted(validator(component).iter_errors(body), key=lambda e: list(e.absolute_path))
+    errors = sorted(validator(component).iter_errors(body), key=lambda e: list(e.absolute_path))  # pyright: ignore[reportArgumentType]  # any decoded JSON; pyright's bundled jsonschema stub is narrower
     return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:300]}" for e in errors]

@@ -42,7 +42,7 @@ def test_batches_run_on_every_endpoint(client: openai.OpenAI, emu: Emulator, end
     uploaded = client.files.create(file=("in.jsonl", jsonl(lines)), purpose="batch")
     batch = client.batches.create(
         input_file_id=uploaded.id,
-        endpoint=endpoint,  # type: ignore[arg-type]  # one of the SDK's endpoint literals
+        endpoint=endpoint,  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # one of the SDK's endpoint literals
         completion_window="24h",
     )
     emu.settle()

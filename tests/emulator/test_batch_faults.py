@@ -32,7 +32,7 @@ def test_external_cancel_stops_a_batch_part_way(
     errors = read_jsonl(client, done.error_file_id)
     assert 0 < len(output) < 40
     assert 40 == len(output) + len(errors)
-    assert {"batch_cancelled"} == {e["error"]["code"] for e in errors}  # type: ignore[index]  # JSON
+    assert {"batch_cancelled"} == {e["error"]["code"] for e in errors}  # type: ignore[index]  # pyright: ignore[reportIndexIssue]  # JSON
     assert len(output) == emu.ledger.total_billed()
 
 

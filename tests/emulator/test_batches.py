@@ -48,7 +48,7 @@ def test_batch_completes_with_unordered_output(
     assert isinstance(first["response"], dict)
     assert 200 == first["response"]["status_code"]
     assert "chat.completion" == first["response"]["body"]["object"]
-    keys = [op_key("/v1/chat/completions", line["body"]) for line in lines(20)]  # type: ignore[arg-type]  # test lines hold JSON bodies
+    keys = [op_key("/v1/chat/completions", line["body"]) for line in lines(20)]  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # test lines hold JSON bodies
     assert [1] * 20 == [emu.ledger.times_billed(key) for key in keys]
     assert [(0, 1)] * 20 == [(e.immediate, e.batch) for e in emu.ledger.entries()]
 
@@ -128,8 +128,8 @@ def test_line_faults_go_to_the_error_file_unbilled(
     output = read_jsonl(client, done.output_file_id)
     expired = [e for e in errors if e["error"] is not None]
     failed = [e for e in errors if e["response"] is not None]
-    assert {"batch_expired"} == {e["error"]["code"] for e in expired}  # type: ignore[index]  # JSON
-    assert {500} == {e["response"]["status_code"] for e in failed}  # type: ignore[index]  # JSON
+    assert {"batch_expired"} == {e["error"]["code"] for e in expired}  # type: ignore[index]  # pyright: ignore[reportIndexIssue]  # JSON
+    assert {500} == {e["response"]["status_code"] for e in failed}  # type: ignore[index]  # pyright: ignore[reportIndexIssue]  # JSON
     assert expired
     assert failed
     assert output
@@ -161,7 +161,7 @@ def test_invalid_line_body_is_a_per_line_400(
     }
     done = wait(submit(jsonl([*lines(2), bad])).id)
     errors = read_jsonl(client, done.error_file_id)
-    assert [("bad", 400)] == [(e["custom_id"], e["response"]["status_code"]) for e in errors]  # type: ignore[index]  # JSON
+    assert [("bad", 400)] == [(e["custom_id"], e["response"]["status_code"]) for e in errors]  # type: ignore[index]  # pyright: ignore[reportIndexIssue]  # JSON
 
 
 def test_expired_batch_keeps_its_finished_part(
@@ -176,7 +176,7 @@ def test_expired_batch_keeps_its_finished_part(
     errors = read_jsonl(client, done.error_file_id)
     assert 0 < len(output) < 20
     assert 20 == len(output) + len(errors)
-    assert {"batch_expired"} == {e["error"]["code"] for e in errors}  # type: ignore[index]  # JSON
+    assert {"batch_expired"} == {e["error"]["code"] for e in errors}  # type: ignore[index]  # pyright: ignore[reportIndexIssue]  # JSON
     assert len(output) == emu.ledger.total_billed()
 
 
@@ -211,7 +211,7 @@ def test_cancelled_batch_returns_partial_output(
     errors = read_jsonl(client, done.error_file_id)
     assert 0 < len(output) < 40
     assert 40 == len(output) + len(errors)
-    assert {"batch_cancelled"} == {e["error"]["code"] for e in errors}  # type: ignore[index]  # JSON
+    assert {"batch_cancelled"} == {e["error"]["code"] for e in errors}  # type: ignore[index]  # pyright: ignore[reportIndexIssue]  # JSON
     assert len(output) == emu.ledger.total_billed()
     with pytest.raises(openai.BadRequestError):
         client.batches.cancel(batch.id)

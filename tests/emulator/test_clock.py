@@ -52,7 +52,7 @@ def test_settle_finishes_a_cancel_under_way(
     assert "cancelled" == done.status
     assert 0 == emu.ledger.total_billed()
     errors = read_jsonl(client, done.error_file_id)
-    assert {"batch_cancelled"} == {e["error"]["code"] for e in errors}  # type: ignore[index]  # JSON
+    assert {"batch_cancelled"} == {e["error"]["code"] for e in errors}  # type: ignore[index]  # pyright: ignore[reportIndexIssue]  # JSON
 
 
 def test_request_counts_are_zero_while_validating(emu: Emulator, submit: SubmitBatch) -> None:

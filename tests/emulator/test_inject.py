@@ -171,7 +171,7 @@ def test_bad_injections_are_refused(
 ) -> None:
     """inject refuses an unknown route or kind, or a kind, count or status that does not fit."""
     with pytest.raises(ValueError, match=problem):
-        emu.inject(route, kind, **extra)  # type: ignore[arg-type]  # mixed keyword values
+        emu.inject(route, kind, **extra)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # mixed keyword values
 
 
 def test_truncated_output_file_is_a_prefix(client: openai.OpenAI, emu: Emulator) -> None:

@@ -82,7 +82,7 @@ def run_batch(
     status, created = body(
         lambda: client.batches.with_raw_response.create(
             input_file_id=uploaded.id,
-            endpoint=endpoint,  # type: ignore[arg-type]  # one of the SDK's endpoint literals
+            endpoint=endpoint,  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # one of the SDK's endpoint literals
             completion_window="24h",
             metadata={"shard": "1"},
         )

@@ -94,7 +94,7 @@ def test_refusal_is_a_refusal_part(client: openai.OpenAI, emu: Emulator) -> None
     assert response.output_parsed is None
     message = response.output[0]
     assert "message" == message.type
-    assert ["refusal"] == [part.type for part in message.content]
+    assert ["refusal"] == [part.type for part in message.content]  # pyright: ignore[reportAttributeAccessIssue, reportOptionalIterable]  # narrowed by the type check above (mypy narrows it, pyright does not)
     assert 1 == emu.ledger.total_billed()
 
 

@@ -9,6 +9,7 @@ import openai
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from openai.types.chat import ChatCompletion
 from pydantic import BaseModel
 
 from inert import ImmediateRunner, Op, Request
@@ -107,7 +108,7 @@ async def test_typed_answers_decode_through_the_sdk_types(client: openai.AsyncOp
     )
     assert isinstance(words.unwrap(), Synonyms)
     assert isinstance(text.unwrap(), str)
-    assert isinstance(whole.unwrap(), openai.types.chat.ChatCompletion)
+    assert isinstance(whole.unwrap(), ChatCompletion)
 
 
 @pytest.mark.parametrize(
@@ -195,7 +196,7 @@ def test_bad_messages_are_rejected_clearly(messages: Any, named: str) -> None:
 def test_response_format_must_be_a_pydantic_model() -> None:
     """A response_format that is not a pydantic model class is refused when built."""
     with pytest.raises(TypeError, match="response_format"):
-        structured(model=MODEL, messages=MESSAGES, response_format=int)  # type: ignore[type-var]  # the rejected case under test
+        structured(model=MODEL, messages=MESSAGES, response_format=int)  # type: ignore[type-var]  # pyright: ignore[reportArgumentType]  # the rejected case under test
 
 
 def test_dedup_flag_reaches_the_op() -> None:

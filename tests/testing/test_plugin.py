@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 import inert.testing
+from inert import Request
 from inert._store import Store
 from inert.testing import (
     FakeRunner,
@@ -26,6 +29,23 @@ def test_fake_runner_fixture_builds_from_a_function(fake_runner: FakeRunnerFacto
     fake = fake_runner(lambda op: chat_completion(Gloss(text="g")), pipelined=True)
     assert Gloss(text="g") == fake.run_sync(gloss_of("bat", "animal"))
     assert fake.pipelined
+
+
+def test_fake_runner_fixture_takes_a_table_default_as_from_table_does(
+    fake_runner: FakeRunnerFactory,
+) -> None:
+    """Ops missing from the table go to ``default``, as with ``FakeRunner.from_table``."""
+    table: dict[Request[Senses], Senses] = {senses_of("bat"): Senses(senses=["animal"])}
+    fake = fake_runner(table, default=lambda op: chat_completion(Gloss(text="g")))
+    assert {"animal": "g"} == fake.run_sync(glossary("bat"))
+
+
+def test_fake_runner_fixture_refuses_a_default_beside_a_function(
+    fake_runner: FakeRunnerFactory,
+) -> None:
+    """A respond function answers every op, so a ``default`` with it is a mistake."""
+    with pytest.raises(TypeError, match="default only with a table"):
+        fake_runner(lambda op: None, default=lambda op: None)  # type: ignore[call-overload]  # pyright: ignore[reportArgumentType]  # the mistake under test
 
 
 def test_inert_store_fixture_is_an_empty_store_to_record_and_replay(inert_store: Store) -> None:

@@ -1,7 +1,5 @@
-"""Batch runner user code that mypy --strict must accept, and lines it must reject.
-
-Checked by mypy (``warn_unused_ignores`` is on, so every ``# type: ignore[code]``
-below fails the check the day mypy stops rejecting that line); never executed.
+"""Batch runner user code that mypy --strict and basedpyright must accept, and lines they
+must reject (each pinned for both checkers, see core_api.py); never executed.
 """
 
 from __future__ import annotations
@@ -42,12 +40,12 @@ async def batch_mode(c: openai.AsyncOpenAI, s: Store) -> None:
 
 
 def batch_mistakes(client: openai.AsyncOpenAI, sync_client: openai.OpenAI, store: Store) -> None:
-    BatchRunner(client)  # type: ignore[call-arg]
-    BatchRunner(sync_client, store=store)  # type: ignore[arg-type]
-    BatchRunner(client, store=store, completion_window="1h")  # type: ignore[arg-type]
-    BatchRunner(client, store=store, max_attempts="3")  # type: ignore[arg-type]
+    BatchRunner(client)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
+    BatchRunner(sync_client, store=store)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    BatchRunner(client, store=store, completion_window="1h")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    BatchRunner(client, store=store, max_attempts="3")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
 
 async def wrong_result_type(client: openai.AsyncOpenAI, store: Store) -> None:
-    words: list[str] = await BatchRunner(client, store=store).run_all([synonyms("x")])  # type: ignore[list-item]
+    words: list[str] = await BatchRunner(client, store=store).run_all([synonyms("x")])  # type: ignore[list-item]  # pyright: ignore[reportAssignmentType]
     del words

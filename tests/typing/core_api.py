@@ -1,7 +1,10 @@
-"""User code that mypy --strict must accept, and lines it must reject.
+"""User code that mypy --strict and basedpyright must accept, and lines they must reject.
 
-Checked by mypy (``warn_unused_ignores`` is on, so every ``# type: ignore[code]``
-below fails the check the day mypy stops rejecting that line); never executed.
+Checked by both, never executed. A rejected line carries each checker's expected
+error: ``# type: ignore[code]`` for mypy (``warn_unused_ignores`` is on) and
+``# pyright: ignore[rule]`` for basedpyright (``# type: ignore`` is not honoured by it
+here, and ``reportUnnecessaryTypeIgnoreComment`` is an error), so the check fails the
+day either checker stops rejecting that line.
 """
 
 from __future__ import annotations
@@ -12,11 +15,16 @@ from typing import Any, assert_type
 from returns.result import Result
 
 from inert import (
+    JSON,
+    BatchRunner,
+    ImmediateRunner,
+    JSONObject,
     Op,
     Program,
     Request,
     RequestError,
     Runner,
+    Steps,
     call,
     fail,
     gather,
@@ -25,8 +33,7 @@ from inert import (
     pure,
     traverse,
 )
-from inert._json import JSON
-from inert.testing import FakeRunner
+from inert.testing import FakeRunner, ReplayRunner
 
 
 class Animal:
@@ -68,7 +75,12 @@ assert_type(
     Request[tuple[int, int, int, int, int, int, int, str]],
 )
 assert_type(gather_all([number, number]), Request[list[int]])
+assert_type(gather_all((number, number)), Request[list[int]])
+assert_type(gather_all(n for n in [number]), Request[list[int]])
 assert_type(traverse(["a", "b"], lambda s: pure(len(s))), Request[list[int]])
+assert_type(traverse(range(3), lambda i: pure(str(i))), Request[list[str]])
+assert_type(traverse({"a": 1}.items(), lambda kv: pure(kv[1])), Request[list[int]])
+assert_type(traverse(zip("ab", [1, 2], strict=True), lambda kv: pure(kv[0])), Request[list[str]])
 assert_type(number.attempt(), Request[Result[int, RequestError]])
 assert_type(number.recover(lambda e: pure(e.message)), Request[int | str])
 assert_type(number.recover(lambda e: fail(e)), Request[int])
@@ -92,27 +104,82 @@ as_program: Program[..., str] = pet_name
 assert_type(pet_name("Rex "), Request[str])
 
 
+# ``Steps[R]`` is the documented annotation: ``yield from`` keeps exact types, and what a
+# bare ``yield`` gives back is an ``object``, not ``Any``.
+@program
+def greeting(prefix: str) -> Steps[str]:
+    d = yield from dog
+    assert_type(d, Dog)
+    forgot_from = yield dog
+    assert_type(forgot_from, object)
+    return prefix + d.bark()
+
+
+assert_type(greeting("Rex "), Request[str])
+
+
 async def user_code(runner: Runner, fake: FakeRunner) -> None:
     assert_type(await runner.run(number), int)
     assert_type(await runner.run_all([number, number]), list[int])
     assert_type(await fake.run_all([dog, dog]), list[Dog])
     assert_type(await runner.run_all_settled([text]), list[Result[str, RequestError]])
-    mixed = await runner.run_all([number, text])
-    assert_type(mixed, list[object])
+    mixed: list[int | str] = await runner.run_all([number, text])
 
 
-# --- code mypy must reject ---------------------------------------------------
+def blocking_code(runner: Runner) -> None:
+    # The protocol has the blocking twins every runner offers.
+    assert_type(runner.run_sync(number), int)
+    assert_type(runner.run_all_sync([number, number]), list[int])
+    assert_type(runner.run_all_settled_sync([text]), list[Result[str, RequestError]])
+
+
+def every_runner_is_a_runner(
+    immediate: ImmediateRunner, batch: BatchRunner, fake: FakeRunner, replay: ReplayRunner
+) -> list[Runner]:
+    return [immediate, batch, fake, replay]
+
+
+def runtime_checked(x: object) -> Runner | None:
+    # ``Runner`` is runtime-checkable: isinstance narrows.
+    return x if isinstance(x, Runner) else None
+
+
+# JSON values are importable from ``inert``.
+body: JSONObject = {"n": [1, 2.5, "x", None, True, {"k": []}]}
+value: JSON = body
+
+
+# --- code both checkers must reject -------------------------------------------
 
 
 def wants_int_request(r: Request[int]) -> None: ...
 
 
-wants_int_request(text)  # type: ignore[arg-type]
-dog_back: Request[Dog] = animal  # type: ignore[assignment]
-pet_name(3)  # type: ignore[arg-type]
-number.map(lambda n: n.upper())  # type: ignore[attr-defined]
+wants_int_request(text)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
+
+def not_contravariant(animal: Request[Animal]) -> None:
+    dog_back: Request[Dog] = animal  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
+
+
+not_json: JSON = {1: "x"}  # type: ignore[dict-item]  # pyright: ignore[reportAssignmentType]
+pet_name(3)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+number.map(lambda n: n.upper())  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]
+
+# A single request where a list of them belongs (a Request is iterable only for
+# ``yield from``): refused by both checkers, and with a TypeError at run time.
+gather_all(number)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+traverse(text, lambda s: pure(s))  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
+
+@program
+def forgot_yield_from() -> Steps[str]:
+    d = yield dog
+    d.bark()  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]
+    return "Rex"
 
 
 async def wrong_results(runner: Runner) -> None:
-    ints: list[int] = await runner.run_all([number, text])  # type: ignore[list-item]
-    one: str = await runner.run(number)  # type: ignore[arg-type]
+    ints: list[int] = await runner.run_all([number, text])  # type: ignore[list-item]  # pyright: ignore[reportAssignmentType]
+    one: str = await runner.run(number)  # type: ignore[arg-type]  # pyright: ignore[reportAssignmentType]
+    not_a_runner: Runner = object()  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]

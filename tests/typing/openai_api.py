@@ -1,10 +1,14 @@
-"""Typing expectations for ``inert.openai`` and ``ImmediateRunner``: checked by mypy, never run."""
+"""Typing expectations for ``inert.openai`` and ``ImmediateRunner``.
+
+Checked by mypy --strict and basedpyright, never run (see core_api.py for the pins).
+"""
 
 from __future__ import annotations
 
 from typing import assert_type
 
 import openai
+from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from pydantic import BaseModel
 
 from inert import ImmediateRunner, Request
@@ -17,17 +21,15 @@ class Synonyms(BaseModel):
     words: list[str]
 
 
-MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [
-    {"role": "user", "content": "Synonyms of 'bright'."}
-]
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Synonyms of 'bright'."}]
 
 assert_type(structured(model="m", messages=MESSAGES, response_format=Synonyms), Request[Synonyms])
 assert_type(chat(model="m", messages=MESSAGES), Request[str])
 assert_type(embedding(model="e", input="bright"), Request[list[float]])
-assert_type(completion(model="m", messages=MESSAGES), Request[openai.types.chat.ChatCompletion])
+assert_type(completion(model="m", messages=MESSAGES), Request[ChatCompletion])
 
-structured(model="m", messages=MESSAGES, response_format=int)  # type: ignore[type-var]  # not a pydantic model
-embedding(model="e", input=["a", "b"])  # type: ignore[arg-type]  # one input, one vector
+structured(model="m", messages=MESSAGES, response_format=int)  # type: ignore[type-var]  # pyright: ignore[reportArgumentType]  # not a pydantic model
+embedding(model="e", input=["a", "b"])  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # one input, one vector
 
 
 async def runs(client: openai.AsyncOpenAI, requests: list[Request[Synonyms]]) -> None:

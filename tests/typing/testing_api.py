@@ -1,22 +1,25 @@
 """Typing tests of inert.testing: strategies and helpers keep the user's types.
 
-Checked by mypy --strict, never executed.
+Checked by mypy --strict and basedpyright, never executed; rejected lines carry both
+checkers' expected errors (see core_api.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from typing import assert_type
 
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from inert import Op, Request
-from inert._json import JSON, JSONObject
+from inert import JSON, JSONObject, Op, Request, Store
 from inert.errors import RequestError
 from inert.openai import structured
 from inert.testing import (
     FakeRunner,
+    FakeRunnerFactory,
     ReplayRunner,
+    Respond,
     chat_completion,
     describe_op,
     expect_calls,
@@ -76,9 +79,81 @@ async def replayed(replay: ReplayRunner) -> None:
     expect_calls(replay, [request, op, op.key], each_once=True, scope="all")
 
 
+assert_type(schema_of(Synonyms), JSONObject)
+
+# What users receive of ops is typed ``Op[object]``, never ``Op[Any]``.
+assert_type(table.calls, list[Op[object]])
+assert_type(table.rounds_log, list[list[Op[object]]])
+assert_type(table.history, list[list[list[Op[object]]]])
+assert_type(table.calls[0].decode, Callable[[JSON], object])
+
+
+def respond_to_any(op: Op[object]) -> JSON:
+    assert_type(op.decode({}), object)
+    return chat_completion(Synonyms(words=[describe_op(op)]))
+
+
+async def respond_later(op: Op[object]) -> JSON:
+    return None
+
+
+assert_type(FakeRunner(respond_to_any), FakeRunner)
+assert_type(FakeRunner(respond_later), FakeRunner)
+
+
+def takes_respond(respond: Respond) -> None:
+    assert_type(respond, Callable[[Op[object]], JSON | Awaitable[JSON]])
+
+
+takes_respond(respond_to_any)
+takes_respond(respond_later)
+expect_calls(table, 1, where=lambda o: assert_type(o, Op[object]).endpoint == "/v1/x")
+table.fail_ops(where=lambda o: assert_type(o, Op[object]).model is None)
+
+
+def recorded(replay: ReplayRunner, store: Store) -> None:
+    assert_type(replay.unanswered, list[Op[object]])
+    # ReplayRunner's inherited constructors build replays: the table answers what the
+    # recording lacks.
+    assert_type(ReplayRunner.from_table({request: Synonyms(words=[])}, store=store), ReplayRunner)
+    assert_type(ReplayRunner.from_table({op.key: None}), ReplayRunner)
+    assert_type(ReplayRunner(store, fallback=respond_to_any), ReplayRunner)
+
+
+@st.composite
+def replays(draw: st.DrawFn, store: Store) -> ReplayRunner:
+    return ReplayRunner.from_data(draw(st.data()), store=store)
+
+
+def with_fixture(fake_runner: FakeRunnerFactory, store: Store) -> None:
+    # The fixture takes what FakeRunner.from_table takes: a dict keyed by requests,
+    # ops or keys (invariant key types included), or a respond function.
+    answers: dict[Request[Synonyms], Synonyms] = {request: Synonyms(words=["vivid"])}
+    assert_type(fake_runner(answers, store=store), FakeRunner)
+    by_op: Mapping[Op[Synonyms], Synonyms] = {op: Synonyms(words=[])}
+    assert_type(fake_runner(by_op, default=respond_to_any), FakeRunner)
+    assert_type(fake_runner({op.key: None}, pipelined=True, seed=1), FakeRunner)
+    assert_type(fake_runner(respond_to_any), FakeRunner)
+    fake_runner(respond_to_any, default=respond_to_any)  # type: ignore[call-overload]  # pyright: ignore[reportArgumentType]
+    fake_runner({42: None})  # type: ignore[type-var]  # pyright: ignore[reportCallIssue, reportArgumentType]
+
+
+# --- code both checkers must reject -------------------------------------------
+
 # A strategy of Synonyms is not a strategy of some other model.
-wrong: st.SearchStrategy[int] = values_for(Synonyms)  # type: ignore[assignment]
+wrong: st.SearchStrategy[int] = values_for(Synonyms)  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
 # Failure kinds are checked: a typo is rejected.
-failure_responses_for(op, kinds=["refusl"])  # type: ignore[list-item]
+failure_responses_for(op, kinds=["refusl"])  # type: ignore[list-item]  # pyright: ignore[reportArgumentType]
 # A table's keys are ops, single-call requests or keys, not arbitrary values.
-FakeRunner.from_table({42: Synonyms(words=[])})  # type: ignore[type-var]
+FakeRunner.from_table({42: Synonyms(words=[])})  # type: ignore[type-var]  # pyright: ignore[reportArgumentType]
+
+
+# A respond function that accepts only some ops would be handed all of them.
+def respond_to_synonyms(op: Op[Synonyms]) -> JSON:
+    return None
+
+
+FakeRunner(respond_to_synonyms)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+ReplayRunner(Store(), fallback=respond_to_synonyms)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+table.fail_ops(where=lambda o: o.decode({}).words == [])  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]
+schema_of(Synonyms)["type"].upper()  # type: ignore[union-attr]  # pyright: ignore[reportOptionalMemberAccess, reportAttributeAccessIssue]

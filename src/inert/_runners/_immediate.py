@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
 import math
 import os
 import random
@@ -38,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final, Literal, TypeVar
 
 import httpx2
+import jiter
 import openai
 from aiolimiter import AsyncLimiter
 from returns.result import Failure, Result, Success
@@ -231,10 +231,10 @@ class ImmediateRunner(BaseRunner):
         self.requests_per_minute = requests_per_minute
         self.tokens_per_minute = tokens_per_minute
         self.max_retries = max_retries
-        self.backoff_base = float(backoff_base)
-        self.backoff_max = float(backoff_max)
+        self.backoff_base: float = float(backoff_base)
+        self.backoff_max: float = float(backoff_max)
         self.timeout = timeout
-        self.connect_timeout = float(connect_timeout)
+        self.connect_timeout: float = float(connect_timeout)
         self._options: openai.RequestOptions = {
             "max_retries": 0,
             # httpx's timeouts bound each read; the attempt's deadline is ours (_post).
@@ -402,7 +402,7 @@ class ImmediateRunner(BaseRunner):
         except openai.OpenAIError as exc:
             raise ConnectionFailedError(f"{type(exc).__name__}: {exc}") from None
         try:
-            raw: JSON = json.loads(content)
+            raw = jiter.from_json(content)  # typed JSON (typestubs/jiter)
         except ValueError:
             what = f"the answer from {self._url(path)} is not JSON (a cut-off answer?)"
             raise _Retry(ConnectionFailedError(what), "drop", what) from None

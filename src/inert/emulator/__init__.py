@@ -14,4 +14,4 @@ __all__ = ["Charge", "Emulator", "Faults", "Ledger", "LedgerEntry", "build_parse
 
 for _name in __all__:
     globals()[_name].__module__ = __name__
-del _name
+del _name  # pyright: ignore[reportPossiblyUnboundVariable]  # __all__ is not empty

@@ -12,16 +12,17 @@ import asyncio
 import hmac
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal
 
 from starlette.applications import Starlette
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inert._json import JSONObject
 
@@ -163,8 +164,8 @@ def _form_expiry(form: FormData) -> object:
 Handler = Callable[[Request, Injection | None], Awaitable[Response]]
 
 
-def build_app(state: State, *, api_key: str | None) -> ASGIApp:
-    """The emulator's ASGI app (auth first, then OpenAI's routes)."""
+def build_app(state: State, *, api_key: str | None, access_log: bool = False) -> ASGIApp:
+    """The emulator's ASGI app (access log and quiet disconnects, auth, then OpenAI's routes)."""
 
     def guarded(route: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -306,7 +307,70 @@ def build_app(state: State, *, api_key: str | None) -> ASGIApp:
         HTTPException: http_error,
     }
     router = Starlette(routes=routes, exception_handlers=handlers)
-    return _Authenticated(router, api_key)
+    return _Served(_Authenticated(router, api_key), access_log=access_log)
+
+
+ACCESS_LOG: Final = logging.getLogger("inert.emulator.access")
+"""One INFO line per request when the access log is on: client, method, path, status, time."""
+
+
+class _Served:
+    """The outermost layer: an access log line per request, and quiet client disconnects.
+
+    A client that goes away mid-request (a timeout, a cancelled task) makes the
+    body read raise ``ClientDisconnect``; that is the client's business, so it
+    ends the request without a traceback (and without an answer: nobody listens).
+    Only the method, path, status and time are logged, never headers or bodies.
+    """
+
+    def __init__(self, app: ASGIApp, *, access_log: bool) -> None:
+        self.app = app
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status: list[int] = []
+
+        async def recording(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(int(message["status"]))
+            await send(message)
+
+        outcome = ""
+        try:
+            await self.app(scope, receive, recording)
+        except ClientDisconnect:
+            outcome = "client disconnected"
+        except DropConnection:
+            outcome = "dropped (injected)"
+            raise
+        finally:
+            if self.access_log:
+                self._log(scope, status, outcome, time.perf_counter() - started)
+
+    @staticmethod
+    def _log(scope: Scope, status: list[int], outcome: str, seconds: float) -> None:
+        client = scope.get("client")
+        who = f"{client[0]}:{client[1]}" if client else "-"
+        path = scope.get("path", "")
+        query = scope.get("query_string", b"")
+        if query:
+            path += "?" + query.decode("latin-1")
+        # After a disconnect nobody got an answer (Starlette's attempt at a 500 went nowhere).
+        code = str(status[0]) if status and outcome != "client disconnected" else "-"
+        suffix = f" {outcome}" if outcome else ""
+        ACCESS_LOG.info(
+            '%s "%s %s" %s %.1f ms%s',
+            who,
+            scope.get("method", ""),
+            path,
+            code,
+            seconds * 1000,
+            suffix,
+        )
 
 
 class _Authenticated:

@@ -63,6 +63,7 @@ class Sink(Protocol):
 
     def write(self, filename: str, lines: list[JSONObject], ttl: float | None) -> str:
         """Store an output or error file and return its id."""
+        ...
 
 
 @attrs.define

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import socket
 import sys
 import threading
@@ -14,11 +16,14 @@ from typing import Final
 
 import uvicorn
 
-from ._app import build_app
+from ._app import ACCESS_LOG, build_app
 from ._faults import KINDS, Faults
 from ._files import DEFAULT_FILE_TTL
 from ._ledger import Ledger
 from ._state import ANY_MODEL, State, TokenLimit
+
+API_KEY_ENV: Final = "INERT_EMULATOR_API_KEY"
+"""The environment variable the command line reads the required key from."""
 
 DEFAULT_MAX_LINES: Final = 50_000
 DEFAULT_MAX_FILE_BYTES: Final = 200 * 1024 * 1024
@@ -65,6 +70,9 @@ class Emulator:
             or a mapping per model where the key ``"*"`` covers the models not
             named); a batch that would exceed it fails with
             ``token_limit_exceeded``. None: no limit.
+        access_log: log one line per request (client, method, path, status,
+            milliseconds; never headers or bodies) at INFO on the
+            ``inert.emulator.access`` logger.
     """
 
     def __init__(
@@ -81,6 +89,7 @@ class Emulator:
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         file_ttl: float | None = DEFAULT_FILE_TTL,
         enqueued_token_limit: int | Mapping[str, int] | None = None,
+        access_log: bool = False,
     ) -> None:
         if time_scale <= 0:
             raise ValueError(f"time_scale must be positive, not {time_scale!r}")
@@ -100,7 +109,7 @@ class Emulator:
             enqueued_token_limit=enqueued_token_limit,
         )
         self.ledger: Final[Ledger] = self._state.ledger
-        self.app: Final = build_app(self._state, api_key=api_key)
+        self.app: Final = build_app(self._state, api_key=api_key, access_log=access_log)
         self.host: Final = host
         self._port = port
         self._server: uvicorn.Server | None = None
@@ -345,14 +354,16 @@ def serve(
     time_scale: float = 1.0,
     api_key: str | None = None,
     seed: int | None = None,
+    access_log: bool = False,
 ) -> None:
-    """Serve the emulator in the foreground until interrupted."""
+    """Serve the emulator in the foreground until interrupted (arguments as ``Emulator``)."""
     Emulator(
         faults=faults,
         latency_ms=latency_ms,
         time_scale=time_scale,
         api_key=api_key,
         seed=seed,
+        access_log=access_log,
         host=host,
         port=port,
     ).serve_forever()
@@ -460,7 +471,15 @@ def build_parser(prog: str = "inert emulator") -> argparse.ArgumentParser:
         help="multiplies batch durations (10 = ten times slower)",
     )
     parser.add_argument(
-        "--api-key", default=None, help="require this bearer key (default: accept any key)"
+        "--api-key",
+        default=None,
+        help=f"require this bearer key (default: ${API_KEY_ENV} if set, else accept any key; "
+        "the variable keeps the key out of the process list)",
+    )
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="print one line per request on stderr (client, method, path, status, time)",
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for the fault draws")
     parser.add_argument(
@@ -483,15 +502,27 @@ def build_parser(prog: str = "inert emulator") -> argparse.ArgumentParser:
     return parser
 
 
+def _log_access_to_stderr() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    ACCESS_LOG.addHandler(handler)
+    ACCESS_LOG.setLevel(logging.INFO)
+    ACCESS_LOG.propagate = False
+
+
 def main(argv: list[str] | None = None, *, prog: str = "inert emulator") -> int:
     """Parse ``argv`` and serve until interrupted; returns the exit status."""
     args = build_parser(prog).parse_args(argv)
     faults = Faults.parse(args.fault)
+    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    if args.access_log:
+        _log_access_to_stderr()
     emulator = Emulator(
         faults=faults,
         latency_ms=args.latency_ms,
         time_scale=args.time_scale,
-        api_key=args.api_key,
+        api_key=api_key,
+        access_log=args.access_log,
         seed=args.seed,
         host=args.host,
         port=args.port,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal
+from typing import Literal
 
 from inert._op import Op
 from inert.testing._fake import FakeRunner, OpRef, describe_op, key_of, op_of
@@ -18,7 +18,7 @@ from inert.testing._fake import FakeRunner, OpRef, describe_op, key_of, op_of
 _SHOWN = 8
 
 
-def _listing(rounds: Sequence[Sequence[Op[Any]]], *, pipelined: bool, indent: str = "  ") -> str:
+def _listing(rounds: Sequence[Sequence[Op[object]]], *, pipelined: bool, indent: str = "  ") -> str:
     if not rounds:
         return f"{indent}(no calls)"
     unit = "fetch" if pipelined else "round"
@@ -69,7 +69,7 @@ def expect_calls(
     expected: int | Iterable[OpRef] | None = None,
     *,
     each_once: bool = False,
-    where: Callable[[Op[Any]], bool] | None = None,
+    where: Callable[[Op[object]], bool] | None = None,
     scope: Literal["last", "all"] = "last",
 ) -> None:
     """Assert what the fake was asked.

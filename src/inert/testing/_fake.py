@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeAlias, TypeVar, overload
 
 from pydantic import BaseModel
 
@@ -23,12 +23,16 @@ if TYPE_CHECKING:
     from hypothesis.strategies import DataObject, SearchStrategy
 
 T = TypeVar("T")
-K = TypeVar("K", bound=Op[Any] | Request[Any] | str)
+K = TypeVar("K", bound=Op[object] | Request[object] | str)
 
-Respond = Callable[[Op[Any]], JSON | Awaitable[JSON]]
-"""``respond(op)`` returns the raw response body, or raises a RequestError."""
+Respond: TypeAlias = Callable[[Op[object]], JSON | Awaitable[JSON]]
+"""``respond(op)`` returns the raw response body, or raises a RequestError.
 
-OpRef: TypeAlias = Op[Any] | Request[Any] | str
+It takes every op (``Op[object]``): a function that accepts only ``Op[Synonyms]``
+would be handed ops of other types too, so checkers refuse it.
+"""
+
+OpRef: TypeAlias = Op[object] | Request[object] | str
 """An op, a request that is a single call (as ``structured(...)`` returns), or an op key."""
 
 Answer: TypeAlias = JSON | BaseModel | RequestError
@@ -70,7 +74,7 @@ def _text_of(content: object) -> str | None:
     return None
 
 
-def describe_op(op: Op[Any], *, width: int = 60) -> str:
+def describe_op(op: Op[object], *, width: int = 60) -> str:
     """A one-line description of an op for messages: endpoint, short key and a snippet.
 
     The snippet is the last user message of a chat, the input of an embedding, else
@@ -94,7 +98,7 @@ def describe_op(op: Op[Any], *, width: int = 60) -> str:
     return f"{op.endpoint} {op.key[:12]} {snippet!r}"
 
 
-def _as_raw(answer: Answer, op: Op[Any]) -> JSON:
+def _as_raw(answer: Answer, op: Op[object]) -> JSON:
     """A table answer as a raw body; raises it when it is an error."""
     if isinstance(answer, RequestError):
         raise answer
@@ -150,11 +154,21 @@ class FakeRunner(BaseRunner):
         self.pipelined = pipelined
         self._seed = seed
         self._random = None if seed is None else random.Random(seed)
-        self.calls: list[Op[Any]] = []
-        self.rounds_log: list[list[Op[Any]]] = []
-        self.history: list[list[list[Op[Any]]]] = []
+        self.calls: list[Op[object]] = []
+        self.rounds_log: list[list[Op[object]]] = []
+        self.history: list[list[list[Op[object]]]] = []
 
     # --- other ways to build one ----------------------------------------------------
+
+    @classmethod
+    def _build(
+        cls, respond: Respond, *, pipelined: bool, seed: int | None, store: ResponseStore | None
+    ) -> Self:
+        """The fake of this class answering with ``respond``: what ``from_*`` return.
+
+        A subclass whose constructor takes other arguments overrides this.
+        """
+        return cls(respond, pipelined=pipelined, seed=seed, store=store)
 
     @classmethod
     def from_table(
@@ -165,7 +179,7 @@ class FakeRunner(BaseRunner):
         pipelined: bool = False,
         seed: int | None = None,
         store: ResponseStore | None = None,
-    ) -> FakeRunner:
+    ) -> Self:
         """A fake that answers from a table keyed by op, single-call request or op key.
 
         A value is a raw response body, a pydantic model instance (answered as a
@@ -176,7 +190,7 @@ class FakeRunner(BaseRunner):
         """
         answers = {key_of(ref): answer for ref, answer in table.items()}
 
-        def respond(op: Op[Any]) -> JSON | Awaitable[JSON]:
+        def respond(op: Op[object]) -> JSON | Awaitable[JSON]:
             if op.key in answers:
                 return _as_raw(answers[op.key], op)
             if default is not None:
@@ -186,7 +200,7 @@ class FakeRunner(BaseRunner):
                 f"it has {len(answers)} {'entry' if len(answers) == 1 else 'entries'}"
             )
 
-        return cls(respond, pipelined=pipelined, seed=seed, store=store)
+        return cls._build(respond, pipelined=pipelined, seed=seed, store=store)
 
     @classmethod
     def from_data(
@@ -199,7 +213,7 @@ class FakeRunner(BaseRunner):
         pipelined: bool = False,
         seed: int | None = None,
         store: ResponseStore | None = None,
-    ) -> FakeRunner:
+    ) -> Self:
         """A fake whose answers Hypothesis draws inside a ``@given(st.data())`` test.
 
         Each distinct op is answered once with ``data.draw(responses_for(op))`` (the
@@ -218,7 +232,7 @@ class FakeRunner(BaseRunner):
 
         drawn: dict[str, Answer] = {}
 
-        def draw(op: Op[Any]) -> Answer:
+        def draw(op: Op[object]) -> Answer:
             label = describe_op(op)
             if (
                 failure_rate > 0.0
@@ -233,20 +247,20 @@ class FakeRunner(BaseRunner):
                 return data.draw(choices, label=f"failure of {label}")
             return data.draw(strategies.responses_for(op), label=label)
 
-        def respond(op: Op[Any]) -> JSON | Awaitable[JSON]:
+        def respond(op: Op[object]) -> JSON | Awaitable[JSON]:
             if op.key not in drawn:
                 if op.endpoint not in strategies.SUPPORTED_ENDPOINTS and default is not None:
                     return default(op)
                 drawn[op.key] = draw(op)
             return _as_raw(drawn[op.key], op)
 
-        return cls(respond, pipelined=pipelined, seed=seed, store=store)
+        return cls._build(respond, pipelined=pipelined, seed=seed, store=store)
 
     def fail_ops(
         self,
         errors: Mapping[K, RequestError | JSONObject] | None = None,
         *,
-        where: Callable[[Op[Any]], bool] | None = None,
+        where: Callable[[Op[object]], bool] | None = None,
         error: RequestError | JSONObject | None = None,
     ) -> FakeRunner:
         """A new fake like this one, except that the chosen ops fail.
@@ -264,7 +278,7 @@ class FakeRunner(BaseRunner):
         targeted = {key_of(ref): value for ref, value in (errors or {}).items()}
         inner = self._respond
 
-        def respond(op: Op[Any]) -> JSON | Awaitable[JSON]:
+        def respond(op: Op[object]) -> JSON | Awaitable[JSON]:
             failure: RequestError | JSONObject | None = targeted.get(op.key)
             if failure is None and where is not None and where(op):
                 failure = (
@@ -314,7 +328,7 @@ class FakeRunner(BaseRunner):
                         if inspect.isawaitable(raw):
                             raw = await raw
                         raw = validate_json(raw) if raw.__class__ is not dict or check else raw
-                    outcomes[op.key] = raw
+                    outcomes[op.key] = raw  # pyright: ignore[reportArgumentType]  # narrowed by the class check (pyright does not narrow on __class__)
                 except RequestError as error:
                     outcomes[op.key] = error
         finally:
@@ -323,13 +337,40 @@ class FakeRunner(BaseRunner):
 
 
 class FakeRunnerFactory(Protocol):
-    """The ``fake_runner`` fixture: builds a ``FakeRunner`` from a function or a table."""
+    """The ``fake_runner`` fixture: builds a ``FakeRunner`` from a function or a table.
 
+    ``fake_runner(respond, ...)`` is ``FakeRunner(respond, ...)``, and
+    ``fake_runner(table, ...)`` is ``FakeRunner.from_table(table, ...)``: the table
+    takes the same keys (ops, single-call requests, op keys) and answers.
+    """
+
+    @overload
     def __call__(
         self,
-        answers: Respond | Mapping[OpRef, Answer],
+        answers: Respond,
         /,
         *,
+        pipelined: bool = False,
+        seed: int | None = None,
+        store: ResponseStore | None = None,
+    ) -> FakeRunner: ...
+    @overload
+    def __call__(
+        self,
+        answers: Mapping[K, Answer],
+        /,
+        *,
+        default: Respond | None = None,
+        pipelined: bool = False,
+        seed: int | None = None,
+        store: ResponseStore | None = None,
+    ) -> FakeRunner: ...
+    def __call__(
+        self,
+        answers: Respond | Mapping[K, Answer],
+        /,
+        *,
+        default: Respond | None = None,
         pipelined: bool = False,
         seed: int | None = None,
         store: ResponseStore | None = None,

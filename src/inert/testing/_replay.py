@@ -11,7 +11,7 @@ prompt, model or parameter changes the key) fails alone with an
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
 from inert._engine import Outcome
 from inert._errors import UnansweredError
@@ -36,6 +36,11 @@ class ReplayRunner(FakeRunner):
         pipelined: schedule like the immediate runner instead of round by round.
         seed: shuffle the order of answers, as for :class:`FakeRunner`.
 
+    ``ReplayRunner.from_table(table, store=recording)`` and
+    ``ReplayRunner.from_data(data, store=recording)`` replay ``recording`` and
+    answer the ops it lacks from the table (or from Hypothesis) instead of failing;
+    without ``store`` the recording is empty. Like every replay, they write nothing.
+
     Attributes:
         unanswered: the ops of the last run that the recording had no answer for.
     """
@@ -52,7 +57,14 @@ class ReplayRunner(FakeRunner):
         self._recording = store
         self._fallback = fallback
         self._found: dict[str, JSON] = {}
-        self.unanswered: list[Op[Any]] = []
+        self.unanswered: list[Op[object]] = []
+
+    @classmethod
+    def _build(
+        cls, respond: Respond, *, pipelined: bool, seed: int | None, store: ResponseStore | None
+    ) -> Self:
+        recording: ResponseStore = _EmptyRecording() if store is None else store
+        return cls(recording, fallback=respond, pipelined=pipelined, seed=seed)
 
     def _begin_run(self) -> None:
         super()._begin_run()
@@ -64,7 +76,7 @@ class ReplayRunner(FakeRunner):
         self._found.update(self._recording.get_responses([op.key for op in ops]))
         return await super()._send(ops, report)
 
-    def _answer(self, op: Op[Any]) -> JSON | Awaitable[JSON]:
+    def _answer(self, op: Op[object]) -> JSON | Awaitable[JSON]:
         if op.key in self._found:
             return self._found[op.key]
         found = self._recording.get_responses([op.key])  # when called through fail_ops
@@ -77,6 +89,16 @@ class ReplayRunner(FakeRunner):
             f"the recording has no answer for {describe_op(op)}; the recorded run never "
             "asked it (a changed prompt, model or parameter changes the op key)"
         )
+
+
+class _EmptyRecording:
+    """A recording with no answers (a replay built from a table without a store)."""
+
+    def get_responses(self, keys: Sequence[str]) -> Mapping[str, JSON]:
+        return {}
+
+    def put_responses(self, entries: Sequence[tuple[Op[object], JSON]]) -> None:
+        raise TypeError("a replay's recording is read-only")
 
 
 ReplayRunner.__module__ = "inert.testing"

@@ -39,7 +39,7 @@ from inert._errors import (
     RequestError,
     TruncatedError,
 )
-from inert._json import JSON, JSONObject, canonical_dumps
+from inert._json import JSON, JSONObject, canonical_dumps, validate_json
 from inert._op import Op
 from inert._request import Request
 
@@ -319,12 +319,16 @@ def _bounds(
 # --- models and ops ----------------------------------------------------------------------
 
 
-def schema_of(model: type[BaseModel]) -> dict[str, Any]:
+def schema_of(model: type[BaseModel]) -> JSONObject:
     """The strict JSON schema of ``model``, exactly as a structured-output request sends it."""
     from openai.lib import type_to_response_format_param
 
-    param: Any = type_to_response_format_param(model)
-    return cast(dict[str, Any], param["json_schema"]["schema"])
+    param = type_to_response_format_param(model)
+    if isinstance(param, dict) and param["type"] == "json_schema":
+        schema = validate_json(param["json_schema"].get("schema"))
+        if isinstance(schema, dict):
+            return schema
+    raise TypeError(f"the SDK built no JSON schema for {model!r}: {param!r:.200}")
 
 
 def _response_schema(op: Op[Any]) -> Mapping[str, Any] | None:

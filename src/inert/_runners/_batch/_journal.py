@@ -65,7 +65,7 @@ class BatchJournal:
                 break
             meta = batch.metadata or {}
             key = (meta.get("inert_run"), meta.get("inert_shard"), meta.get("inert_digest"))
-            record = targets.get(key)  # type: ignore[arg-type]  # a key of None never matches
+            record = targets.get(key)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # a key of None never matches
             if record is not None and record.id not in found:
                 found[record.id] = batch
                 if len(found) == len(targets):
