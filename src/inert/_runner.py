@@ -319,7 +319,7 @@ class BaseRunner(abc.ABC):
         report.ops_sent += len(to_send)
         sent = await self._send(to_send, report)
         if store is None and self.sends_bare_outcomes:
-            return self._settled_bare(to_send, sent, report)  # type: ignore[arg-type]  # bare, as declared
+            return self._settled_bare(to_send, cast(Mapping[str, Outcome], sent), report)
         fresh: list[tuple[Op[Any], JSON]] = []
         _gc.pause()
         try:
@@ -367,7 +367,7 @@ class BaseRunner(abc.ABC):
         errors: dict[str, Outcome] = {}
         for op in sent_ops:
             raw = sent.get(op.key, _MISSING)
-            if raw.__class__ is dict:
+            if isinstance(raw, dict):
                 if raw.get("error") is not None:
                     errors[op.key] = error_object(raw)  # an error object sent with 200
                     continue
