@@ -34,6 +34,15 @@ DEFAULT_OUTPUT: Final = ROOT / "docs" / "benchmarks.md"
 SUBPROCESS_TIMEOUT: Final = 1800.0
 
 IMMEDIATE_GOAL: Final = 1.05
+RATE_SHARE_GOAL: Final = 95.0
+"""Per cent of the binding rate limit the learning runner must sustain."""
+RATE_429_GOAL: Final = 1.0
+"""Per cent of calls the learning runner may see answered 429."""
+RATE_CONTENDERS: Final = (
+    ("inert", r"inert \(learns limits\)"),
+    ("raw", r"raw SDK \+ semaphore"),
+    ("fixed", r"inert with fixed rpm=[\d.]+"),
+)
 BATCH_GOAL: Final = 1.5
 LINEAR_SLOPE_LIMIT: Final = 1.15
 """A log-log slope of time against size at most this is counted as linear growth."""
@@ -105,6 +114,18 @@ def parse_batch(text: str) -> dict[str, float | None]:
     }
 
 
+def parse_rate_limits(text: str) -> dict[str, float | None]:
+    """Each contender's share of the binding limit, 429 share and answers from ``rate_limits``."""
+    figures: dict[str, float | None] = {"requests": _number(r"^rate limits: (\d+) requests", text)}
+    for key, name in RATE_CONTENDERS:
+        line = rf"(?m)^{name}: .*?"
+        figures[f"{key}_share"] = _number(line + r"\(([\d.]+)% of the binding limit", text)
+        figures[f"{key}_429_share"] = _number(line + r"429s \d+ \(([\d.]+)% of calls\)", text)
+        figures[f"{key}_answered"] = _number(line + r"answered (\d+)/", text)
+        figures[f"{key}_wall"] = _number(line + r"wall ([\d.]+) s", text)
+    return figures
+
+
 def parse_throughput(text: str) -> dict[str, float | None]:
     """Start time and requests per second ``emulator_throughput`` prints."""
     return {
@@ -157,6 +178,13 @@ def collect(*, quick: bool, log: Callable[[str], None] = print) -> dict[str, Any
         log(run["output"])
         immediate.append(run)
     results["immediate_vs_raw"] = immediate
+
+    log("rate_limits ...")
+    rate_args = ["--requests", "1000", "--rpm", "3000", "--tpm", "1200000"] if quick else []
+    run = run_script("rate_limits", rate_args)
+    run.update(parse_rate_limits(run["output"]))
+    log(run["output"])
+    results["rate_limits"] = run
 
     batch_sizes = (2_000,) if quick else (1_000, 10_000, 50_000)
     batch = []
@@ -234,6 +262,7 @@ def summary_rows(results: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
                 _verdict(None if wall is None else wall <= IMMEDIATE_GOAL),
             )
         )
+    rows += _rate_limit_rows(results.get("rate_limits"))
     for run in results["batch_jsonl"]:
         if run["missing"] or not run["ok"]:
             rows.append((f"BatchRunner JSONL, {run['n']:,} requests", "did not run", "", "n/a"))
@@ -371,6 +400,41 @@ def summary_rows(results: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def _rate_limit_rows(run: Mapping[str, Any] | None) -> list[tuple[str, str, str, str]]:
+    """Rows for ``rate_limits``: the learning runner against its goals, the others measured."""
+    if run is None:
+        return []
+    n = run.get("requests")
+    label = f"ImmediateRunner at the emulator's RPM/TPM limits, {n or 0:,.0f} mixed requests"
+    if run["missing"] or not run["ok"]:
+        return [(label, "did not run", "", "n/a")]
+    share, refused, answered = run["inert_share"], run["inert_429_share"], run["inert_answered"]
+    met = None
+    if share is not None and refused is not None and answered is not None:
+        met = share >= RATE_SHARE_GOAL and refused < RATE_429_GOAL and answered == n
+    rows = [
+        (
+            f"{label}: learns the limits",
+            f"{_fmt(share, '.1f')}% of the binding limit, {_fmt(refused, '.2f')}% of calls "
+            f"answered 429, {_fmt(answered, ',.0f')} answered",
+            f"≥ {RATE_SHARE_GOAL:g}%, < {RATE_429_GOAL:g}% 429, every request answered",
+            _verdict(met),
+        )
+    ]
+    for key, what in (("raw", "raw SDK loop + semaphore"), ("fixed", "runner with a fixed rpm=")):
+        rows.append(
+            (
+                f"{label}: {what}",
+                f"{_fmt(run[f'{key}_share'], '.1f')}% of the binding limit, "
+                f"{_fmt(run[f'{key}_429_share'], '.2f')}% of calls answered 429, "
+                f"{_fmt(run[f'{key}_answered'], ',.0f')} answered",
+                "(measured)",
+                "",
+            )
+        )
+    return rows
+
+
 def render_markdown(results: Mapping[str, Any], *, command: str) -> str:
     """The whole ``docs/benchmarks.md``."""
     m = results["machine"]
@@ -501,11 +565,19 @@ def _subprocess_section(results: Mapping[str, Any]) -> list[str]:
         "",
         "`benchmarks/immediate_vs_raw.py` (ImmediateRunner against raw `AsyncOpenAI` with a",
         "semaphore, on the emulator with 20 ms added latency, median of alternating",
-        "repetitions), `benchmarks/batch_jsonl.py` (the batch runner's JSONL build and",
+        "repetitions), `benchmarks/rate_limits.py` (the runner learning the emulator's RPM",
+        "and TPM limits, against a raw SDK loop and the runner given only a fixed `rpm=`;",
+        "the emulator's buckets hold 2 s of the per-minute rates instead of a minute's,",
+        "see the script), `benchmarks/batch_jsonl.py` (the batch runner's JSONL build and",
         "output decode against bare `json.dumps` / `model_validate_json` loops, best of",
         "the repeats, with tracemalloc peaks) and `benchmarks/emulator_throughput.py`.",
     ]
-    runs = [*results["immediate_vs_raw"], *results["batch_jsonl"], results["emulator_throughput"]]
+    runs = [
+        *results["immediate_vs_raw"],
+        *([results["rate_limits"]] if "rate_limits" in results else []),
+        *results["batch_jsonl"],
+        results["emulator_throughput"],
+    ]
     for run in runs:
         args = " ".join(run["args"])
         out += [
@@ -537,7 +609,8 @@ def _reproduce_section() -> list[str]:
         "Each benchmark also runs alone, with `--help` for its options:",
         "`benchmarks/engine_overhead.py`, `benchmarks/builder_overhead.py`,",
         "`benchmarks/import_time.py`, `benchmarks/lexicon_rounds.py`,",
-        "`benchmarks/immediate_vs_raw.py`, `benchmarks/batch_jsonl.py`,",
+        "`benchmarks/immediate_vs_raw.py`, `benchmarks/rate_limits.py`,",
+        "`benchmarks/batch_jsonl.py`,",
         "`benchmarks/emulator_throughput.py`. Close other programs first: the",
         "ratios are robust to a busy machine, the absolute times are not.",
     ]
@@ -558,6 +631,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         r["name"]
         for r in [
             *results["immediate_vs_raw"],
+            results["rate_limits"],
             *results["batch_jsonl"],
             results["emulator_throughput"],
         ]

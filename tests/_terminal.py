@@ -102,10 +102,15 @@ def run_on_terminal(
 
 
 def _take_terminal() -> None:
-    """In the child: make the pty the controlling terminal, so Ctrl-C sends SIGINT."""
+    """In the child: make the pty the controlling terminal, so Ctrl-C sends SIGINT.
+
+    SIGINT is also set back to its default: a shell starts background jobs with it
+    ignored, and Python keeps an ignored SIGINT ignored (no KeyboardInterrupt).
+    """
     import fcntl
     import termios
 
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 

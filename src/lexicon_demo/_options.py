@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Final, Literal, NoReturn
 
 import attrs
@@ -19,13 +20,30 @@ import attrs
 RunnerName = Literal["immediate", "batch"]
 RUNNER_CHOICES: Final = ("immediate", "batch", "both")
 DEFAULT_WORDS: Final = 12
+SAMPLE_WORDS: Final = 300
+"""Words in the shipped sample (checked against the data set when it is loaded)."""
 DEFAULT_MODEL: Final = "gpt-4o-mini"
 OPENAI_URL: Final = "https://api.openai.com/v1"
+EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
+EXIT_INTERRUPTED: Final = 130
+"""128 + SIGINT, what a shell reports for a command ended by Ctrl-C."""
 
 
 class UsageError(Exception):
     """A mistake in the command line or the environment: one line, exit status 2."""
+
+
+class RunFailed(Exception):
+    """The run could not go on (an API call outside any request failed): one line, status 1."""
+
+
+@attrs.define
+class StoreInUse:
+    """Which store the run writes to, for the message after an interruption."""
+
+    path: Path | None = None
+    temporary: bool = True
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -85,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_WORDS,
         metavar="N",
-        help=f"how many sample words to synthesize, 1 to 300 (default {DEFAULT_WORDS})",
+        help=f"how many sample words to synthesize, 1 to {SAMPLE_WORDS} (default {DEFAULT_WORDS})",
     )
     parser.add_argument(
         "--runner",
@@ -148,10 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse(
-    argv: Sequence[str] | None, *, total_words: int, environ: Mapping[str, str] | None = None
-) -> Options:
+def parse(argv: Sequence[str] | None, *, environ: Mapping[str, str] | None = None) -> Options:
     """The checked options; a bad option exits with one line and status 2.
+
+    ``--words`` beyond the sample's size is refused once the sample is loaded.
 
     Raises:
         UsageError: the environment lacks what the options need (a key).
@@ -159,8 +177,8 @@ def parse(
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
     env = os.environ if environ is None else environ
-    if not 1 <= args.words <= total_words:
-        parser.error(f"--words must be between 1 and {total_words}; got {args.words}")
+    if args.words < 1:
+        parser.error(f"--words must be between 1 and {SAMPLE_WORDS}; got {args.words}")
     if args.show < 0:
         parser.error(f"--show must not be negative; got {args.show}")
     if args.time_scale <= 0:

@@ -48,7 +48,8 @@ CASES = {
     ),
     "resume without a key": (["batches", "resume", "--store", "{store}"], 2, "OPENAI_API_KEY"),
     "cancel without a key": (["batches", "cancel", "--store", "{store}"], 2, "OPENAI_API_KEY"),
-    "demo: words out of range": (["demo", "--words", "0"], 2, "--words must be between 1 and"),
+    "demo: no words": (["demo", "--words", "0"], 2, "--words must be between 1 and 300"),
+    "demo: more words than the sample": (["demo", "--words", "301"], 2, "between 1 and 300"),
     "demo: no time": (["demo", "--time-scale", "0"], 2, "--time-scale must be positive"),
     "demo: unknown option": (["demo", "--bogus"], 2, "unrecognized arguments: --bogus"),
     "demo: missing store directory": (
@@ -63,6 +64,7 @@ CASES = {
     ),
     "demo: --real without a key": (["demo", "--real"], 2, "OPENAI_API_KEY, which is not set"),
     "emulator: port out of range": (["emulator", "--port", "99999"], 1, "cannot serve"),
+    "emulator: unknown option": (["emulator", "--bogus"], 2, "unrecognized arguments: --bogus"),
 }
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import openai
 import pytest
+from tests.billing import settled_ledger
 
 from inert._json import op_key
 from inert.emulator import Emulator
@@ -59,4 +60,6 @@ def test_batches_run_on_every_endpoint(client: openai.OpenAI, emu: Emulator, end
         else:
             assert response["body"]["results"]
     keys = [op_key(endpoint, body) for body in bodies]
-    assert [(0, 1)] * 3 == [(e.immediate, e.batch) for e in emu.ledger.entries() if e.key in keys]
+    assert [(0, 1)] * 3 == [
+        (e.immediate, e.batch) for e in settled_ledger(emu).entries() if e.key in keys
+    ]

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import openai
 import pytest
+from tests.billing import settled_ledger
 
 from inert.emulator import Emulator, Faults
 
@@ -33,7 +34,7 @@ def test_external_cancel_stops_a_batch_part_way(
     assert 0 < len(output) < 40
     assert 40 == len(output) + len(errors)
     assert {"batch_cancelled"} == {e["error"]["code"] for e in errors}  # type: ignore[index]  # pyright: ignore[reportIndexIssue]  # JSON
-    assert len(output) == emu.ledger.total_billed()
+    assert len(output) == settled_ledger(emu).total_billed()
 
 
 def test_cancel_batch_cancels_as_someone_else_would(
@@ -65,7 +66,7 @@ def test_batch_failed_fails_a_valid_batch_unbilled(
     assert failed.errors.data
     assert ("batch_failed", None) == (failed.errors.data[0].code, failed.errors.data[0].line)
     assert (None, None) == (failed.output_file_id, failed.error_file_id)
-    assert 0 == emu.ledger.total_billed()
+    assert 0 == settled_ledger(emu).total_billed()
 
 
 def test_output_truncated_cuts_output_downloads_not_inputs(
@@ -96,7 +97,7 @@ def test_create_lost_at_a_rate_still_makes_the_batch(client: openai.OpenAI, emu:
             )
     assert 3 == len(emu.batch_ids())
     emu.settle()
-    assert 6 == emu.ledger.total_billed()
+    assert 6 == settled_ledger(emu).total_billed()
 
 
 ENDPOINT_CALLS: dict[str, Callable[[openai.OpenAI], object]] = {

@@ -7,6 +7,7 @@ import time
 
 import openai
 import pytest
+from tests.billing import settled_ledger
 
 from inert._json import op_key
 from inert.emulator import Emulator, Faults
@@ -49,8 +50,8 @@ def test_batch_completes_with_unordered_output(
     assert 200 == first["response"]["status_code"]
     assert "chat.completion" == first["response"]["body"]["object"]
     keys = [op_key("/v1/chat/completions", line["body"]) for line in lines(20)]  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # test lines hold JSON bodies
-    assert [1] * 20 == [emu.ledger.times_billed(key) for key in keys]
-    assert [(0, 1)] * 20 == [(e.immediate, e.batch) for e in emu.ledger.entries()]
+    assert [1] * 20 == [settled_ledger(emu).times_billed(key) for key in keys]
+    assert [(0, 1)] * 20 == [(e.immediate, e.batch) for e in settled_ledger(emu).entries()]
 
 
 def test_request_counts_advance_while_in_progress(
@@ -95,7 +96,7 @@ def test_invalid_input_fails_the_batch(
     assert code == failed.errors.data[0].code
     assert (None, None) == (failed.output_file_id, failed.error_file_id)
     assert failed.failed_at is not None
-    assert 0 == emu.ledger.total_billed()
+    assert 0 == settled_ledger(emu).total_billed()
 
 
 def test_too_many_lines_fail_the_batch() -> None:
@@ -136,7 +137,7 @@ def test_line_faults_go_to_the_error_file_unbilled(
     assert 40 == len(errors) + len(output)
     assert done.request_counts is not None
     assert (len(output), len(errors)) == (done.request_counts.completed, done.request_counts.failed)
-    assert len(output) == emu.ledger.total_billed()
+    assert len(output) == settled_ledger(emu).total_billed()
 
 
 def test_every_line_failing_leaves_no_output_file(
@@ -177,7 +178,7 @@ def test_expired_batch_keeps_its_finished_part(
     assert 0 < len(output) < 20
     assert 20 == len(output) + len(errors)
     assert {"batch_expired"} == {e["error"]["code"] for e in errors}  # type: ignore[index]  # pyright: ignore[reportIndexIssue]  # JSON
-    assert len(output) == emu.ledger.total_billed()
+    assert len(output) == settled_ledger(emu).total_billed()
 
 
 def test_expire_hook_expires_a_running_batch(
@@ -190,7 +191,7 @@ def test_expire_hook_expires_a_running_batch(
     expired = client.batches.retrieve(batch.id)
     assert ("expired", None) == (expired.status, expired.output_file_id)
     assert 3 == len(read_jsonl(client, expired.error_file_id))
-    assert 0 == emu.ledger.total_billed()
+    assert 0 == settled_ledger(emu).total_billed()
 
 
 def test_cancelled_batch_returns_partial_output(
@@ -212,7 +213,7 @@ def test_cancelled_batch_returns_partial_output(
     assert 0 < len(output) < 40
     assert 40 == len(output) + len(errors)
     assert {"batch_cancelled"} == {e["error"]["code"] for e in errors}  # type: ignore[index]  # pyright: ignore[reportIndexIssue]  # JSON
-    assert len(output) == emu.ledger.total_billed()
+    assert len(output) == settled_ledger(emu).total_billed()
     with pytest.raises(openai.BadRequestError):
         client.batches.cancel(batch.id)
 

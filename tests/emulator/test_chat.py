@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openai.lib import type_to_response_format_param
+from tests.billing import settled_ledger
 
 from inert._json import op_key
 from inert.emulator import Emulator
@@ -104,8 +105,8 @@ def test_successful_calls_are_billed_by_key(client: openai.OpenAI, emu: Emulator
     }
     completion = client.chat.completions.create(**body)
     key = op_key("/v1/chat/completions", body)
-    assert 1 == emu.ledger.times_billed(key)
-    entry = emu.ledger.entries()[0]
+    assert 1 == settled_ledger(emu).times_billed(key)
+    entry = settled_ledger(emu).entries()[0]
     assert completion.usage is not None
     assert (1, 0, completion.usage.prompt_tokens) == (
         entry.immediate,
@@ -130,7 +131,7 @@ def test_malformed_requests_are_400s(
         client.post("/chat/completions", body=body, cast_to=object)
     assert param == caught.value.param
     assert "invalid_request_error" == caught.value.type
-    assert 0 == emu.ledger.total_billed()
+    assert 0 == settled_ledger(emu).total_billed()
 
 
 def test_unknown_routes_are_404s_in_openai_shape(client: openai.OpenAI) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import openai
 import pytest
 from openai.types import ModerationMultiModalInputParam
+from tests.billing import settled_ledger
 
 from inert.emulator import Emulator
 
@@ -22,7 +23,7 @@ def test_completions_answer_each_prompt(client: openai.OpenAI, emu: Emulator) ->
     assert 2 + 2 == completion.usage.prompt_tokens  # two texts of 6 and 7 characters
     total = completion.usage.prompt_tokens + completion.usage.completion_tokens
     assert total == completion.usage.total_tokens
-    assert 1 == emu.ledger.total_billed()
+    assert 1 == settled_ledger(emu).total_billed()
 
 
 def test_completions_default_to_sixteen_tokens(client: openai.OpenAI) -> None:
@@ -53,7 +54,7 @@ def test_moderations_give_one_result_per_input(client: openai.OpenAI, emu: Emula
     assert flagged.categories.violence
     assert flagged.category_scores.violence > 0.5
     assert not flagged.categories.hate
-    assert 1 == emu.ledger.total_billed()
+    assert 1 == settled_ledger(emu).total_billed()
 
 
 def test_image_parts_apply_to_image_categories(client: openai.OpenAI) -> None:
@@ -86,4 +87,4 @@ def test_malformed_requests_are_400s(
     with pytest.raises(openai.BadRequestError) as caught:
         client.post(path, body=body, cast_to=object)
     assert param == caught.value.param
-    assert 0 == emu.ledger.total_billed()
+    assert 0 == settled_ledger(emu).total_billed()

@@ -7,6 +7,7 @@ from typing import Final
 
 import openai
 import pytest
+from tests.billing import settled_ledger
 
 from inert.emulator import Emulator, build_parser
 from inert.emulator._server import token_limits
@@ -66,7 +67,7 @@ def test_a_batch_alone_over_the_limit_fails(limited: tuple[Emulator, openai.Open
     assert error.message.startswith("Enqueued token limit reached for gpt-test in organization")
     assert "Limit: 100 enqueued tokens." in error.message
     assert error.message.endswith("try again once some in_progress batches have been completed.")
-    assert 0 == emu.ledger.total_billed()
+    assert 0 == settled_ledger(emu).total_billed()
 
 
 def test_the_queue_counts_validating_and_in_progress_batches(
@@ -87,7 +88,7 @@ def test_the_queue_counts_validating_and_in_progress_batches(
     third_id = create(sdk, second)
     emu.settle()
     assert "completed" == sdk.batches.retrieve(third_id).status
-    assert len(first) + len(second) == emu.ledger.total_billed()
+    assert len(first) + len(second) == settled_ledger(emu).total_billed()
 
 
 def test_a_queue_exactly_at_the_limit_is_accepted(

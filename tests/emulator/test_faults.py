@@ -8,6 +8,7 @@ from typing import Any
 import openai
 import pydantic
 import pytest
+from tests.billing import settled_ledger
 
 from inert._json import op_key
 from inert.emulator import Emulator, Faults, main
@@ -31,7 +32,7 @@ def test_rate_limit_is_a_429_with_retry_after(client: openai.OpenAI, emu: Emulat
         client.chat.completions.create(model="m", messages=messages("hi"))
     assert "rate_limit_exceeded" == caught.value.code
     assert float(caught.value.response.headers["retry-after"]) < 1
-    assert 0 == emu.ledger.total_billed()
+    assert 0 == settled_ledger(emu).total_billed()
 
 
 def test_server_error_is_a_5xx(client: openai.OpenAI, emu: Emulator) -> None:
@@ -40,7 +41,7 @@ def test_server_error_is_a_5xx(client: openai.OpenAI, emu: Emulator) -> None:
     with pytest.raises(openai.InternalServerError) as caught:
         client.chat.completions.create(model="m", messages=messages("hi"))
     assert caught.value.status_code in (500, 503)
-    assert 0 == emu.ledger.total_billed()
+    assert 0 == settled_ledger(emu).total_billed()
 
 
 def test_disconnect_is_a_connection_error(client: openai.OpenAI, emu: Emulator) -> None:
@@ -48,7 +49,7 @@ def test_disconnect_is_a_connection_error(client: openai.OpenAI, emu: Emulator) 
     emu.set_faults(Faults(disconnect=1.0))
     with pytest.raises(openai.APIConnectionError):
         client.embeddings.create(model="emb", input="hi")
-    assert 0 == emu.ledger.total_billed()
+    assert 0 == settled_ledger(emu).total_billed()
 
 
 async def test_retried_calls_are_billed_once(emu: Emulator) -> None:
@@ -63,8 +64,8 @@ async def test_retried_calls_are_billed_once(emu: Emulator) -> None:
     keys = [
         op_key("/v1/chat/completions", {"model": "m", "messages": messages(p)}) for p in prompts
     ]
-    assert [1] * 30 == [emu.ledger.times_billed(key) for key in keys]
-    assert 30 == emu.ledger.total_billed()
+    assert [1] * 30 == [settled_ledger(emu).times_billed(key) for key in keys]
+    assert 30 == settled_ledger(emu).total_billed()
 
 
 def test_refusal_sets_refusal(client: openai.OpenAI, emu: Emulator) -> None:
@@ -76,7 +77,7 @@ def test_refusal_sets_refusal(client: openai.OpenAI, emu: Emulator) -> None:
     message = completion.choices[0].message
     assert (None, None) == (message.content, message.parsed)
     assert message.refusal
-    assert 1 == emu.ledger.total_billed()
+    assert 1 == settled_ledger(emu).total_billed()
 
 
 def test_truncation_is_a_length_finish(client: openai.OpenAI, emu: Emulator) -> None:
@@ -86,7 +87,7 @@ def test_truncation_is_a_length_finish(client: openai.OpenAI, emu: Emulator) -> 
     assert "length" == completion.choices[0].finish_reason
     with pytest.raises(openai.LengthFinishReasonError):
         client.chat.completions.parse(model="m", messages=messages("hi"), response_format=Word)
-    assert 2 == emu.ledger.total_billed()
+    assert 2 == settled_ledger(emu).total_billed()
 
 
 def test_invalid_output_fails_validation(client: openai.OpenAI, emu: Emulator) -> None:
@@ -94,7 +95,7 @@ def test_invalid_output_fails_validation(client: openai.OpenAI, emu: Emulator) -
     emu.set_faults(Faults(invalid_output=1.0))
     with pytest.raises(pydantic.ValidationError):
         client.chat.completions.parse(model="m", messages=messages("hi"), response_format=Word)
-    assert 1 == emu.ledger.total_billed()
+    assert 1 == settled_ledger(emu).total_billed()
 
 
 def test_answer_faults_are_fixed_per_body(client: openai.OpenAI, emu: Emulator) -> None:

@@ -7,6 +7,7 @@ import struct
 
 import openai
 import pytest
+from tests.billing import settled_ledger
 
 from inert.emulator import Emulator
 
@@ -44,7 +45,7 @@ def test_embeddings_are_deterministic_vectors(client: openai.OpenAI, emu: Emulat
     assert [8, 8] == [len(item.embedding) for item in first.data]
     assert first.data[0].embedding == again.data[0].embedding
     assert first.data[0].embedding != first.data[1].embedding
-    assert 2 == emu.ledger.total_billed()
+    assert 2 == settled_ledger(emu).total_billed()
 
 
 def test_embeddings_honour_dimensions_and_base64(client: openai.OpenAI) -> None:

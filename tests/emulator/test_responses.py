@@ -9,6 +9,7 @@ import pydantic
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.billing import settled_ledger
 
 from inert._json import op_key
 from inert.emulator import Emulator, Faults
@@ -47,7 +48,7 @@ def test_usage_names_input_and_output_tokens(client: openai.OpenAI, emu: Emulato
     assert response.usage is not None
     assert 3 + 3 + (4 + 4) == response.usage.input_tokens  # instructions, one item of 15 characters
     assert response.usage.total_tokens == response.usage.input_tokens + response.usage.output_tokens
-    entry = emu.ledger.entries()[0]
+    entry = settled_ledger(emu).entries()[0]
     assert (
         op_key("/v1/responses", body),
         1,
@@ -95,7 +96,7 @@ def test_refusal_is_a_refusal_part(client: openai.OpenAI, emu: Emulator) -> None
     message = response.output[0]
     assert "message" == message.type
     assert ["refusal"] == [part.type for part in message.content]  # pyright: ignore[reportAttributeAccessIssue, reportOptionalIterable]  # narrowed by the type check above (mypy narrows it, pyright does not)
-    assert 1 == emu.ledger.total_billed()
+    assert 1 == settled_ledger(emu).total_billed()
 
 
 @pytest.mark.parametrize(
@@ -124,7 +125,7 @@ def test_malformed_requests_are_400s(
     with pytest.raises(openai.BadRequestError) as caught:
         client.post("/responses", body=body, cast_to=object)
     assert param == caught.value.param
-    assert 0 == emu.ledger.total_billed()
+    assert 0 == settled_ledger(emu).total_billed()
 
 
 @settings(

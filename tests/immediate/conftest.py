@@ -34,6 +34,8 @@ class Recorder(httpx2.AsyncBaseTransport):
         self.inner = httpx2.AsyncHTTPTransport()
         self.bodies: list[bytes] = []
         self.spans: list[tuple[bytes, float, float]] = []
+        self.answers: list[tuple[float, float, int, float | None]] = []
+        """(sent, answered, status, retry-after seconds) of every request that got an answer."""
         self.in_flight = 0
         self.peak = 0
         self.slow_seconds = 0.0
@@ -57,6 +59,9 @@ class Recorder(httpx2.AsyncBaseTransport):
                 await asyncio.sleep(self.slow_seconds)
             response = await self.inner.handle_async_request(request)
             await response.aread()
+            wait = response.headers.get("retry-after-ms")
+            retry_after = None if wait is None else float(wait) / 1000
+            self.answers.append((started, time.perf_counter(), response.status_code, retry_after))
         finally:
             self.in_flight -= 1
             self.spans.append((body, started, time.perf_counter()))
@@ -76,11 +81,12 @@ def emulator_server() -> Iterator[Emulator]:
 
 @pytest.fixture
 def emulator(emulator_server: Emulator) -> Emulator:
-    """The shared emulator, fault-free, without latency and with an empty ledger."""
+    """The shared emulator: no faults, latency or rate limits, and an empty ledger."""
     emulator_server.reset()
     emulator_server.set_faults(Faults())
     emulator_server.set_latency_ms(0)
     emulator_server.set_time_scale(1.0)
+    emulator_server.set_rate_limits(window=60.0)
     return emulator_server
 
 

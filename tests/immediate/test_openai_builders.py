@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel
+from tests.billing import settled_ledger
 
 from inert import ImmediateRunner, Op, Request
 from inert._json import JSON, canonical_dumps, op_key
@@ -68,7 +69,7 @@ async def test_structured_body_is_byte_identical_to_what_parse_sends(
     assert json.loads(sdk_body) == json.loads(ours)
     assert canonical_dumps(json.loads(sdk_body)) == canonical_dumps(json.loads(ours))
     assert op_key(CHAT_COMPLETIONS, json.loads(sdk_body)) == op.key
-    assert {op.key: 2} == emulator.ledger.counts()
+    assert {op.key: 2} == settled_ledger(emulator).counts()
 
 
 async def test_chat_body_equals_what_create_sends(

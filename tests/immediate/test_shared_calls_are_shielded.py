@@ -6,6 +6,7 @@ import asyncio
 
 import openai
 import pytest
+from tests.billing import assert_billed_once, keys_of
 
 from inert import ImmediateRunner, Request
 from inert.emulator import Emulator
@@ -38,7 +39,7 @@ async def test_cancelling_the_run_that_sent_a_shared_call_leaves_the_other_its_a
     assert isinstance(await sharer, Synonyms)
     with pytest.raises(asyncio.CancelledError):
         await owner
-    assert [1] == list(emulator.ledger.counts().values())
+    assert_billed_once(emulator, keys_of([_ask("shared")]))
 
 
 async def test_a_shared_call_not_yet_sent_survives_the_cancel_of_one_waiting_run(
@@ -57,7 +58,7 @@ async def test_a_shared_call_not_yet_sent_survives_the_cancel_of_one_waiting_run
     with pytest.raises(asyncio.CancelledError):
         await stopped
     # The slow call (on the wire when its run stopped) and the shared one, once each.
-    assert [1, 1] == sorted(emulator.ledger.counts().values())
+    assert_billed_once(emulator, keys_of([slow, _ask("queued")]))
 
 
 async def test_a_call_nobody_waits_for_any_more_is_never_sent(
@@ -74,4 +75,4 @@ async def test_a_call_nobody_waits_for_any_more_is_never_sent(
         await run
     await asyncio.sleep(0.05)  # give a wrongly surviving call the chance to go out
     assert 1 == len(recorder.bodies)
-    assert 1 == emulator.ledger.total_billed()
+    assert_billed_once(emulator, keys_of([slow]))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import openai
 import pytest
+from tests.billing import settled_ledger
 
 from inert import ImmediateRunner, Op, Request, Store, call
 from inert._json import JSON
@@ -33,7 +34,7 @@ def _ask(word: str) -> Request[Synonyms]:
 
 def _billed_and_kept(emulator: Emulator, store: Store) -> tuple[set[str], set[str]]:
     """Keys the server billed, and those of them the store holds."""
-    billed = set(emulator.ledger.counts())
+    billed = set(settled_ledger(emulator).counts())
     return billed, set(store.get_responses(sorted(billed)))
 
 

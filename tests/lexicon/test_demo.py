@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.billing import assert_billed_once
 
 from inert.emulator import Emulator
+from lexicon import load_sample
 from lexicon_demo import build_parser, choose_words, main
+from lexicon_demo._options import SAMPLE_WORDS
 
 HEADINGS = ("rounds", "built", "dedup", "cached", "sent", "paid", "failed")
 FAST = ["--time-scale", "0.05"]
@@ -110,7 +115,7 @@ def test_a_real_endpoint_is_estimated_and_needs_confirmation(
     assert re.search(r"this run sends about [\d,]+ calls, about \$\d+\.\d{4}", captured.out)
     assert 1 == len(captured.err.splitlines())
     assert "pass --yes to send" in captured.err
-    assert 0 == guarded.ledger.total_billed()
+    assert_billed_once(guarded, [])
 
 
 def test_a_second_demo_on_the_same_store_sends_nothing(
@@ -145,3 +150,23 @@ def test_a_single_word_is_not_plural(capsys: pytest.CaptureFixture[str]) -> None
     """The header counts one word as "1 word"."""
     assert 0 == main(["--words", "1", "--runner", "immediate", "--show", "0", *FAST])
     assert "inert demo: 1 word with" in capsys.readouterr().out
+
+
+def test_help_answers_without_loading_the_sdk() -> None:
+    """``inert demo --help`` loads neither the SDK nor the emulator, so it answers at once."""
+    code = (
+        "import sys\n"
+        "from lexicon_demo import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in ('openai', 'inert.emulator', 'starlette') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "[]" == done.stdout.strip().splitlines()[-1]
+
+
+def test_the_help_names_the_sample_size() -> None:
+    """The size the options quote is the data set's."""
+    assert len(load_sample()) == SAMPLE_WORDS

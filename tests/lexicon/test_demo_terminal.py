@@ -99,7 +99,9 @@ def test_ctrl_c_says_what_the_store_kept_and_the_same_command_resumes(tmp_path: 
         "run the same command again to resume",
         message[0],
     )
-    assert not any("Traceback" in line for line in interrupted.screen)
+    assert not any("Traceback" in line for line in interrupted.screen), "\n".join(
+        interrupted.screen
+    )
 
     again = run_on_terminal(command)
 

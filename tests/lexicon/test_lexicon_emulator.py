@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 import openai
 import pytest
+from tests.billing import settled_ledger
 
 from inert import BatchRunner, ImmediateRunner, RunReport, Store
 from inert.emulator import Emulator
@@ -63,9 +64,13 @@ async def test_the_batch_runner_needs_three_rounds_for_five_words(
 
 
 async def test_immediate_and_batch_give_equal_entries(emulator: Emulator, tmp_path: Path) -> None:
-    """The same five words give the same entries now and through the Batch API."""
+    """Five words give the same entries both ways, and each call is billed once in each mode."""
+    emulator.reset()
     run = await run_both(emulator, tmp_path)
 
     assert run.immediate == run.batch
     assert run.immediate_report.ops_sent == run.batch_report.ops_sent
+    entries = settled_ledger(emulator).entries()
+    assert run.batch_report.ops_sent == len(entries)
+    assert [(1, 1)] * len(entries) == [(e.immediate, e.batch) for e in entries]
     assert run.batch_report.cost_usd == pytest.approx(run.immediate_report.cost_usd / 2)

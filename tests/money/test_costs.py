@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import openai
 import pytest
+from tests.billing import assert_billed_once, keys_of, settled_ledger
 
 from inert import BatchRunner, ImmediateRunner, Price, Request, Store
 from inert._pricing import DEFAULT_PRICES
@@ -73,13 +74,14 @@ async def test_cost_is_the_published_price_of_the_billed_tokens(
         runner = BatchRunner(
             client, store=store, poll_interval=0.01, poll_interval_max=0.05, progress=False
         )
-    await runner.run_all(requests_for(model))
-    entries = emu.ledger.entries()
+    requests = requests_for(model)
+    await runner.run_all(requests)
+    assert_billed_once(emu, keys_of(requests))
+    entries = settled_ledger(emu).entries()
     prompt = sum(e.prompt_tokens for e in entries)
     completion = sum(e.completion_tokens for e in entries)
     # Inputs and outputs differ in size, so a swapped price shows in the cost.
     assert prompt != completion
-    assert 3 == len(entries)
     report = runner.report
     assert (prompt, completion) == (report.prompt_tokens, report.completion_tokens)
     paid = BATCH if mode == "batch" else STANDARD
@@ -88,3 +90,51 @@ async def test_cost_is_the_published_price_of_the_billed_tokens(
         report.full_price_usd, rel=1e-9
     )
     assert report.cost_usd > 0
+
+
+@pytest.mark.parametrize(
+    ("model", "family"),
+    [
+        ("gpt-4o-mini-2024-07-18", "gpt-4o-mini"),
+        ("gpt-4o-2024-08-06", "gpt-4o"),
+        ("gpt-4.1-nano-2025-04-14", "gpt-4.1-nano"),
+        ("gpt-5-mini", "gpt-5-mini"),
+    ],
+)
+async def test_a_dated_model_is_priced_as_its_family(
+    model: str, family: str, client: openai.AsyncOpenAI, emu: Emulator
+) -> None:
+    """A dated snapshot name costs its family's published price (the longest matching name)."""
+    runner = ImmediateRunner(client)
+    await runner.run(chat(model=model, messages=[{"role": "user", "content": "price " * 9}]))
+    (entry,) = settled_ledger(emu).entries()
+    assert entry.prompt_tokens != entry.completion_tokens
+    expected = dollars(STANDARD, family, entry.prompt_tokens, entry.completion_tokens)
+    assert expected == pytest.approx(runner.report.cost_usd, rel=1e-9)
+
+
+async def test_a_model_missing_from_the_table_costs_nothing_but_counts_its_tokens(
+    client: openai.AsyncOpenAI, emu: Emulator
+) -> None:
+    """An unpriced model adds its tokens to the report and no estimate to the cost."""
+    runner = ImmediateRunner(client, prices={"gpt-4o": Price(2.50, 10.00)})
+    await runner.run(chat(model="o9-preview", messages=[{"role": "user", "content": "free"}]))
+    (entry,) = settled_ledger(emu).entries()
+    report = runner.report
+    assert (entry.prompt_tokens, entry.completion_tokens) == (
+        report.prompt_tokens,
+        report.completion_tokens,
+    )
+    assert report.prompt_tokens > 0
+    assert (0.0, 0.0) == (report.cost_usd, report.full_price_usd)
+
+
+async def test_a_custom_price_table_replaces_the_default(
+    client: openai.AsyncOpenAI, emu: Emulator
+) -> None:
+    """``prices=`` decides the cost; its entries are dollars per million input and output tokens."""
+    runner = ImmediateRunner(client, prices={"gpt-4o-mini": Price(1.0, 1_000.0)})
+    await runner.run(chat(model="gpt-4o-mini", messages=[{"role": "user", "content": "own"}]))
+    (entry,) = settled_ledger(emu).entries()
+    expected = entry.prompt_tokens * 1.0 / 1e6 + entry.completion_tokens * 1_000.0 / 1e6
+    assert expected == pytest.approx(runner.report.cost_usd, rel=1e-9)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import openai
 import pytest
+from tests.billing import assert_billed_once, keys_of
 
 from inert import BatchRunner, ImmediateRunner, Request, Store
 from inert.emulator import Emulator
@@ -28,7 +29,7 @@ async def test_rerun_of_a_large_round_sends_nothing(
     requests = words(ROUND)
     paying = BatchRunner(client, store=store, poll_interval=0.01, progress=False)
     first = await paying.run_all(requests)
-    assert ROUND == emu.ledger.total_billed()
+    assert_billed_once(emu, keys_of(requests))
     rerun: ImmediateRunner | BatchRunner
     if mode == "immediate":
         rerun = ImmediateRunner(client, store=store)
@@ -43,6 +44,5 @@ async def test_rerun_of_a_large_round_sends_nothing(
         report.prompt_tokens,
     )
     assert 0.0 == report.cost_usd
-    assert ROUND == emu.ledger.total_billed()
-    assert [] == emu.ledger.billed_more_than_once()
+    assert_billed_once(emu, keys_of(requests))
     assert 1 == len(emu.batch_ids())  # the first run's batch, and no other

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import openai
+from tests.billing import assert_billed_once, keys_of
 
 from inert import ImmediateRunner
 from inert.emulator import Emulator
@@ -40,4 +41,4 @@ async def test_tokens_per_minute_paces_requests(client: openai.AsyncOpenAI, emu:
     # Only a lower bound: a slow machine makes the run longer, never shorter.
     assert elapsed >= at_least
     assert 5 == len(set(answers))
-    assert 5 == emu.ledger.total_billed()
+    assert_billed_once(emu, keys_of(requests))

@@ -16,6 +16,7 @@ import openai
 import pydantic
 import pytest
 from returns.result import Failure
+from tests.billing import assert_billed_once
 from tests.store._support import read_only
 
 from inert import BatchRunner, ImmediateRunner, Op, Store, call
@@ -112,7 +113,7 @@ async def test_a_body_no_api_can_take_fails_at_build_and_nothing_is_sent(
                     ]
                 )
             assert 0 == store.response_count()
-    assert 0 == emu.ledger.total_billed()  # immediate calls only: no batch left to bill
+    assert_billed_once(emu, [])
 
 
 @pytest.mark.parametrize(
@@ -195,7 +196,7 @@ async def test_a_wrong_api_key_is_a_typed_error_per_request(
                 client, store=store, poll_interval=0.01, progress=False
             ).run_all_settled(requests)
             assert 0 == store.response_count()
-        assert 0 == guarded.ledger.total_billed()
+        assert_billed_once(guarded, [])
     for settled in (immediate, batch):
         assert len(requests) == len(settled)
         for result in settled:
@@ -359,4 +360,4 @@ async def test_garbage_mid_store_stops_the_run_before_anything_is_sent(
     async with openai.AsyncOpenAI(base_url=emu.base_url, api_key="test") as client:
         with pytest.raises(DamagedStoreError, match="inert store recover"), Store(path) as store:
             await ImmediateRunner(client, store=store, progress=False).run_all(requests)
-    assert 0 == emu.ledger.total_billed()
+    assert_billed_once(emu, [])

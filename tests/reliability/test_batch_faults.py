@@ -11,6 +11,7 @@ from typing import Any
 import openai
 import pytest
 from returns.result import Failure, Result, Success
+from tests.billing import assert_billed_once, keys_of
 
 from inert import BatchRunner, Request, RequestError, Store
 from inert.emulator import Emulator, Faults
@@ -59,7 +60,20 @@ def check_settled(
     return answers, errors
 
 
-@pytest.mark.parametrize("mix", list(FAULT_MIXES))
+LOST_OUTPUT_REPAID = pytest.mark.xfail(
+    strict=False,  # only when a drawn expiry meets a drawn missing output file
+    reason="the batch runner resubmits completed lines of an expired batch whose output file is "
+    "missing; tests/money/test_lost_output_is_never_repaid.py pins it (strict)",
+)
+
+
+@pytest.mark.parametrize(
+    "mix",
+    [
+        pytest.param(mix, marks=LOST_OUTPUT_REPAID) if mix == "everything at once" else mix
+        for mix in FAULT_MIXES
+    ],
+)
 async def test_no_request_is_lost_under_batch_faults(
     mix: str, emu: Emulator, tmp_path: Path, tally: Counter[str]
 ) -> None:
@@ -76,9 +90,9 @@ async def test_no_request_is_lost_under_batch_faults(
     tally["faults"] += report.retries + errors
     assert REQUESTS == answers + errors
     assert answers > 0
-    if mix != "output file missing" and mix != "everything at once":
-        # A dropped output file was billed but never delivered: only then may a line be paid twice.
-        assert [] == emu.ledger.billed_more_than_once()
+    answered = [r for r, s in zip(requests, settled, strict=True) if isinstance(s, Success)]
+    failed = [r for r, s in zip(requests, settled, strict=True) if isinstance(s, Failure)]
+    assert_billed_once(emu, keys_of(answered), unanswered=keys_of(failed))
 
 
 async def test_a_failed_batch_gives_each_request_a_typed_error(
@@ -94,7 +108,7 @@ async def test_a_failed_batch_gives_each_request_a_typed_error(
             settled = await fast_runner(client, store, max_requests_per_batch=12).run_all_settled(
                 requests
             )
-        assert 0 == strict.ledger.total_billed()
+        assert_billed_once(strict, [])
     answers, errors = check_settled(requests, settled)
     tally["requests"] += len(requests)
     tally["faults"] += 1
@@ -127,4 +141,5 @@ async def test_cancelled_batches_settle_every_request(
     assert all(
         isinstance(r.failure(), CancelledRequestError) for r in settled if isinstance(r, Failure)
     )
-    assert [] == emu.ledger.billed_more_than_once()
+    answered = [r for r, s in zip(requests, settled, strict=True) if isinstance(s, Success)]
+    assert_billed_once(emu, keys_of(answered))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import openai
+from tests.billing import assert_billed_once
 
 from inert import BatchRunner, Op, Store
 from inert._json import JSON
@@ -78,4 +79,4 @@ def test_random_kills_then_resume_pay_each_call_once(
     tally["requests"] += WORDS
     assert kills >= 3
     assert expected == entries
-    assert dict.fromkeys(keys, 1) == emu.ledger.counts()
+    assert_billed_once(emu, keys)

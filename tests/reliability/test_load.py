@@ -7,10 +7,10 @@ import time
 from collections import Counter
 
 import openai
+from tests.billing import assert_billed_once, keys_of
 
 from inert import ImmediateRunner
 from inert.emulator import Emulator, Faults
-from inert.testing import op_of
 
 from ._support import expected_answers, word_request
 
@@ -48,9 +48,7 @@ async def test_every_request_succeeds_once_under_twenty_percent_faults(
     tally["faults"] += report.retries
     tally["load_seconds"] += round(elapsed)
     assert expected_answers(requests) == results
-    assert [] == emu.ledger.billed_more_than_once()
-    assert LOAD_REQUESTS == emu.ledger.total_billed()
-    assert {op_of(r).key for r in requests} == set(emu.ledger.counts())
+    assert_billed_once(emu, keys_of(requests))
     assert 0 == report.requests_failed
     # About a quarter of the requests need a retry (0.2 / 0.8); bounded well below 1 each.
     assert 0.1 * LOAD_REQUESTS < report.retries < 0.5 * LOAD_REQUESTS

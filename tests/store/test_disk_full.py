@@ -12,6 +12,7 @@ from pathlib import Path
 
 import openai
 import pytest
+from tests.billing import assert_billed_once, keys_of, settled_ledger
 
 from inert import BatchRunner, ImmediateRunner, Store
 from inert.emulator import Emulator
@@ -45,7 +46,7 @@ async def test_a_full_disk_stops_the_run_and_accounts_for_every_paid_answer(
             await immediate(client, store).run_all(REQUESTS)
         error = caught.value
         stored = store.response_count()
-        billed = emu.ledger.total_billed()
+        billed = settled_ledger(emu).total_billed()
         assert billed == stored + len(error.unstored)
         assert len(error.unstored) <= 2 * CONCURRENCY  # only calls already on the wire
         assert stored == error.kept
@@ -59,7 +60,7 @@ async def test_a_full_disk_stops_the_run_and_accounts_for_every_paid_answer(
         filler.unlink()
         answers = await immediate(client, store).run_all(REQUESTS)
         assert len(REQUESTS) == len(answers)
-        assert billed + len(REQUESTS) - stored == emu.ledger.total_billed()
+        assert billed + len(REQUESTS) - stored == settled_ledger(emu).total_billed()
         assert len(REQUESTS) == store.response_count()
 
 
@@ -74,8 +75,7 @@ async def test_the_same_runner_stores_its_held_answers_before_paying_again(
             await runner.run_all(REQUESTS)
         filler.unlink()
         await runner.run_all(REQUESTS)
-        assert [] == emu.ledger.billed_more_than_once()
-        assert len(REQUESTS) == emu.ledger.total_billed()
+        assert_billed_once(emu, keys_of(REQUESTS))
         assert len(REQUESTS) == store.response_count()
 
 
@@ -90,12 +90,12 @@ async def test_batch_answers_that_cannot_be_stored_are_collected_by_the_rerun_un
             await runner.run_all(REQUESTS)
         assert 0 == store.response_count()
         assert ["created"] == [record.state for record in store.shards()]
-        billed = emu.ledger.total_billed()
+        billed = settled_ledger(emu).total_billed()
         filler.unlink()
         rerun = BatchRunner(client, store=store, poll_interval=0.01, progress=False)
         await rerun.run_all(REQUESTS)
-        assert billed == emu.ledger.total_billed()
-        assert [] == emu.ledger.billed_more_than_once()
+        assert billed == len(REQUESTS)
+        assert_billed_once(emu, keys_of(REQUESTS))
         assert len(REQUESTS) == store.response_count()
         assert 0 == rerun.report.batches_created
 
@@ -110,4 +110,4 @@ async def test_a_batch_run_on_a_full_disk_fails_before_paying(
             await BatchRunner(client, store=store, poll_interval=0.01, progress=False).run_all(
                 REQUESTS
             )
-    assert 0 == emu.ledger.total_billed()
+    assert_billed_once(emu, [])

@@ -10,6 +10,7 @@ import httpx2
 import openai
 import pytest
 from returns.result import Failure, Success
+from tests.billing import settled_ledger
 
 from inert import ImmediateRunner, Op, Store, call
 from inert._json import JSON
@@ -76,13 +77,13 @@ async def test_an_error_object_sent_with_200_is_a_failure_and_is_not_stored(
             (e.status, e.code) for e in refused if isinstance(e, ApiError)
         ]
         assert 4 == store.response_count()
-        assert 4 == emu.ledger.total_billed()
+        assert 4 == settled_ledger(emu).total_billed()
 
         gateway.refusing = False
         again = await runner.run_all_settled(requests)
         assert all(isinstance(r, Success) for r in again)
         assert 2 == runner.report.ops_sent
-        assert 6 == emu.ledger.total_billed()
+        assert 6 == settled_ledger(emu).total_billed()
 
 
 async def test_an_error_object_an_older_inert_stored_is_not_served(
@@ -96,7 +97,7 @@ async def test_an_error_object_an_older_inert_stored_is_not_served(
         value = await ImmediateRunner(client, store=store, progress=False).run(request)
         stored = store.get_responses([key])[key]
     assert isinstance(value, str)
-    assert 1 == emu.ledger.times_billed(key)
+    assert 1 == settled_ledger(emu).times_billed(key)
     assert isinstance(stored, dict)
     assert "choices" in stored
 
@@ -144,4 +145,4 @@ async def test_a_forgotten_answer_is_asked_again_and_the_rest_are_not(
         assert 1 == store.forget([keys[2], keys[2], "not-a-stored-key"])
         assert {keys[0], keys[1], keys[3]} == set(store.get_responses(keys))
         await runner.run_all(requests)
-    assert [1, 1, 2, 1] == [emu.ledger.times_billed(key) for key in keys]
+    assert [1, 1, 2, 1] == [settled_ledger(emu).times_billed(key) for key in keys]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import openai
 import pytest
+from tests.billing import settled_ledger
 
 from inert import ImmediateRunner, Store
 from inert.emulator import Emulator
@@ -86,4 +87,4 @@ async def test_a_store_that_cannot_be_written_is_refused_before_anything_is_sent
     assert says in message
     assert "nothing was sent" in message
     assert "not an inert store" not in message
-    assert 0 == emu.ledger.total_billed()
+    assert 0 == settled_ledger(emu).total_billed()

@@ -23,6 +23,7 @@ class CallProgress:
     """A live line on stderr for one immediate run (silent if another display is live)."""
 
     def __init__(self) -> None:
+        self._pace = ""
         self._found = 0
         self._answered = 0
         self._failed = 0
@@ -58,6 +59,10 @@ class CallProgress:
         self._answered += 1
         self._failed += failed
 
+    def paced(self, pace: str) -> None:
+        """The rate-limited models' pace against their limits (e.g. ``gpt-4o-mini 2.9k/3k rpm``)."""
+        self._pace = pace
+
     def finish(self, report: RunReport) -> None:
         """The run ended with ``report``: the last line says what it did."""
         self._final = report
@@ -76,10 +81,12 @@ class CallProgress:
         report = self._report
         rounds = report.rounds if report is not None else 0
         retries = report.retries if report is not None else 0
+        pace = self._pace
         return (
             f"immediate: round {rounds:,} · {self._answered:,} of {self._found:,} calls "
             f"found so far done · {self._failed:,} failed · "
             f"{counted(retries, 'retry', 'retries')} · {time.monotonic() - self._started:.1f}s"
+            + (f" · pace {pace}" if pace else "")
         )
 
     def _render(self) -> Text:

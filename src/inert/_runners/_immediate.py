@@ -51,6 +51,7 @@ from inert._report import ReportBuilder
 from inert._request import Request
 from inert._runner import BaseRunner, ResponseStore
 from inert._runners._call_progress import CallProgress
+from inert._runners._pacing import Pacer, Ticket, estimate_tokens
 
 T = TypeVar("T")
 
@@ -110,15 +111,19 @@ class _Call:
 class _LoopState:
     """Per-event-loop primitives (a semaphore belongs to the loop that first waits on it)."""
 
-    __slots__ = ("in_flight", "requests", "semaphore", "tokens")
+    __slots__ = ("in_flight", "paced_at", "pacer", "requests", "semaphore", "tokens")
 
-    def __init__(self, max_concurrency: int, rpm: float | None, tpm: float | None) -> None:
+    def __init__(
+        self, max_concurrency: int, rpm: float | None, tpm: float | None, *, learn: bool
+    ) -> None:
         self.semaphore = asyncio.Semaphore(max_concurrency)
         # Burst windows shorter than a minute, so a limit paces requests instead of
         # letting a whole minute's worth through at once.
         self.requests = None if rpm is None else _limiter(rpm, 1.0)
         self.tokens = None if tpm is None else _limiter(tpm, 10.0)
         self.in_flight: dict[str, _Call] = {}
+        self.pacer = Pacer(max_concurrency) if learn else None
+        self.paced_at = 0.0
 
 
 def _limiter(per_minute: float, window: float) -> AsyncLimiter:
@@ -168,9 +173,11 @@ class ImmediateRunner(BaseRunner):
         client: the ``openai.AsyncOpenAI`` to send through (its base URL, key and
             HTTP client are used; its own retries and timeouts are not).
         max_concurrency: the most requests in flight at once.
-        requests_per_minute: a request rate limit, or None for none.
-        tokens_per_minute: a token rate limit, or None; each request is charged
-            its body's length / 4 plus its ``max_tokens`` / ``max_completion_tokens``.
+        requests_per_minute: a cap on requests per minute over all models, or None;
+            it holds even when the server allows more.
+        tokens_per_minute: a cap on tokens per minute over all models, or None; each
+            request is charged its body's length / 4 plus ``n`` times its
+            ``max_completion_tokens`` / ``max_tokens`` (``estimate_tokens``).
         max_retries: extra attempts after a 429, 408, 5xx or dropped connection
             (at most 2 after a connection that cannot be made, 1 after a timeout).
         backoff_base: seconds of the first backoff; doubled on every attempt, with
@@ -180,6 +187,9 @@ class ImmediateRunner(BaseRunner):
             whole answer), or None for none; a server that drip-feeds bytes cannot
             stretch it.
         connect_timeout: the deadline for making a connection, in seconds.
+        learn_limits: pace each model's calls to the rate limits its answers report
+            in their ``x-ratelimit-*`` headers (see ``_pacing``); False sends as fast
+            as ``max_concurrency`` and the given limits allow.
         store: where raw responses are looked up before sending and kept after.
         prices: the price table for cost estimates (model name → ``Price``).
         progress: show a live count of calls answered on stderr; ``None`` (the
@@ -204,6 +214,7 @@ class ImmediateRunner(BaseRunner):
         backoff_max: float = 30.0,
         timeout: float | None = 300.0,
         connect_timeout: float = 5.0,
+        learn_limits: bool = True,
         store: ResponseStore | None = None,
         prices: Mapping[str, Price] | None = None,
         progress: bool | None = None,
@@ -235,6 +246,7 @@ class ImmediateRunner(BaseRunner):
         self.backoff_max: float = float(backoff_max)
         self.timeout = timeout
         self.connect_timeout: float = float(connect_timeout)
+        self.learn_limits = learn_limits
         self._options: openai.RequestOptions = {
             "max_retries": 0,
             # httpx's timeouts bound each read; the attempt's deadline is ours (_post).
@@ -276,7 +288,10 @@ class ImmediateRunner(BaseRunner):
             for old in [old for old in self._loops if old.is_closed()]:
                 del self._loops[old]
             state = _LoopState(
-                self.max_concurrency, self.requests_per_minute, self.tokens_per_minute
+                self.max_concurrency,
+                self.requests_per_minute,
+                self.tokens_per_minute,
+                learn=self.learn_limits,
             )
             self._loops[loop] = state
         return state
@@ -293,11 +308,13 @@ class ImmediateRunner(BaseRunner):
             outcome = await self._shared(op, report, state)
             if view is not None:
                 view.answered(isinstance(outcome, Failure))
+                _show_pace(view, state)
             return {op.key: outcome}
         outcomes = await asyncio.gather(*(self._shared(op, report, state) for op in ops))
         if view is not None:
             for outcome in outcomes:
                 view.answered(isinstance(outcome, Failure))
+            _show_pace(view, state)
         return {op.key: outcome for op, outcome in zip(ops, outcomes, strict=True)}
 
     async def _shared(self, op: Op[Any], report: ReportBuilder, state: _LoopState) -> RawOutcome:
@@ -352,7 +369,10 @@ class ImmediateRunner(BaseRunner):
     ) -> RawOutcome:
         """Post ``op`` until it succeeds, fails for good, or its retries are spent."""
         path = op.endpoint[3:] if op.endpoint.startswith("/v1/") else op.endpoint
-        cost = self._token_cost(op) if state.tokens is not None else 0.0
+        paced = state.tokens is not None or state.pacer is not None
+        tokens = estimate_tokens(op) if paced else 0
+        cost = self._token_cost(tokens) if state.tokens is not None else 0.0
+        pace = None if state.pacer is None else state.pacer.pace(op.model or "")
         body = op.canonical_body().encode()
         attempt = 0
         started = time.monotonic()
@@ -361,11 +381,14 @@ class ImmediateRunner(BaseRunner):
                 await state.requests.acquire()
             if state.tokens is not None:
                 await state.tokens.acquire(cost)
+            ticket = None if pace is None else await pace.admit(tokens)
             try:
                 async with state.semaphore:
+                    if ticket is not None:
+                        ticket.send()
                     call.posting = True
                     try:
-                        return Success(await self._post(path, body))
+                        return Success(await self._post(path, body, ticket))
                     finally:
                         call.attempt_ended()
             except _Retry as retry:
@@ -375,34 +398,50 @@ class ImmediateRunner(BaseRunner):
                 delay = self._backoff(attempt, retry.retry_after)
             except RequestError as error:
                 return Failure(error)
+            finally:
+                if ticket is not None:
+                    ticket.release()
             attempt += 1
             report.retries += 1
             await asyncio.sleep(delay)
 
-    async def _post(self, path: str, body: bytes) -> JSON:
+    async def _post(self, path: str, body: bytes, ticket: Ticket | None) -> JSON:
         """One attempt; translates every foreign error into an inert one (or ``_Retry``).
 
         The body goes out as the op's canonical JSON text, the very bytes the batch
         runner writes into its JSONL lines, so the two modes cannot differ. The
         whole attempt has one deadline (httpx's own timeouts bound each read only).
+        Whatever the answer, its rate-limit headers go to the ticket's model pace.
         """
         try:
             async with asyncio.timeout(self.timeout):
-                content = await self._client.post(
-                    path, cast_to=bytes, content=body, options=self._options
+                response = await self._client.post(
+                    path, cast_to=httpx2.Response, content=body, options=self._options
                 )
         except TimeoutError:
+            if ticket is not None:
+                ticket.answered(None, None, None)
             url = self._url(path)
             what = f"no complete answer from {url} within the {_seconds(self.timeout)} deadline"
             raise _Retry(ConnectionFailedError(what), "timeout", what) from None
         except openai.APIStatusError as exc:
-            raise self._status_error(exc) from None
+            error = self._status_error(exc)
+            if ticket is not None:
+                retry_after = error.retry_after if isinstance(error, _Retry) else None
+                ticket.answered(exc.response.headers, exc.status_code, retry_after)
+            raise error from None
         except openai.APIConnectionError as exc:  # APITimeoutError is one too
+            if ticket is not None:
+                ticket.answered(None, None, None)
             raise self._connection_error(exc) from None
         except openai.OpenAIError as exc:
+            if ticket is not None:
+                ticket.answered(None, None, None)
             raise ConnectionFailedError(f"{type(exc).__name__}: {exc}") from None
+        if ticket is not None:
+            ticket.answered(response.headers, response.status_code, None)
         try:
-            raw = jiter.from_json(content)  # typed JSON (typestubs/jiter)
+            raw = jiter.from_json(response.content)  # typed JSON (typestubs/jiter)
         except ValueError:
             what = f"the answer from {self._url(path)} is not JSON (a cut-off answer?)"
             raise _Retry(ConnectionFailedError(what), "drop", what) from None
@@ -452,6 +491,8 @@ class ImmediateRunner(BaseRunner):
         code_text = code if isinstance(code, str) else None
         if status == 429:
             error = RateLimitError(text, status=status, code=code_text, body=body)
+            if isinstance(message, str) and message.startswith("Request too large"):
+                return error  # larger than the whole limit: it can never succeed
             return _Retry(error, "status", text, _retry_after(exc.response.headers))
         api_error = ApiError(text, status=status, code=code_text, body=body)
         if status == 408 or status >= 500:
@@ -465,14 +506,34 @@ class ImmediateRunner(BaseRunner):
         ceiling = min(self.backoff_max, self.backoff_base * 2**attempt)
         return self._random.uniform(0, ceiling)
 
-    def _token_cost(self, op: Op[Any]) -> float:
-        """Estimated tokens of one request, for the tokens-per-minute limit."""
-        body = op.body
-        limit = body.get("max_completion_tokens") or body.get("max_tokens") or 0
-        estimate = len(op.canonical_body()) / 4 + (limit if isinstance(limit, int) else 0)
+    def _token_cost(self, tokens: int) -> float:
+        """A request's charge against the ``tokens_per_minute`` cap."""
         assert self.tokens_per_minute is not None
         # The bucket holds ten seconds' worth; a larger request takes all of it.
-        return min(float(estimate), max(1.0, self.tokens_per_minute / 6.0))
+        return min(float(tokens), max(1.0, self.tokens_per_minute / 6.0))
+
+    @property
+    def learned_limits(self) -> dict[str, tuple[float | None, float | None]]:
+        """Per model, the (requests, tokens) per minute its latest answers reported.
+
+        Only models called on the current event loop are known (None where a limit
+        was not reported); empty when ``learn_limits`` is off.
+        """
+        try:
+            state = self._loops.get(asyncio.get_running_loop())
+        except RuntimeError:
+            state = next(reversed(self._loops.values()), None) if self._loops else None
+        if state is None or state.pacer is None:
+            return {}
+        return {model: pace.limits() for model, pace in state.pacer.models.items() if pace.known}
+
+
+def _show_pace(view: CallProgress, state: _LoopState) -> None:
+    """Give the progress line the models' pace, at most twice a second."""
+    now = time.monotonic()
+    if state.pacer is not None and now - state.paced_at >= 0.5:
+        state.paced_at = now
+        view.paced(state.pacer.summary())
 
 
 def _forget(in_flight: dict[str, _Call], key: str, call: _Call) -> None:

@@ -8,9 +8,20 @@ command line. See ``docs/emulator.md``.
 
 from ._faults import Faults
 from ._ledger import Charge, Ledger, LedgerEntry
+from ._ratelimit import RateLimits
 from ._server import Emulator, build_parser, main, serve
 
-__all__ = ["Charge", "Emulator", "Faults", "Ledger", "LedgerEntry", "build_parser", "main", "serve"]
+__all__ = [
+    "Charge",
+    "Emulator",
+    "Faults",
+    "Ledger",
+    "LedgerEntry",
+    "RateLimits",
+    "build_parser",
+    "main",
+    "serve",
+]
 
 for _name in __all__:
     globals()[_name].__module__ = __name__

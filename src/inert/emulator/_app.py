@@ -30,6 +30,7 @@ from ._calls import ENDPOINTS
 from ._errors import ApiError, bad_request, error_body
 from ._faults import MODEL_ROUTES, Injection
 from ._files import MAX_LIST_LIMIT, parse_limit
+from ._ratelimit import RateLimited, RateLimits
 from ._state import State
 from ._validate import check_expiry
 
@@ -164,8 +165,14 @@ def _form_expiry(form: FormData) -> object:
 Handler = Callable[[Request, Injection | None], Awaitable[Response]]
 
 
-def build_app(state: State, *, api_key: str | None, access_log: bool = False) -> ASGIApp:
-    """The emulator's ASGI app (access log and quiet disconnects, auth, then OpenAI's routes)."""
+def build_app(
+    state: State,
+    *,
+    api_key: str | None,
+    access_log: bool = False,
+    rate_limits: RateLimits | None = None,
+) -> ASGIApp:
+    """The emulator's ASGI app (access log and quiet disconnects, auth, rate limits, routes)."""
 
     def guarded(route: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -307,7 +314,8 @@ def build_app(state: State, *, api_key: str | None, access_log: bool = False) ->
         HTTPException: http_error,
     }
     router = Starlette(routes=routes, exception_handlers=handlers)
-    return _Served(_Authenticated(router, api_key), access_log=access_log)
+    limited = router if rate_limits is None else RateLimited(router, rate_limits)
+    return _Served(_Authenticated(limited, api_key), access_log=access_log)
 
 
 ACCESS_LOG: Final = logging.getLogger("inert.emulator.access")

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Final
+from typing import Final, NoReturn
 
 import uvicorn
 
@@ -20,6 +20,7 @@ from ._app import ACCESS_LOG, build_app
 from ._faults import KINDS, Faults
 from ._files import DEFAULT_FILE_TTL
 from ._ledger import Ledger
+from ._ratelimit import RateLimit, RateLimits, add_rate_limit_arguments
 from ._state import ANY_MODEL, State, TokenLimit
 
 API_KEY_ENV: Final = "INERT_EMULATOR_API_KEY"
@@ -73,6 +74,12 @@ class Emulator:
         access_log: log one line per request (client, method, path, status,
             milliseconds; never headers or bodies) at INFO on the
             ``inert.emulator.access`` logger.
+        rpm: requests per minute allowed per model, for every model (a number) or
+            per model (``{"gpt-4o-mini": 500, "*": 100}``); None for no limit.
+        tpm: tokens per minute per model, likewise (see ``docs/emulator.md`` for how
+            a request's tokens are counted).
+        rate_window: seconds' worth of requests and tokens a full limit bucket holds
+            (60 as at OpenAI; smaller for a smaller burst at the same rate).
     """
 
     def __init__(
@@ -90,6 +97,9 @@ class Emulator:
         file_ttl: float | None = DEFAULT_FILE_TTL,
         enqueued_token_limit: int | Mapping[str, int] | None = None,
         access_log: bool = False,
+        rpm: RateLimit = None,
+        tpm: RateLimit = None,
+        rate_window: float = 60.0,
     ) -> None:
         if time_scale <= 0:
             raise ValueError(f"time_scale must be positive, not {time_scale!r}")
@@ -109,7 +119,11 @@ class Emulator:
             enqueued_token_limit=enqueued_token_limit,
         )
         self.ledger: Final[Ledger] = self._state.ledger
-        self.app: Final = build_app(self._state, api_key=api_key, access_log=access_log)
+        self.rate_limits: Final = RateLimits(rpm=rpm, tpm=tpm, window=rate_window)
+        """The per-model RPM/TPM limits in force (``events()`` lists what they saw)."""
+        self.app: Final = build_app(
+            self._state, api_key=api_key, access_log=access_log, rate_limits=self.rate_limits
+        )
         self.host: Final = host
         self._port = port
         self._server: uvicorn.Server | None = None
@@ -151,9 +165,17 @@ class Emulator:
             raise ValueError(f"time_scale must be positive, not {time_scale!r}")
         self._state.time_scale = time_scale
 
+    def set_rate_limits(
+        self, *, rpm: RateLimit = None, tpm: RateLimit = None, window: float | None = None
+    ) -> None:
+        """Replace the RPM and TPM limits (None: none); requests arriving afterwards see them."""
+        self.rate_limits.set(rpm=rpm, tpm=tpm, window=window)
+
     def reset(self) -> None:
-        """Forget every file, batch, charge and queued fault, and reseed the fault draws."""
+        """Forget every file, batch, charge and queued fault, reseed the fault draws, refill
+        the rate-limit buckets."""
         self._state.reset()
+        self.rate_limits.reset()
 
     def settle(self) -> None:
         """Run every batch at the server to its end now, billing what that run bills.
@@ -355,6 +377,9 @@ def serve(
     api_key: str | None = None,
     seed: int | None = None,
     access_log: bool = False,
+    rpm: RateLimit = None,
+    tpm: RateLimit = None,
+    rate_window: float = 60.0,
 ) -> None:
     """Serve the emulator in the foreground until interrupted (arguments as ``Emulator``)."""
     Emulator(
@@ -366,6 +391,9 @@ def serve(
         access_log=access_log,
         host=host,
         port=port,
+        rpm=rpm,
+        tpm=tpm,
+        rate_window=rate_window,
     ).serve_forever()
 
 
@@ -434,9 +462,16 @@ def token_limits(specs: list[tuple[str | None, int]]) -> TokenLimit:
     return per_model
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Errors are one line naming the way out, exit status 2 (every ``inert`` command's rule)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser(prog: str = "inert emulator") -> argparse.ArgumentParser:
     """The command-line parser shared by ``inert emulator`` and ``python -m inert.emulator``."""
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog=prog,
         description="Serve a local OpenAI-compatible emulator (chat, responses, completions, "
         "moderations, embeddings, files, batches).",
@@ -499,6 +534,7 @@ def build_parser(prog: str = "inert emulator") -> argparse.ArgumentParser:
         help="most prompt tokens validating and in-progress batches may hold per model "
         "(repeatable; MODEL=N for one model); a batch over it fails with token_limit_exceeded",
     )
+    add_rate_limit_arguments(parser)
     return parser
 
 
@@ -528,6 +564,9 @@ def main(argv: list[str] | None = None, *, prog: str = "inert emulator") -> int:
         port=args.port,
         file_ttl=args.file_ttl,
         enqueued_token_limit=token_limits(args.enqueued_token_limit),
+        rpm=args.rpm,
+        tpm=args.tpm,
+        rate_window=args.rate_window,
     )
     try:
         emulator.serve_forever(lambda url: print(f"inert emulator serving on {url}", flush=True))
