@@ -55,14 +55,21 @@ def test_settle_finishes_a_cancel_under_way(
     assert {"batch_cancelled"} == {e["error"]["code"] for e in errors}  # type: ignore[index]  # pyright: ignore[reportIndexIssue]  # JSON
 
 
-def test_request_counts_are_zero_while_validating(emu: Emulator, submit: SubmitBatch) -> None:
-    """While a batch validates its request_counts are all 0, as at OpenAI."""
+def test_request_counts_are_zero_while_validating(
+    client: openai.OpenAI, emu: Emulator, submit: SubmitBatch
+) -> None:
+    """While a batch validates its request_counts are all 0 and expires_at null, as at OpenAI."""
     emu.set_time_scale(1000)
     batch = submit(jsonl([chat_line("a", "x"), chat_line("b", "y")]))
-    assert "validating" == batch.status
+    assert ("validating", None) == (batch.status, batch.expires_at)
     assert batch.request_counts is not None
     assert (0, 0, 0) == (
         batch.request_counts.total,
         batch.request_counts.completed,
         batch.request_counts.failed,
     )
+    emu.settle()
+    done = client.batches.retrieve(batch.id)
+    assert done.expires_at == done.created_at + 24 * 3600
+    assert done.request_counts is not None
+    assert 2 == done.request_counts.total

@@ -145,7 +145,8 @@ class Batch:
             "error_file_id": self.error_file_id,
             "created_at": int(self.created),
             "in_progress_at": stamp(self.in_progress_at),
-            "expires_at": int(self.created) + 24 * 3600,
+            # Null while validating, as in the spec's createBatch example response.
+            "expires_at": None if self.status == "validating" else int(self.created) + 24 * 3600,
             "finalizing_at": stamp(self.finalizing_at),
             "completed_at": stamp(self.completed_at),
             "failed_at": stamp(self.failed_at),
