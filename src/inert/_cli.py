@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from inert import _cli_store
-from inert._store import ATTACHED_STATES, DEFAULT_PATH, UNSENT_STATES, ShardRecord, Store
+from inert._store import DEFAULT_PATH, LOST_STATE, PENDING_STATES, ShardRecord, Store
 from inert._store_errors import StoreError
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ def _print_table(records: Sequence[ShardRecord]) -> None:
 def _batches_list(args: argparse.Namespace, store: Store) -> int:
     records = store.shards(run_id=args.run)
     if args.pending:
-        records = [r for r in records if r.state in (*UNSENT_STATES, *ATTACHED_STATES)]
+        records = [r for r in records if r.state in PENDING_STATES]
     if not records:
         print(f"no batches in the journal of {store.path}")
         return 0
@@ -211,7 +211,7 @@ async def _batches_cancel(args: argparse.Namespace, store: Store) -> int:
 
 
 async def _batches_resume(args: argparse.Namespace, store: Store) -> int:
-    from inert._runners._batch import BatchJournal, ProgressView
+    from inert._runners._batch import BatchJournal, ProgressView, is_success
 
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     async with _client(args) as client:
@@ -221,12 +221,56 @@ async def _batches_resume(args: argparse.Namespace, store: Store) -> int:
         with ProgressView(progress) as view:
             collected = await journal.resume(run_id=args.run, view=view)
     for item in collected:
-        answered = sum(
-            1 for line in item.lines.values() if line.status == 200 and line.error is None
-        )
+        answered = sum(1 for line in item.lines.values() if is_success(line))
         print(f"{item.batch_id}: {item.status}, {answered} answers stored")
+        if item.status == "lost":
+            print(
+                f"  its output expired before it was downloaded: run the same requests again "
+                f"to resubmit the unanswered lines, or `inert batches abandon {item.batch_id}`"
+            )
+        elif item.incomplete is not None:
+            print(f"  {item.incomplete}")
+    lost = store.shards(run_id=args.run, states=(LOST_STATE,))
     if not collected:
         print("nothing to resume: every journaled batch is collected")
+    if lost and not collected:
+        print(
+            f"{len(lost)} batches lost their output before it was downloaded "
+            "(`inert batches list --pending`); run the same requests again to resubmit their "
+            "lines, or abandon them with `inert batches abandon ID`"
+        )
+    return 0
+
+
+async def _batches_abandon(args: argparse.Namespace, store: Store) -> int:
+    record = store.find_shard(args.id)
+    if record is None:
+        raise _UsageError(
+            f"no batch {args.id!r} in the journal of {store.path}; "
+            "`inert batches list --pending` shows the batch ids and row numbers"
+        )
+    finished = record.state in ("created", "cancelling") and record.remote_status in (
+        "completed",
+        "expired",
+        "cancelled",
+    )
+    if record.state != LOST_STATE and not finished:
+        raise _UsageError(
+            f"journal row {record.id} is {record.state}, not lost; only a batch whose output "
+            "is gone (expired before it was downloaded, or never served) can be abandoned "
+            "(cancel a running one with `inert batches cancel`)"
+        )
+    moved = store.transition(
+        record.id,
+        (record.state,),
+        "abandoned",
+        error=f"{record.error or 'its output could not be read'}; abandoned by hand",
+    )
+    if moved is None:
+        raise _UsageError(f"journal row {record.id} changed meanwhile; look at it again")
+    print(
+        f"abandoned {record.batch_id or record.id}: its lines are submitted afresh when run again"
+    )
     return 0
 
 
@@ -247,6 +291,10 @@ def _add_batches(commands: Any) -> None:
     cancel = sub.add_parser("cancel", help="cancel one unfinished batch, or all of them")
     cancel.add_argument("id", nargs="?", default=None)
     cancel.add_argument("--run", default=None, help="only batches of this run")
+    abandon = sub.add_parser(
+        "abandon", help="abandon a batch whose output expired before it was downloaded"
+    )
+    abandon.add_argument("id")
     resume = sub.add_parser("resume", help="wait for unfinished batches and store their answers")
     resume.add_argument("--run", default=None, help="only batches of this run")
     resume.add_argument("--poll-interval", type=float, default=5.0, help="seconds between polls")
@@ -256,7 +304,7 @@ def _add_batches(commands: Any) -> None:
         default=None,
         help="show a progress display (default: on a terminal)",
     )
-    for action in (listing, show, cancel, resume):
+    for action in (listing, show, cancel, abandon, resume):
         _add_common(action, repeated=True)
 
 
@@ -274,6 +322,7 @@ def _run_batches(args: argparse.Namespace) -> int:
             "show": _batches_show,
             "cancel": _batches_cancel,
             "resume": _batches_resume,
+            "abandon": _batches_abandon,
         }
         import asyncio  # only the commands that call the API need an event loop
 
@@ -336,9 +385,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _is_api_error(exc: Exception) -> bool:
-    """Whether ``exc`` is the SDK's error (only possible once a command loaded the SDK)."""
+    """Whether ``exc`` is the SDK's error or a failed call of the batch journal (only
+    possible once a command loaded them)."""
     sdk = sys.modules.get("openai")
-    return sdk is not None and isinstance(exc, sdk.OpenAIError)
+    if sdk is not None and isinstance(exc, sdk.OpenAIError):
+        return True
+    batch = sys.modules.get("inert._runners._batch._http")
+    return batch is not None and isinstance(exc, batch.CallFailed)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,9 @@
-"""Fixtures: a fast in-process emulator, an SDK client on it, and a fresh store per test."""
+"""Fixtures: a fast in-process emulator, an SDK client on it, and a fresh store per test.
+
+The client keeps the SDK's default retries (as a user's does) and talks through a
+:class:`~tests.batch._transport.LossyTransport` (``wire``) that tests may tell to lose
+answers on the wire.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ import pytest
 
 from inert import BatchRunner, Store
 from inert.emulator import Emulator, Faults
+
+from ._transport import LossyTransport, lossy_client
 
 TIME_SCALE = 0.05
 """A whole emulated batch takes about 1.1 * TIME_SCALE seconds."""
@@ -33,11 +40,15 @@ def emu(batch_emulator: Emulator) -> Emulator:
 
 
 @pytest.fixture
-async def client(emu: Emulator) -> AsyncIterator[openai.AsyncOpenAI]:
-    """An async SDK client on the emulator."""
-    async with openai.AsyncOpenAI(
-        base_url=emu.base_url, api_key="sk-test-SECRET-never-stored", max_retries=0
-    ) as sdk:
+def wire() -> LossyTransport:
+    """The client's transport: forwards everything until a test tells it to lose answers."""
+    return LossyTransport()
+
+
+@pytest.fixture
+async def client(emu: Emulator, wire: LossyTransport) -> AsyncIterator[openai.AsyncOpenAI]:
+    """An async SDK client on the emulator, with the SDK's default retries."""
+    async with lossy_client(emu.base_url, wire) as sdk:
         yield sdk
 
 

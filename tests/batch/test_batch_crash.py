@@ -11,9 +11,11 @@ from pathlib import Path
 
 import openai
 import pytest
+from tests.billing import settled_ledger
 
 from inert import BatchRunner, ImmediateRunner, Store
 from inert.emulator import Emulator
+from inert.testing import op_of
 
 from ._support import Words, crash_requests
 
@@ -72,8 +74,8 @@ async def test_killed_run_resumes_and_pays_once(
     with Store(store_path) as store:
         rerun = BatchRunner(client, store=store, poll_interval=0.02, progress=False)
         assert expected == await rerun.run_all(crash_requests())
-        keys = {r.op.key for r in crash_requests()}  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]  # call nodes
-        assert dict.fromkeys(keys, 1) == emu.ledger.counts()
+        keys = {op_of(r).key for r in crash_requests()}
+        assert dict.fromkeys(keys, 1) == settled_ledger(emu).counts()
         if point != "upload":
             assert 0 == rerun.report.batches_created
             assert 1 == len(emu.batch_ids())

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import openai
 import pytest
+from tests.billing import settled_ledger
 
 from inert import BatchRunner, Store
 from inert.emulator import Emulator
+from inert.testing import op_of
 
 from ._support import ask
+from ._transport import LossyTransport
 
 
 class Crash(BaseException):
@@ -26,24 +28,17 @@ def fast(client: openai.AsyncOpenAI, store: Store) -> BatchRunner:
 
 
 REQUESTS = [ask(f"resume {i}") for i in range(5)]
+KEYS = {op_of(r).key for r in REQUESTS}
 
 
 async def test_cancelled_task_leaves_the_batch_to_be_collected(
     client: openai.AsyncOpenAI, store: Store, emu: Emulator
 ) -> None:
-    """Cancelling a run mid-poll keeps the batch running; a new runner collects it."""
+    """Cancelling a run mid-poll keeps the batch running; a new runner collects it, paying once."""
     emu.set_time_scale(1.0)
-    first = fast(client, store)
-    polled = asyncio.Event()
-    retrieve = client.batches.retrieve
-
-    async def spy(*args: Any, **kwargs: Any) -> Any:
-        polled.set()
-        return await retrieve(*args, **kwargs)
-
-    client.batches.retrieve = spy  # type: ignore[method-assign]  # a test spy
-    task = asyncio.create_task(first.run_all(REQUESTS))
-    await polled.wait()
+    task = asyncio.create_task(fast(client, store).run_all(REQUESTS))
+    while not store.shards(states=("created",)):  # noqa: ASYNC110 - polling the journal is the point
+        await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -51,71 +46,43 @@ async def test_cancelled_task_leaves_the_batch_to_be_collected(
     assert "created" == record.state
     second = fast(client, store)
     results = await second.run_all(REQUESTS)
-    assert 5 == len(results)
+    assert [r.words for r in results] == [r.words for r in await second.run_all(REQUESTS)]
     assert 0 == second.report.batches_created
-    assert dict.fromkeys(store.shard_custom_ids(record.id), 1) == emu.ledger.counts()
+    assert [record.batch_id] == emu.batch_ids()
+    assert dict.fromkeys(KEYS, 1) == settled_ledger(emu).counts()
 
 
 async def test_batch_created_but_not_journaled_is_found_by_metadata(
-    client: openai.AsyncOpenAI, store: Store, emu: Emulator
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
 ) -> None:
     """A batch whose id never reached the journal is found through batches.list and reused."""
-    create = client.batches.create
-
-    async def create_then_die(**kwargs: Any) -> Any:
-        await create(**kwargs)
-        raise Crash
-
-    client.batches.create = create_then_die  # type: ignore[method-assign]  # a test spy
+    wire.crash("POST", "/v1/batches", Crash())
     with pytest.raises(Crash):
         await fast(client, store).run_all(REQUESTS)
     (record,) = store.shards()
     assert ("uploaded", None) == (record.state, record.batch_id)
-    client.batches.create = create  # type: ignore[method-assign]  # restore
     second = fast(client, store)
     results = await second.run_all(REQUESTS)
-    assert 5 == len(results)
+    assert 5 == len({tuple(r.words) for r in results})
     assert 0 == second.report.batches_created
-    assert 1 == len(emu.batch_ids())
-    assert [] == emu.ledger.billed_more_than_once()
-
-
-async def test_lost_create_answer_is_recovered_in_the_same_run(
-    client: openai.AsyncOpenAI, store: Store, emu: Emulator
-) -> None:
-    """When the create call's answer is lost, the runner finds the batch instead of resubmitting."""
-    create = client.batches.create
-
-    async def create_then_lose_answer(**kwargs: Any) -> Any:
-        await create(**kwargs)
-        raise openai.APIConnectionError(request=None)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # no request to show
-
-    client.batches.create = create_then_lose_answer  # type: ignore[method-assign]  # a test spy
-    runner = fast(client, store)
-    results = await runner.run_all(REQUESTS)
-    assert 5 == len(results)
-    assert 1 == len(emu.batch_ids())
-    assert [] == emu.ledger.billed_more_than_once()
+    (only,) = emu.batch_ids()
+    assert only == store.shard(record.id).batch_id
+    assert dict.fromkeys(KEYS, 1) == settled_ledger(emu).counts()
 
 
 async def test_intent_without_upload_is_submitted_once(
-    client: openai.AsyncOpenAI, store: Store, emu: Emulator
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
 ) -> None:
-    """A shard journaled but never created is abandoned on resume and submitted afresh, once."""
-    upload = client.files.create
-
-    async def die_on_upload(**kwargs: Any) -> Any:
-        raise Crash
-
-    client.files.create = die_on_upload  # type: ignore[method-assign]  # a test spy
+    """A shard journaled but never uploaded is abandoned on resume and submitted afresh, once."""
+    wire.crash("POST", "/v1/files", Crash(), before=True)
     with pytest.raises(Crash):
         await fast(client, store).run_all(REQUESTS)
-    client.files.create = upload  # type: ignore[method-assign]  # restore
+    assert ["intended"] == [r.state for r in store.shards()]
     second = fast(client, store)
     assert 5 == len(await second.run_all(REQUESTS))
     assert ["abandoned", "downloaded"] == [r.state for r in store.shards()]
     assert 1 == second.report.batches_created
-    assert [] == emu.ledger.billed_more_than_once()
+    assert dict.fromkeys(KEYS, 1) == settled_ledger(emu).counts()
 
 
 async def test_finished_run_is_all_cache_hits(
@@ -130,3 +97,4 @@ async def test_finished_run_is_all_cache_hits(
         again.report.ops_sent,
         again.report.batches_created,
     )
+    assert dict.fromkeys(KEYS, 1) == settled_ledger(emu).counts()

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import openai
 import pytest
 from returns.result import Failure, Success
+from tests.billing import settled_ledger
 
 from inert import BatchRunner, ImmediateRunner, Request, Store
 from inert._runners._batch import jsonl_line, parse_output_lines
 from inert.emulator import Emulator, Faults
-from inert.errors import ApiError, CancelledRequestError, ExpiredError, RequestError
+from inert.errors import ApiError, ExpiredError, RequestError
 from inert.testing import op_of
 
 from ._support import MODEL, Words, ask, bad_request, pipeline
+from ._transport import LossyTransport
 
 
 def fast(client: openai.AsyncOpenAI, store: Store, **settings: Any) -> BatchRunner:
@@ -26,21 +27,9 @@ def fast(client: openai.AsyncOpenAI, store: Store, **settings: Any) -> BatchRunn
     )
 
 
-def after_first_create(client: openai.AsyncOpenAI, action: Callable[[str], object]) -> None:
-    """Run ``action(batch_id)`` once, right after the first batch is created."""
-    create = client.batches.create
-    done: list[str] = []
-
-    async def wrapped(**kwargs: Any) -> Any:
-        batch = await create(**kwargs)
-        if not done:
-            done.append(batch.id)
-            result = action(batch.id)
-            if asyncio.iscoroutine(result):
-                await result
-        return batch
-
-    client.batches.create = wrapped  # type: ignore[method-assign]  # a test spy
+def after_first_create(wire: LossyTransport, action: Callable[[], object]) -> None:
+    """Run ``action()`` once, as the answer of the first batch create arrives."""
+    wire.on_answer("POST", "/v1/batches", lambda _: action())
 
 
 def shard_lines(store: Store) -> list[set[str]]:
@@ -54,14 +43,14 @@ async def test_rounds_equal_the_dependency_depth(runner: BatchRunner, emu: Emula
     assert len(results) == 2
     assert runner.report.rounds == 3
     assert runner.report.batches_created == 3
-    assert emu.ledger.billed_more_than_once() == []
+    assert [] == [k for k, n in settled_ledger(emu).counts().items() if n > 1]
 
 
 async def test_duplicates_are_sent_once(runner: BatchRunner, emu: Emulator, store: Store) -> None:
     """Identical requests become one batch line and one billed call."""
     results = await runner.run_all([ask("a"), ask("b"), ask("a")])
     assert results[0] == results[2]
-    assert emu.ledger.total_billed() == 2
+    assert 2 == sum(settled_ledger(emu).counts().values())
     assert runner.report.ops_deduplicated == 1
     assert [r.size for r in store.shards()] == [2]
 
@@ -75,7 +64,7 @@ async def test_shards_by_request_count(
     assert len(results) == 7
     assert runner.report.rounds == 1
     assert [r.size for r in store.shards()] == [3, 3, 1]
-    assert emu.ledger.total_billed() == 7
+    assert 7 == sum(settled_ledger(emu).counts().values())
 
 
 async def test_shards_by_bytes(client: openai.AsyncOpenAI, store: Store) -> None:
@@ -108,11 +97,15 @@ async def test_per_line_client_errors_are_typed(runner: BatchRunner) -> None:
 
 
 async def test_expired_lines_are_resubmitted_alone(
-    runner: BatchRunner, client: openai.AsyncOpenAI, emu: Emulator, store: Store
+    runner: BatchRunner,
+    client: openai.AsyncOpenAI,
+    emu: Emulator,
+    store: Store,
+    wire: LossyTransport,
 ) -> None:
     """Lines that expired go, and only they go, into a second batch; every answer arrives."""
     emu.set_faults(Faults(line_expired=0.5))
-    after_first_create(client, lambda _: emu.set_faults(Faults()))
+    after_first_create(wire, lambda: emu.set_faults(Faults()))
     results = await runner.run_all([ask(f"w{i}") for i in range(12)])
     assert len(results) == 12
     first, second = store.shards()
@@ -122,18 +115,22 @@ async def test_expired_lines_are_resubmitted_alone(
     assert expired == set(store.shard_custom_ids(second.id))
     assert len(expired) == runner.report.retries
     assert runner.report.batches_created == 2
-    assert dict.fromkeys(store.shard_custom_ids(first.id), 1) == emu.ledger.counts()
+    assert dict.fromkeys(store.shard_custom_ids(first.id), 1) == settled_ledger(emu).counts()
 
 
 async def test_expired_batch_keeps_its_completed_part(
-    runner: BatchRunner, client: openai.AsyncOpenAI, emu: Emulator, store: Store
+    runner: BatchRunner,
+    client: openai.AsyncOpenAI,
+    emu: Emulator,
+    store: Store,
+    wire: LossyTransport,
 ) -> None:
     """A batch that expires halfway stores its answers; only the unfinished lines go again."""
     requests = [ask(f"w{i}") for i in range(10)]
     expected = await ImmediateRunner(client).run_all(requests)
     emu.reset()
     emu.set_faults(Faults(batch_expire=1.0))
-    after_first_create(client, lambda _: emu.set_faults(Faults()))
+    after_first_create(wire, lambda: emu.set_faults(Faults()))
     assert expected == await runner.run_all(requests)
     first, second = shard_lines(store)
     assert [r.remote_status for r in store.shards()] == ["expired", "completed"]
@@ -142,7 +139,7 @@ async def test_expired_batch_keeps_its_completed_part(
     ops = [op_of(r) for r in requests]
     stored = store.get_responses([op.key for op in ops])
     assert expected == [op.decode(stored[op.key]) for op in ops if op.key in stored]
-    assert dict.fromkeys(first, 1) == emu.ledger.counts()
+    assert dict.fromkeys(first, 1) == settled_ledger(emu).counts()
 
 
 async def test_lines_that_keep_expiring_fail_as_expired(
@@ -173,15 +170,15 @@ async def test_server_errors_are_retried_then_typed(
 
 
 async def test_server_errors_recover_on_resubmission(
-    runner: BatchRunner, client: openai.AsyncOpenAI, emu: Emulator
+    runner: BatchRunner, client: openai.AsyncOpenAI, emu: Emulator, wire: LossyTransport
 ) -> None:
     """Lines that failed with a 500 succeed when resubmitted."""
     emu.set_faults(Faults(line_failed=1.0))
-    after_first_create(client, lambda _: emu.set_faults(Faults()))
+    after_first_create(wire, lambda: emu.set_faults(Faults()))
     results = await runner.run_all([ask("x"), ask("y")])
     assert len(results) == 2
     assert runner.report.retries == 2
-    assert emu.ledger.total_billed() == 2
+    assert 2 == sum(settled_ledger(emu).counts().values())
 
 
 async def test_unknown_custom_id_is_never_assigned(
@@ -198,16 +195,20 @@ async def test_unknown_custom_id_is_never_assigned(
     assert "not assigned" in detail
 
 
-async def test_completed_batch_without_output_file(
+async def test_completed_batch_without_output_file_is_not_paid_again(
     runner: BatchRunner, client: openai.AsyncOpenAI, emu: Emulator, store: Store
 ) -> None:
-    """A completed batch whose output file is missing has its lines resubmitted."""
+    """A batch that reports completed lines but has no output file: its lines are not sent
+    again (they were paid); they fail for this run and the shard stays in the journal."""
     emu.set_faults(Faults(drop_output=1.0))
-    after_first_create(client, lambda _: emu.set_faults(Faults()))
-    results = await runner.run_all([ask("m"), ask("n")])
-    assert len(results) == 2
-    assert runner.report.retries == 2
-    assert [r.size for r in store.shards()] == [2, 2]
+    results = await runner.run_all_settled([ask("m"), ask("n")])
+    errors = [r.failure() for r in results if isinstance(r, Failure)]
+    assert 2 == len(errors)
+    assert all(isinstance(e, ApiError) and e.code == "incomplete_output" for e in errors)
+    assert "has no output file" in errors[0].message
+    assert 0 == runner.report.retries
+    assert ["created"] == [r.state for r in store.shards()]
+    assert 2 == sum(settled_ledger(emu).counts().values())
 
 
 async def test_failed_batch_fails_each_op_without_resubmitting(
@@ -227,38 +228,6 @@ async def test_failed_batch_fails_each_op_without_resubmitting(
     assert [r.state for r in store.shards()] == ["failed"]
 
 
-async def test_batch_cancelled_elsewhere_is_resubmitted(
-    runner: BatchRunner, client: openai.AsyncOpenAI, emu: Emulator
-) -> None:
-    """Lines of a batch cancelled by someone else are resubmitted and answered."""
-    after_first_create(client, lambda batch_id: client.batches.cancel(batch_id))
-    results = await runner.run_all([ask("c1"), ask("c2")])
-    assert len(results) == 2
-    assert runner.report.batches_created == 2
-    assert emu.ledger.billed_more_than_once() == []
-
-
-async def test_explicit_cancel_cancels_remote_batches(
-    client: openai.AsyncOpenAI, emu: Emulator, store: Store
-) -> None:
-    """runner.cancel() cancels the running batch; its lines fail as cancelled, not resubmitted."""
-    emu.set_time_scale(3.0)
-    runner = fast(client, store)
-    created = asyncio.Event()
-    after_first_create(client, lambda _: created.set())
-    task = asyncio.create_task(runner.run_all_settled([ask("z1"), ask("z2")]))
-    await created.wait()
-    cancelled = await runner.cancel()
-    results = await task
-    assert len(cancelled) == 1
-    assert all(
-        isinstance(r, Failure) and isinstance(r.failure(), CancelledRequestError) for r in results
-    )
-    assert runner.report.batches_created == 1
-    (record,) = store.shards()
-    assert (record.state, record.remote_status) == ("downloaded", "cancelled")
-
-
 async def test_batch_and_immediate_runners_agree(
     client: openai.AsyncOpenAI, store: Store, tmp_path: Any, emu: Emulator
 ) -> None:
@@ -268,11 +237,11 @@ async def test_batch_and_immediate_runners_agree(
     with Store(tmp_path / "immediate.sqlite3") as other:
         immediate = await ImmediateRunner(client, store=other).run_all(requests)
     assert batch == immediate
-    billed = emu.ledger.total_billed()
+    billed = settled_ledger(emu).total_billed()
     cached = ImmediateRunner(client, store=store)
     assert batch == await cached.run_all(requests)
     assert cached.report.cache_hits == 4
-    assert billed == emu.ledger.total_billed()
+    assert billed == settled_ledger(emu).total_billed()
 
 
 async def test_usage_and_cost_come_from_the_output_lines(
@@ -281,8 +250,9 @@ async def test_usage_and_cost_come_from_the_output_lines(
     """Tokens are read from each line's usage and the cost carries the batch discount."""
     await runner.run_all([ask("u1"), ask("u2")])
     report = runner.report
-    assert sum(e.prompt_tokens for e in emu.ledger.entries()) == report.prompt_tokens
-    assert sum(e.completion_tokens for e in emu.ledger.entries()) == report.completion_tokens
+    entries = settled_ledger(emu).entries()
+    assert sum(e.prompt_tokens for e in entries) == report.prompt_tokens
+    assert sum(e.completion_tokens for e in entries) == report.completion_tokens
     assert report.cost_usd == pytest.approx(report.full_price_usd * 0.5)
     assert report.cost_usd > 0
 

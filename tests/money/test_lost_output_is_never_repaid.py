@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import openai
-import pytest
 from returns.result import Failure, Success
 from tests.billing import assert_billed_once, keys_of, settled_ledger
 
@@ -12,11 +11,6 @@ from inert.emulator import Emulator, Faults
 from inert.openai import chat
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the batch runner resubmits lines of an expired batch whose output file is missing, "
-    "though request_counts.completed says they ran (issue 11: downloads checked against the batch)",
-)
 async def test_an_expired_batch_without_its_output_is_not_paid_twice(
     client: openai.AsyncOpenAI, emu: Emulator, store: Store
 ) -> None:

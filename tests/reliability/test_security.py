@@ -66,7 +66,6 @@ async def test_the_api_key_is_in_no_store_journal_log_or_temp_file(
                 poll_interval=0.01,
                 poll_interval_max=0.05,
                 progress=False,
-                max_attempts=10,
             )
             await batch.run_all([word_request(i, salt=" later") for i in range(20)])
             assert store.response_count() == 40

@@ -1,39 +1,72 @@
 """``BatchJournal``: remote batch operations that keep the store's journal in step.
 
-Shared by the runner and ``inert batches``: find a shard's batch by its metadata,
-poll it, download and store its answers, cancel it, resume every pending shard.
+Shared by the runner and ``inert batches``: upload a shard's input file, create its
+batch (at most one per shard), find a batch by its metadata, poll it, download and
+store its answers, cancel it, resume every pending shard. Every call goes through
+:mod:`._http` (no SDK retries; our own, typed). Every journal change is a
+compare-and-set on the state last seen.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Iterable, Sequence
+import tempfile
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, Final
 
+import attrs
 import openai
-from openai.types import Batch
+from openai.types import Batch, FileObject
 
-from inert._runners._batch._lines import TERMINAL_STATUSES
-from inert._runners._batch._output import Collected, OutputLine, is_success, parse_output_lines
+from inert._json import JSON
+from inert._runners._batch._http import (
+    Backoff,
+    CallFailed,
+    checked_batch,
+    checked_file,
+    retrying,
+)
+from inert._runners._batch._lines import TERMINAL_STATUSES, BatchEndpoint, ShardPlan
+from inert._runners._batch._output import (
+    Collected,
+    ParsedFile,
+    is_success,
+    match_lines,
+    parse_output_file,
+)
 from inert._runners._batch._progress import QUIET, ProgressView
-from inert._store import ATTACHED_STATES, UNSENT_STATES, ShardRecord, Store
+from inert._store import ATTACHED_STATES, LOST_STATE, UNSENT_STATES, ShardRecord, Store
 
 logger = logging.getLogger("inert.batch")
 
-_POLL_ERROR_LIMIT: Final = 20
-_DOWNLOAD_ATTEMPTS: Final = 5
+CALL_TRIES: Final = 8
+"""Tries of one upload, create, download, list or cancel before it fails for good."""
+POLL_TRIES: Final = 20
+"""Consecutive failed polls of one batch before collecting it fails for this run."""
+DOWNLOAD_ROUNDS: Final = 5
+"""Downloads of an output file that reads shorter than the batch's counts say."""
+CANCEL_STATUSES: Final = frozenset({"cancelling", "cancelled"})
 _LIST_SLACK_SECONDS: Final = 3600.0
 
-TRANSIENT: Final = (openai.APIConnectionError, openai.InternalServerError, openai.RateLimitError)
-"""SDK errors worth retrying: no answer, a 5xx, a 429."""
+
+@attrs.frozen
+class Polled:
+    """A poll that reached the end: the batch (``None``: it no longer exists) and what was seen."""
+
+    batch: Batch | None
+    first_status: str | None
+    cancel_seen: bool
 
 
 class BatchJournal:
     """Remote batch operations that keep the store's journal in step.
 
-    Used by :class:`BatchRunner` and by ``inert batches``: find a shard's batch by
-    its metadata, poll it, download and store its answers, cancel it.
+    Args:
+        client: the user's SDK client; its calls here go without SDK retries.
+        store: the store holding the journal and the answers.
+        poll_interval: the first pause between polls and between retried calls.
+        poll_interval_max: the longest such pause.
     """
 
     def __init__(
@@ -44,10 +77,147 @@ class BatchJournal:
         poll_interval: float = 5.0,
         poll_interval_max: float = 60.0,
     ) -> None:
-        self.client = client
+        self.client = client.with_options(max_retries=0)
         self.store = store
         self.poll_interval = poll_interval
         self.poll_interval_max = poll_interval_max
+        self._calls = Backoff(poll_interval, poll_interval_max, CALL_TRIES)
+        self._polls = Backoff(poll_interval, poll_interval_max, POLL_TRIES)
+
+    # --- single calls -----------------------------------------------------------------
+
+    async def upload(self, record: ShardRecord, plan: ShardPlan, filename: str) -> FileObject:
+        """Upload a shard's input file, streamed from a private temporary file.
+
+        A try whose answer was lost may have left a file at the server; it costs
+        nothing, and the journal notes it.
+        """
+        what = "uploading the batch input file"
+        with tempfile.TemporaryFile() as spool:
+            plan.write_to(spool)
+
+            async def once() -> FileObject:
+                spool.seek(0)
+                return checked_file(
+                    what, await self.client.files.create(file=(filename, spool), purpose="batch")
+                )
+
+            async def lost(failure: CallFailed) -> None:
+                if failure.status is None or failure.status >= 500:
+                    self.store.note(
+                        record.id,
+                        f"an upload lost its answer ({failure.error.message}); a file named "
+                        f"{filename} may be left unused at the server (files cost nothing)",
+                    )
+
+            return await retrying(what, once, self._calls, before_retry=lost)
+
+    async def create(
+        self, record: ShardRecord, endpoint: BatchEndpoint, metadata: Mapping[str, str]
+    ) -> Batch:
+        """Create a shard's batch: at most one, however many answers are lost.
+
+        After a try that may have created the batch (a 5xx, a dropped connection, a
+        body that is not JSON), the batch is looked up by its metadata before trying
+        again; a 429 is a refusal, so nothing is looked up.
+        """
+        assert record.input_file_id is not None
+        file_id = record.input_file_id
+        what = "creating the batch"
+
+        async def once() -> Batch:
+            return checked_batch(
+                what,
+                await self.client.batches.create(
+                    input_file_id=file_id,
+                    endpoint=endpoint,
+                    completion_window="24h",
+                    metadata=dict(metadata),
+                ),
+            )
+
+        async def look(failure: CallFailed) -> Batch | None:
+            if failure.status == 429:
+                return None
+            try:
+                found = await self.find_remote([record])
+            except CallFailed:
+                return None
+            batch = found.get(record.id)
+            if batch is not None:
+                logger.info("the create of shard %s lost its answer; found %s", record.id, batch.id)
+            return batch
+
+        return await retrying(what, once, self._calls, before_retry=look)
+
+    async def retrieve(self, batch_id: str, backoff: Backoff | None = None) -> Batch | None:
+        """The batch as the server sees it now (``None``: it does not exist)."""
+        what = f"polling batch {batch_id}"
+
+        async def once() -> Batch:
+            return checked_batch(what, await self.client.batches.retrieve(batch_id))
+
+        try:
+            return await retrying(what, once, backoff or self._polls)
+        except CallFailed as failure:
+            if failure.status == 404:
+                return None
+            raise
+
+    async def download(self, file_id: str | None) -> bytes | None:
+        """A file's bytes; ``b""`` for no file, ``None`` when it expired (404 "No such File")."""
+        if file_id is None:
+            return b""
+        what = f"downloading file {file_id}"
+
+        async def once() -> bytes:
+            response = await self.client.files.content(file_id)
+            return response.content
+
+        try:
+            return await retrying(what, once, self._calls)
+        except CallFailed as failure:
+            if failure.status == 404:
+                return None
+            raise
+
+    async def cancel_remote(self, record: ShardRecord) -> Batch | None:
+        """Cancel a shard's batch and journal it ``cancelling`` (``None``: nothing to cancel)."""
+        assert record.batch_id is not None
+        batch_id = record.batch_id
+        what = f"cancelling batch {batch_id}"
+
+        async def once() -> Batch:
+            return checked_batch(what, await self.client.batches.cancel(batch_id))
+
+        try:
+            batch = await retrying(what, once, self._calls)
+        except CallFailed as failure:
+            if failure.status == 404:
+                self.store.transition(
+                    record.id, ATTACHED_STATES, "failed", error="the batch no longer exists"
+                )
+                return None
+            if failure.definite:  # already finished or cancelling: nothing to cancel
+                current = await self.retrieve(batch_id, self._calls)
+                if current is not None:
+                    self._seen(record, current)
+                return None
+            raise
+        self.store.transition(record.id, ("created",), "cancelling")
+        self._seen(record, batch)
+        return batch
+
+    def _seen(self, record: ShardRecord, batch: Batch) -> None:
+        counts = batch.request_counts
+        self.store.mark_remote(
+            record.id,
+            batch.status,
+            counts.completed if counts is not None else 0,
+            counts.failed if counts is not None else 0,
+        )
+
+    # --- finding batches --------------------------------------------------------------
 
     async def find_remote(self, records: Sequence[ShardRecord]) -> dict[int, Batch]:
         """Batches created for journaled shards whose batch id was never journaled.
@@ -59,23 +229,39 @@ class BatchJournal:
             return {}
         since = min(r.created_at for r in records) - _LIST_SLACK_SECONDS
         targets = {(r.run_id, str(r.shard), r.digest): r for r in records}
-        found: dict[int, Batch] = {}
-        async for batch in self.client.batches.list(limit=100):
-            if batch.created_at < since:
-                break
-            meta = batch.metadata or {}
-            key = (meta.get("inert_run"), meta.get("inert_shard"), meta.get("inert_digest"))
-            record = targets.get(key)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # a key of None never matches
-            if record is not None and record.id not in found:
-                found[record.id] = batch
-                if len(found) == len(targets):
+
+        async def scan() -> dict[int, Batch]:
+            found: dict[int, Batch] = {}
+            async for item in self.client.batches.list(limit=100):
+                batch = checked_batch("listing batches", item)
+                if batch.created_at < since:
                     break
-        return found
+                meta = batch.metadata or {}
+                run, shard, digest = (
+                    meta.get("inert_run"),
+                    meta.get("inert_shard"),
+                    meta.get("inert_digest"),
+                )
+                record = (
+                    None
+                    if run is None or shard is None or digest is None
+                    else targets.get((run, shard, digest))
+                )
+                if record is not None and record.id not in found:
+                    found[record.id] = batch
+                    if len(found) == len(targets):
+                        break
+            return found
+
+        return await retrying("listing batches", scan, self._calls)
 
     async def resolve_unsent(self, records: Sequence[ShardRecord]) -> list[ShardRecord]:
         """Re-attach unsent shards whose batch exists remotely; abandon the others.
 
         Returns the shards now attached (state ``created``).
+
+        Raises:
+            CallFailed: the batches could not be listed; nothing was changed.
         """
         unsent = [r for r in records if r.state in UNSENT_STATES]
         if not unsent:
@@ -85,74 +271,100 @@ class BatchJournal:
         for record in unsent:
             batch = found.get(record.id)
             if batch is None:
-                self.store.mark_state(
-                    record.id, "abandoned", "no remote batch was found for this shard on resume"
+                self.store.transition(
+                    record.id,
+                    (record.state,),
+                    "abandoned",
+                    error="no remote batch was found for this shard on resume",
                 )
-            else:
-                logger.info("re-attached shard %s to batch %s", record.id, batch.id)
-                attached.append(self.store.mark_created(record.id, batch.id, batch.status))
+                continue
+            logger.info("re-attached shard %s to batch %s", record.id, batch.id)
+            moved = self.store.mark_created(
+                record.id, batch.id, batch.status, expect=(record.state,)
+            )
+            if moved is not None:
+                attached.append(moved)
         return attached
 
-    async def poll(self, record: ShardRecord, view: ProgressView = QUIET) -> Batch | None:
-        """Poll a shard's batch with backoff until it is terminal (None: it does not exist)."""
+    # --- polling and collecting -------------------------------------------------------
+
+    async def poll(
+        self,
+        record: ShardRecord,
+        view: ProgressView = QUIET,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> Polled:
+        """Poll a shard's batch with backoff until it is terminal.
+
+        Each poll also reads the journal: a shard marked ``cancelling`` by another
+        process counts as cancelled, and when ``should_cancel()`` says the run was
+        asked to stop, the batch is cancelled here.
+        """
         assert record.batch_id is not None
         interval = self.poll_interval
-        errors = 0
         last = record.remote_status
+        first: str | None = None
+        cancel_seen = False
         while True:
-            try:
-                batch = await self.client.batches.retrieve(record.batch_id)
-            except openai.NotFoundError:
-                return None
-            except TRANSIENT as exc:
-                errors += 1
-                if errors > _POLL_ERROR_LIMIT:
-                    raise
-                logger.warning("polling %s failed (%s); retrying", record.batch_id, exc)
-                await asyncio.sleep(interval)
-                interval = min(interval * 2, self.poll_interval_max)
-                continue
-            errors = 0
+            batch = await self.retrieve(record.batch_id)
+            if batch is None:
+                return Polled(None, first, cancel_seen)
+            if first is None:
+                first = batch.status
             view.show(record, batch)
             if batch.status != last:
-                counts = batch.request_counts
-                self.store.mark_remote(
-                    record.id,
-                    batch.status,
-                    counts.completed if counts is not None else 0,
-                    counts.failed if counts is not None else 0,
-                )
+                self._seen(record, batch)
                 last = batch.status
+            state = self.store.shard(record.id).state
+            if batch.status in CANCEL_STATUSES:
+                cancel_seen = True
+                if state == "created":
+                    self.store.transition(record.id, ("created",), "cancelling")
+            elif state == "cancelling":
+                cancel_seen = True
+            elif (
+                should_cancel is not None
+                and batch.status not in TERMINAL_STATUSES
+                and should_cancel()
+            ):
+                cancel_seen = True
+                await self.cancel_remote(self.store.shard(record.id))
             if batch.status in TERMINAL_STATUSES:
-                return batch
+                return Polled(batch, first, cancel_seen)
             await asyncio.sleep(interval)
             interval = min(interval * 1.5, self.poll_interval_max)
 
-    async def _download(self, file_id: str | None) -> bytes:
-        if file_id is None:
-            return b""
-        delay = self.poll_interval
-        for attempt in range(_DOWNLOAD_ATTEMPTS):
-            try:
-                response = await self.client.files.content(file_id)
-                return response.content
-            except TRANSIENT:
-                if attempt == _DOWNLOAD_ATTEMPTS - 1:
-                    raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.poll_interval_max)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def collect(self, record: ShardRecord, view: ProgressView = QUIET) -> Collected:
+    async def collect(
+        self,
+        record: ShardRecord,
+        view: ProgressView = QUIET,
+        *,
+        known: Iterable[str] | None = None,
+        adopted: bool = True,
+        should_cancel: Callable[[], bool] | None = None,
+        keep: Callable[[str, JSON], bool] | None = None,
+    ) -> Collected:
         """Wait for a shard's batch, download its files and store its answers.
 
-        Every successful line is stored (even one no current op asked for: it was
-        paid) in the same transaction that marks the shard downloaded. Lines whose
-        custom id is not in the shard are recorded as anomalies and dropped.
+        Every successful line of the shard is stored (even one no current op asked
+        for: it was paid) in the same transaction that closes the shard. The output
+        is checked against the batch's counts first: one that reads short (a cut
+        download, an HTML page) is downloaded again, and if it stays short the shard
+        stays open for a later collection — the lines it did give are stored, and
+        nothing the server completed is ever resubmitted.
+
+        Args:
+            known: the shard's custom ids, if the caller has them.
+            adopted: the shard comes from the journal rather than from this run (a
+                cancellation seen at the first poll then predates this run).
+            should_cancel: asks whether the run was told to stop (see :meth:`poll`).
+            keep: ``keep(custom_id, body)`` says whether an answer may be stored (the
+                runner asks the op's decoder, :func:`inert._answers.rejected_by_decoder`).
         """
         store = self.store
         assert record.batch_id is not None
-        batch = await self.poll(record, view)
+        polled = await self.poll(record, view, should_cancel)
+        batch = polled.batch
         if batch is None:
             store.finish_shard(
                 record,
@@ -166,13 +378,21 @@ class BatchJournal:
                 error=f"the batch {record.batch_id} no longer exists",
             )
             return Collected(record.batch_id, "missing", {})
+        cancel: str | None = None
+        if batch.status in CANCEL_STATUSES or polled.cancel_seen:
+            before = adopted and (
+                record.state == "cancelling" or polled.first_status in CANCEL_STATUSES
+            )
+            cancel = "before" if before else "during"
         counts = batch.request_counts
         completed = counts.completed if counts is not None else 0
         failed = counts.failed if counts is not None else 0
         if batch.status == "failed":
             errors = batch.errors.data if batch.errors is not None and batch.errors.data else []
             message = "; ".join(
-                (f"line {e.line}: " if e.line is not None else "") + (e.message or "")
+                (f"line {e.line}: " if e.line is not None else "")
+                + (f"{e.code}: " if e.code else "")
+                + (e.message or "")
                 for e in errors[:5]
             )
             message = message or "the batch failed without an error message"
@@ -188,45 +408,132 @@ class BatchJournal:
                 error_file_id=batch.error_file_id,
                 error=message,
             )
-            return Collected(batch.id, "failed", {}, message, code)
-        output = await self._download(batch.output_file_id)
-        errors_text = await self._download(batch.error_file_id)
-        parsed, bad = parse_output_lines(output)
-        failed_lines, bad_errors = parse_output_lines(errors_text)
-        known = set(store.shard_custom_ids(record.id))
-        lines: dict[str, OutputLine] = {}
-        anomalies: list[tuple[str | None, str]] = [(None, text) for text in bad + bad_errors]
-        for line in (*parsed, *failed_lines):
-            cid = line.custom_id
-            if cid not in known:
-                anomalies.append(
-                    (
-                        str(cid),
-                        f"batch {batch.id} returned a line whose custom_id is not in its input; "
-                        "it was not assigned to any request",
-                    )
-                )
-                continue
-            previous = lines.get(cid)
-            if previous is not None:
-                anomalies.append((cid, f"batch {batch.id} returned custom_id {cid} twice"))
-                if is_success(previous):
-                    continue
-            lines[cid] = line
-        for odd_id, detail in anomalies:
+            return Collected(batch.id, "failed", {}, batch_error=message, batch_error_code=code)
+        ids = set(store.shard_custom_ids(record.id) if known is None else known)
+        output = await self._read(batch, batch.output_file_id, ids, completed, "output")
+        errors_file = await self._read(
+            batch,
+            batch.error_file_id,
+            ids,
+            failed if batch.status == "completed" else 0,
+            "error",
+        )
+        parsed = [read[0] for read in (output, errors_file) if read is not None]
+        matched = match_lines(batch.id, parsed, ids)
+        answers = [
+            (cid, line.body)
+            for cid, line in matched.lines.items()
+            if is_success(line) and (keep is None or keep(cid, line.body))
+        ]
+        doubtful = output is not None and bool(output[0].malformed)
+        if output is None or errors_file is None:
+            gone = "output" if output is None else "error"
+            message = (
+                f"the {gone} file of batch {batch.id} expired before it was downloaded "
+                "(404 No such File object): its answers are gone; a run of the same "
+                "requests submits the unanswered lines again"
+            )
+            logger.warning("%s", message)
+            store.finish_shard(
+                record,
+                state=LOST_STATE,
+                remote_status=batch.status,
+                answers=answers,
+                completed=completed,
+                failed=failed,
+                output_file_id=batch.output_file_id,
+                error_file_id=batch.error_file_id,
+                anomalies=matched.anomalies,
+                error=message,
+            )
+            return Collected(
+                batch.id, "lost", matched.lines, matched.conflicts, cancel=cancel, doubtful=doubtful
+            )
+        short = output[1]
+        if short is not None:
+            store.store_answers(record, answers)
+            store.mark_remote(record.id, batch.status, completed, failed)
+            return Collected(
+                batch.id,
+                batch.status,
+                matched.lines,
+                matched.conflicts,
+                cancel=cancel,
+                incomplete=short,
+                doubtful=doubtful,
+            )
+        for odd_id, detail in matched.anomalies:
             logger.warning("anomaly in shard %s (custom_id %s): %s", record.id, odd_id, detail)
         store.finish_shard(
             record,
             state="downloaded",
             remote_status=batch.status,
-            answers=[(cid, line.body) for cid, line in lines.items() if is_success(line)],
+            answers=answers,
             completed=completed,
             failed=failed,
             output_file_id=batch.output_file_id,
             error_file_id=batch.error_file_id,
-            anomalies=anomalies,
+            anomalies=matched.anomalies,
         )
-        return Collected(batch.id, batch.status, lines)
+        return Collected(
+            batch.id,
+            batch.status,
+            matched.lines,
+            matched.conflicts,
+            cancel=cancel,
+            doubtful=doubtful,
+        )
+
+    async def _read(
+        self, batch: Batch, file_id: str | None, known: set[str], expected: int, kind: str
+    ) -> tuple[ParsedFile, str | None] | None:
+        """Download and parse one file of a batch, again while it reads short.
+
+        Returns ``None`` when the file expired, else the parsed file and, for an
+        output file that still reads short after :data:`DOWNLOAD_ROUNDS` downloads,
+        a message saying so. A short error file is believed after those rounds (its
+        lines never carry a paid answer).
+        """
+        parsed = ParsedFile([], [], [])
+        if file_id is None:
+            # No file at all, nothing to download again. When the batch reports completed
+            # lines yet has no output file, those lines were paid: they are not submitted
+            # again; the shard stays for a later collection (or `inert batches abandon`).
+            if kind == "output" and expected > 0:
+                return parsed, (
+                    f"batch {batch.id} reports {expected} completed lines but has no output "
+                    "file; they are not submitted again (they were paid): the batch stays in "
+                    "the journal, and `inert batches abandon` gives its lines up to a rerun"
+                )
+            return parsed, None
+        for round_ in range(1, DOWNLOAD_ROUNDS + 1):
+            data = await self.download(file_id)
+            if data is None:
+                return None
+            parsed = parse_output_file(data)
+            readable = len({ln.custom_id for ln in parsed.lines if ln.custom_id in known})
+            readable += len(parsed.malformed)
+            if readable >= expected:
+                return parsed, None
+            logger.warning(
+                "the %s file of batch %s read %d lines where its counts say %d (download %d of %d)",
+                kind,
+                batch.id,
+                readable,
+                expected,
+                round_,
+                DOWNLOAD_ROUNDS,
+            )
+        if kind == "error":
+            return parsed, None
+        return parsed, (
+            f"the output of batch {batch.id} read short after {DOWNLOAD_ROUNDS} downloads "
+            f"(fewer lines than the {expected} it reports completed); the answers it did "
+            "give are stored, and the batch stays in the journal: run again, or `inert "
+            "batches resume`, to collect the rest"
+        )
+
+    # --- cancelling and resuming ------------------------------------------------------
 
     async def cancel(
         self, *, run_ids: Iterable[str] | None = None, batch_ids: Iterable[str] | None = None
@@ -234,39 +541,33 @@ class BatchJournal:
         """Cancel the remote batches of unfinished journal shards; return their batch ids.
 
         Only shards of ``run_ids`` (or with ``batch_ids``) when given, else every one.
-        Shards journaled without a batch id are looked up remotely first. A cancelled
-        shard stays pending: its partial output (paid lines) is collected later.
+        Without ``batch_ids``, the runs themselves are marked cancelled first, so a
+        live run in any process submits nothing more; shards journaled without a
+        batch id are looked up remotely. A cancelled shard stays pending: its
+        partial output (paid lines) is collected later.
         """
         store = self.store
         runs = None if run_ids is None else set(run_ids)
         ids = None if batch_ids is None else set(batch_ids)
+        if ids is None:
+            store.request_cancel(runs)
         records = [
             r
             for r in store.shards(states=(*UNSENT_STATES, *ATTACHED_STATES))
             if (runs is None or r.run_id in runs) and (ids is None or r.batch_id in ids)
         ]
+        considered = {r.id for r in records if r.state != "cancelling"}
         if ids is None:
             await self.resolve_unsent(records)
-        cancelled: list[str] = []
         for record in store.shards(states=("created",)):
-            if (runs is not None and record.run_id not in runs) or (
-                ids is not None and record.batch_id not in ids
-            ):
-                continue
-            assert record.batch_id is not None
-            try:
-                batch = await self.client.batches.cancel(record.batch_id)
-            except openai.NotFoundError:
-                store.mark_state(record.id, "failed", "the batch no longer exists")
-                continue
-            except openai.BadRequestError:
-                batch = await self.client.batches.retrieve(record.batch_id)
-                store.mark_remote(record.id, batch.status, 0, 0)
-                continue
-            store.mark_state(record.id, "cancelling", only_from=ATTACHED_STATES)
-            store.mark_remote(record.id, batch.status, record.completed, record.failed)
-            cancelled.append(record.batch_id)
-        return cancelled
+            if record.id in considered:
+                await self.cancel_remote(record)
+        # A live run that saw its cancellation may have cancelled some of them itself.
+        return [
+            r.batch_id
+            for r in store.shards(states=("cancelling",))
+            if r.id in considered and r.batch_id is not None
+        ]
 
     async def resume(
         self, *, run_id: str | None = None, view: ProgressView = QUIET

@@ -6,10 +6,12 @@ UTF-8 bytes and assigned to a shard under the line and byte limits of one batch.
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Iterable, Mapping
-from typing import Any, Final, Literal, NamedTuple
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, BinaryIO, Final, Literal, NamedTuple
 
+from inert._gc import paused_gc
 from inert._op import Op
 
 MAX_REQUESTS_PER_BATCH: Final = 50_000
@@ -38,17 +40,35 @@ ENDPOINTS: Final[Mapping[str, BatchEndpoint]] = {
 
 
 class ShardPlan(NamedTuple):
-    """The ops of one future batch and their JSONL lines (newline-terminated text)."""
+    """The ops of one future batch: its endpoint, model, byte size and token estimate.
+
+    The JSONL lines are not kept: :meth:`write_to` streams them into the upload, so
+    a large round never holds its lines twice.
+    """
 
     endpoint: str
     model: str | None
     ops: list[Op[Any]]
-    lines: list[str]
     size: int
+    tokens: int
+
+    def write_to(self, file: BinaryIO) -> None:
+        """Write the input file's lines (UTF-8, ``\\n``-terminated) into ``file``."""
+        head = _line_head(self.endpoint)
+        write = file.write
+        with paused_gc():
+            for op in self.ops:
+                write(('{"custom_id":"' + op.key + head + op.canonical_body() + "}\n").encode())
 
     def payload(self) -> bytes:
-        """The input file's bytes."""
-        return "".join(self.lines).encode("utf-8")
+        """The input file's bytes (for tests and small shards)."""
+        buffer = io.BytesIO()
+        self.write_to(buffer)
+        return buffer.getvalue()
+
+
+def _line_head(endpoint: str) -> str:
+    return '","method":"POST","url":' + json.dumps(endpoint) + ',"body":'
 
 
 def jsonl_line(op: Op[Any], url_json: str | None = None) -> str:
@@ -65,13 +85,24 @@ def jsonl_line(op: Op[Any], url_json: str | None = None) -> str:
     )
 
 
-def plan_shards(
-    ops: Iterable[Op[Any]], *, max_requests: int, max_bytes: int
-) -> tuple[list[ShardPlan], list[Op[Any]]]:
-    """Group ops by endpoint and model and cut each group under both limits.
+def line_tokens(line_bytes: int) -> int:
+    """The enqueued-token estimate of a line of ``line_bytes`` bytes (see ``_capacity``)."""
+    return line_bytes
 
-    Line sizes are counted in UTF-8 bytes (ASCII lines, the usual case, are measured
-    without encoding them).
+
+def plan_shards(
+    ops: Iterable[Op[Any]],
+    *,
+    max_requests: int,
+    max_bytes: int,
+    max_tokens: Callable[[str | None], int | None] | None = None,
+) -> tuple[list[ShardPlan], list[Op[Any]]]:
+    """Group ops by endpoint and model and cut each group under every limit.
+
+    Line sizes are counted in UTF-8 bytes (ASCII bodies, the usual case, are measured
+    without encoding them). ``max_tokens(model)`` is the known enqueued-token limit
+    of a model, if any: shards are cut so their estimate fits under it (a single line
+    over it still gets a shard of its own; the server decides).
 
     Returns:
         the shards in order, and the ops whose single line is larger than
@@ -82,25 +113,32 @@ def plan_shards(
         groups.setdefault((op.endpoint, op.model), []).append(op)
     plans: list[ShardPlan] = []
     too_large: list[Op[Any]] = []
-    for (endpoint, model), members in groups.items():
-        head = '","method":"POST","url":' + json.dumps(endpoint) + ',"body":'
-        cur_ops: list[Op[Any]] = []
-        cur_lines: list[str] = []
-        size = 0
-        for op in members:
-            # The body is the op's canonical text: the very bytes the immediate runner
-            # posts, so the two modes cannot send different requests.
-            line = '{"custom_id":"' + op.key + head + op.canonical_body() + "}\n"
-            n = len(line) if line.isascii() else len(line.encode("utf-8"))
-            if n > max_bytes:
-                too_large.append(op)
-                continue
-            if cur_ops and (len(cur_ops) >= max_requests or size + n > max_bytes):
-                plans.append(ShardPlan(endpoint, model, cur_ops, cur_lines, size))
-                cur_ops, cur_lines, size = [], [], 0
-            cur_ops.append(op)
-            cur_lines.append(line)
-            size += n
-        if cur_ops:
-            plans.append(ShardPlan(endpoint, model, cur_ops, cur_lines, size))
+    with paused_gc():
+        for (endpoint, model), members in groups.items():
+            # Every line is '{"custom_id":"' + key + head + body + '}' and a newline.
+            fixed = len('{"custom_id":"') + len(_line_head(endpoint).encode()) + len("}\n")
+            token_cap = None if max_tokens is None else max_tokens(model)
+            cur_ops: list[Op[Any]] = []
+            size = tokens = 0
+            for op in members:
+                # The body is the op's canonical text: the very bytes the immediate runner
+                # posts, so the two modes cannot send different requests.
+                body = op.canonical_body()
+                n = fixed + len(op.key) + (len(body) if body.isascii() else len(body.encode()))
+                if n > max_bytes:
+                    too_large.append(op)
+                    continue
+                t = line_tokens(n)
+                if cur_ops and (
+                    len(cur_ops) >= max_requests
+                    or size + n > max_bytes
+                    or (token_cap is not None and tokens + t > token_cap)
+                ):
+                    plans.append(ShardPlan(endpoint, model, cur_ops, size, tokens))
+                    cur_ops, size, tokens = [], 0, 0
+                cur_ops.append(op)
+                size += n
+                tokens += t
+            if cur_ops:
+                plans.append(ShardPlan(endpoint, model, cur_ops, size, tokens))
     return plans, too_large

@@ -7,15 +7,21 @@ One round (one ``_send`` call) goes through these steps, each journaled in the
 2. shards of earlier, interrupted runs that carry the same ops are re-attached:
    created ones are polled and downloaded; ones journaled without a batch id are
    looked up in ``batches.list`` by their metadata (run, shard, digest of custom ids);
-3. the remaining ops are grouped by endpoint and model and sharded under the line
-   and byte limits; for each shard: journal the intent, upload the JSONL, journal
-   the file id, create the batch, journal the batch id;
+   lines of shards whose output expired are submitted again;
+3. the remaining ops are grouped by endpoint and model and sharded under the line,
+   byte and known enqueued-token limits; for each shard, once the model's queue has
+   room: journal the intent, upload the JSONL, journal the file id, create the batch
+   (at most one: a lost answer is looked up before any retry), journal the batch id;
 4. every batch is polled with backoff; its output and error files are downloaded,
-   lines are matched by ``custom_id``, and every answer is stored together with the
-   journal update in one transaction;
-5. lines that expired, were cancelled or failed with a retryable status are
-   resubmitted alone (bounded attempts); every other failure becomes a typed
-   :class:`~inert.RequestError` of its op.
+   checked against its counts, lines are matched by ``custom_id``, and every answer
+   is stored together with the journal update in one transaction;
+5. lines that expired, were cancelled by the window, failed with a retryable status
+   or whose output file expired are resubmitted while the attempts make progress; a
+   batch refused for the enqueued-token limit is resubmitted once the model's queue
+   drains; every other failure becomes a typed :class:`~inert.RequestError` of its
+   op. A cancellation — by this runner, by ``inert batches cancel`` in any process,
+   or at the server — stops: answered lines are kept, unrun lines fail with
+   :class:`~inert.errors.CancelledRequestError`, nothing is resubmitted.
 
 A killed process leaves remote batches running and the journal consistent, so a
 new runner on the same store collects them instead of paying again.
@@ -26,19 +32,21 @@ from __future__ import annotations
 import logging
 import sys
 import uuid
-from collections.abc import Coroutine, Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, ClassVar, Final, Literal
 
+import attrs
 import openai
-from openai.types import Batch
 from returns.result import Failure, Success
 
+from inert._answers import rejected_by_decoder
 from inert._engine import RawOutcome
 from inert._errors import (
     ApiError,
     CancelledRequestError,
     ConnectionFailedError,
     ExpiredError,
+    RateLimitError,
     RequestError,
 )
 from inert._json import JSON
@@ -46,7 +54,9 @@ from inert._op import Op
 from inert._pricing import BATCH_DISCOUNT, Price
 from inert._report import ReportBuilder
 from inert._runner import BaseRunner
-from inert._runners._batch._journal import BatchJournal, gather_tasks
+from inert._runners._batch._capacity import REFUSALS_ALONE_LIMIT, Capacity, limits_of
+from inert._runners._batch._http import CallFailed
+from inert._runners._batch._journal import CANCEL_STATUSES, BatchJournal, gather_tasks
 from inert._runners._batch._lines import (
     ENDPOINTS,
     MAX_BYTES_PER_BATCH,
@@ -55,11 +65,19 @@ from inert._runners._batch._lines import (
     ShardPlan,
     plan_shards,
 )
-from inert._runners._batch._output import Collected, error_fields, is_success, line_failure
+from inert._runners._batch._output import Collected, is_success, line_failure
 from inert._runners._batch._progress import ProgressView
-from inert._store import ATTACHED_STATES, ShardRecord, Store
+from inert._store import ATTACHED_STATES, LOST_STATE, UNSENT_STATES, ShardRecord, Store
 
 logger = logging.getLogger("inert.batch")
+
+DEFAULT_MAX_ATTEMPTS: Final = 10
+"""Submissions of a line at most (with 30% of lines expiring at every attempt, 200
+lines all get answered with a chance of about 1 in 800 of one line running out)."""
+STALL_LINES: Final = 8
+"""Resubmission ends once the attempts since the last answered line carried this many
+lines without answering one (an attempt of 8 lines or more that answers none ends it
+at once; a lone line gets up to 8 tries)."""
 
 
 def _positive(name: str, value: float) -> None:
@@ -73,6 +91,44 @@ def _positive_int(name: str, value: int, limit: int) -> None:
         raise ValueError(f"{name} must be an integer from 1 to {limit:,}; got {value!r}")
 
 
+def amended(error: RequestError, note: str) -> RequestError:
+    """The same failure with ``note`` appended to its message (status, code, body kept)."""
+    message = f"{error.message}; {note}"
+    if isinstance(error, RateLimitError):
+        return RateLimitError(message, status=error.status, code=error.code, body=error.body)
+    if isinstance(error, ApiError):
+        return ApiError(message, status=error.status, code=error.code, body=error.body)
+    if isinstance(error, ConnectionFailedError):
+        return ConnectionFailedError(message)
+    return RequestError(message)
+
+
+def _keeper(ops: Sequence[Op[Any]]) -> Callable[[str, JSON], bool]:
+    """Whether an answer may be stored: not when its op's decoder rejects it as no answer."""
+    by_key = {op.key: op for op in ops}
+
+    def keep(cid: str, body: JSON) -> bool:
+        op = by_key.get(cid)
+        return op is None or rejected_by_decoder(op, body) is None
+
+    return keep
+
+
+@attrs.define
+class _Round:
+    """What the shards of one round share: where outcomes go, the report, the queue."""
+
+    outcomes: dict[str, RawOutcome]
+    report: ReportBuilder
+    view: ProgressView
+    capacity: Capacity
+
+    def fail(self, ops: Sequence[Op[Any]], error: RequestError) -> None:
+        failure: RawOutcome = Failure(error)
+        for op in ops:
+            self.outcomes[op.key] = failure
+
+
 class BatchRunner(BaseRunner):
     """Runs requests through the OpenAI Batch API: half price, one batch round per level.
 
@@ -82,15 +138,23 @@ class BatchRunner(BaseRunner):
     only what is found nowhere is submitted.
 
     Args:
-        client: the SDK client (``openai.AsyncOpenAI``); its key is never stored.
+        client: the SDK client (``openai.AsyncOpenAI``); its key is never stored. The
+            runner's calls to the files and batches endpoints go without the SDK's
+            retries (which could create a batch twice) and are retried by the runner.
         store: the :class:`~inert.Store` for answers and the batch journal.
         poll_interval: seconds between the first status polls; grows by half each
-            poll up to ``poll_interval_max``.
+            poll up to ``poll_interval_max``. Retried calls and waits for queue
+            capacity are paced by the same two settings.
         poll_interval_max: the longest wait between two polls.
         max_requests_per_batch: lines per batch input file (OpenAI allows 50,000).
         max_bytes_per_batch: bytes per batch input file (OpenAI allows 200 MB).
-        max_attempts: submissions of a line that expires, is cancelled or fails with
-            a retryable status (429, 5xx) before its error is final.
+        max_attempts: submissions of a line at most. Lines that expire, are
+            cancelled by the window, fail with 408/429/5xx or whose output file
+            expired are resubmitted while attempts make progress (see ``STALL_LINES``).
+        enqueued_token_limit: the organisation's enqueued-token limit of the Batch API,
+            for every model (an int) or per model (a mapping); shards are sized and
+            submitted to stay under it. Without it, the server's
+            ``token_limit_exceeded`` still only delays a shard.
         completion_window: the batch completion window; OpenAI accepts only ``"24h"``.
         progress: show a progress display on stderr; ``None`` shows it on a terminal.
         metadata: extra metadata for every batch (up to 13 string pairs).
@@ -110,7 +174,8 @@ class BatchRunner(BaseRunner):
         poll_interval_max: float = 60.0,
         max_requests_per_batch: int = MAX_REQUESTS_PER_BATCH,
         max_bytes_per_batch: int = MAX_BYTES_PER_BATCH,
-        max_attempts: int = 3,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        enqueued_token_limit: int | Mapping[str, int] | None = None,
         completion_window: Literal["24h"] = "24h",
         progress: bool | None = None,
         metadata: Mapping[str, str] | None = None,
@@ -139,6 +204,7 @@ class BatchRunner(BaseRunner):
         _positive_int("max_requests_per_batch", max_requests_per_batch, MAX_REQUESTS_PER_BATCH)
         _positive_int("max_bytes_per_batch", max_bytes_per_batch, MAX_BYTES_PER_BATCH)
         _positive_int("max_attempts", max_attempts, 100)
+        limits = limits_of(enqueued_token_limit)
         if completion_window != "24h":
             raise ValueError(
                 f"completion_window must be '24h' (the only window OpenAI accepts); "
@@ -157,14 +223,16 @@ class BatchRunner(BaseRunner):
         if reserved:
             raise ValueError(f"metadata keys starting with 'inert_' are reserved: {reserved}")
         super().__init__(store=store, prices=prices)
-        self._client = client
         self._journal = BatchJournal(
             client, store, poll_interval=poll_interval, poll_interval_max=poll_interval_max
         )
         self._batch_store = store
+        self._poll_interval = poll_interval
+        self._poll_interval_max = poll_interval_max
         self._max_requests = max_requests_per_batch
         self._max_bytes = max_bytes_per_batch
         self._max_attempts = max_attempts
+        self._limits = limits
         self._progress = sys.stderr.isatty() if progress is None else progress
         self._metadata = user_metadata
         self._run_id: str | None = None
@@ -195,6 +263,13 @@ class BatchRunner(BaseRunner):
             self._batch_store.begin_run(self._run_id, self._metadata)
         return self._run_id
 
+    def _stop_requested(self) -> bool:
+        """Whether this run was asked to stop: by :meth:`cancel` or, in the journal, by anyone."""
+        if self._cancel_requested:
+            return True
+        run_id = self._run_id
+        return run_id is not None and self._batch_store.cancel_requested(run_id)
+
     async def cancel(self) -> list[str]:
         """Cancel the remote batches of this runner's runs that have not finished.
 
@@ -212,160 +287,331 @@ class BatchRunner(BaseRunner):
         self._cancel_requested = True
         return await self._journal.cancel()
 
+    # --- one round --------------------------------------------------------------------
+
     async def _send(
         self, ops: Sequence[Op[Any]], report: ReportBuilder
     ) -> Mapping[str, RawOutcome]:
         store = self._batch_store
         wanted: dict[str, Op[Any]] = {op.key: op for op in ops}
-        outcomes: dict[str, RawOutcome] = {}
+        capacity = Capacity(
+            self._limits, first_wait=self._poll_interval, max_wait=self._poll_interval_max
+        )
         with ProgressView(self._progress, round_number=report.rounds) as view:
-            pending = store.pending_shards_for(wanted)
-            await self._journal.resolve_unsent(pending)
+            rnd = _Round({}, report, view, capacity)
             jobs: list[Coroutine[Any, Any, None]] = []
             claimed: set[str] = set()
+            pending = store.pending_shards_for(wanted)
+            for record in pending:
+                if record.state == LOST_STATE:
+                    # Its answers are gone: its unanswered lines go out again as fresh ops.
+                    store.transition(
+                        record.id,
+                        (LOST_STATE,),
+                        "abandoned",
+                        error=f"{record.error}; its unanswered lines were submitted again",
+                    )
+            unsent = [r for r in pending if r.state in UNSENT_STATES]
+            try:
+                await self._journal.resolve_unsent(unsent)
+            except CallFailed as failure:
+                # Whether their batches exist is unknown: submitting again could pay twice.
+                error = amended(
+                    failure.error,
+                    "the batches of earlier shards carrying these requests could not be "
+                    "looked up, so nothing was submitted for them; run again",
+                )
+                for record in unsent:
+                    mine = self._unclaimed(record, wanted, claimed)
+                    rnd.fail(mine, error)
             for record in pending:
                 record = store.shard(record.id)
                 if record.state not in ATTACHED_STATES:
                     continue
-                mine = [
-                    wanted[cid]
-                    for cid in store.shard_custom_ids(record.id)
-                    if cid in wanted and cid not in claimed
-                ]
+                known = store.shard_custom_ids(record.id)
+                mine = [wanted[cid] for cid in known if cid in wanted and cid not in claimed]
                 claimed.update(op.key for op in mine)
+                capacity.hold(record.model, record.tokens)
                 view.log(
                     f"re-attached batch {record.batch_id} of an earlier run ({len(mine)} lines)"
                 )
-                jobs.append(self._drive(mine, record.attempt, record, None, outcomes, report, view))
-            fresh = [op for op in ops if op.key not in claimed]
-            plans, too_large = plan_shards(
-                fresh, max_requests=self._max_requests, max_bytes=self._max_bytes
-            )
+                jobs.append(
+                    self._drive(rnd, mine, record.attempt, record=record, known=known, adopted=True)
+                )
+            fresh = [op for op in ops if op.key not in claimed and op.key not in rnd.outcomes]
+            plans, too_large = self._plan(fresh, capacity)
             for op in too_large:
-                outcomes[op.key] = Failure(
+                rnd.fail(
+                    [op],
                     ApiError(
                         f"the batch line of {op!r} is larger than max_bytes_per_batch "
                         f"({self._max_bytes:,} bytes); raise the limit or shorten the request",
                         code="line_too_large",
-                    )
+                    ),
                 )
             for plan in plans:
-                jobs.append(self._drive(plan.ops, 1, None, plan, outcomes, report, view))
+                jobs.append(self._drive(rnd, plan.ops, 1, plan=plan))
             await gather_tasks(jobs)
-        return outcomes
+        return rnd.outcomes
+
+    def _unclaimed(
+        self, record: ShardRecord, wanted: Mapping[str, Op[Any]], claimed: set[str]
+    ) -> list[Op[Any]]:
+        mine = [
+            wanted[cid]
+            for cid in self._batch_store.shard_custom_ids(record.id)
+            if cid in wanted and cid not in claimed
+        ]
+        claimed.update(op.key for op in mine)
+        return mine
+
+    def _plan(
+        self, ops: Sequence[Op[Any]], capacity: Capacity, *, max_requests: int | None = None
+    ) -> tuple[list[ShardPlan], list[Op[Any]]]:
+        return plan_shards(
+            ops,
+            max_requests=self._max_requests if max_requests is None else max_requests,
+            max_bytes=self._max_bytes,
+            max_tokens=capacity.limit_for,
+        )
+
+    # --- one shard and its resubmissions ----------------------------------------------
 
     async def _drive(
         self,
+        rnd: _Round,
         ops: list[Op[Any]],
         attempt: int,
-        record: ShardRecord | None,
-        plan: ShardPlan | None,
-        outcomes: dict[str, RawOutcome],
-        report: ReportBuilder,
-        view: ProgressView,
+        *,
+        plan: ShardPlan | None = None,
+        record: ShardRecord | None = None,
+        known: Sequence[str] | None = None,
+        adopted: bool = False,
+        parent_id: int | None = None,
+        stalled: int = 0,
+        refusals: int = 0,
     ) -> None:
-        """Carry one shard through submission, collection and resubmissions."""
-        current = ops
+        """Carry one shard through submission, collection and its resubmissions."""
         while True:
             if record is None:
                 assert plan is not None
-                record = await self._submit(plan, attempt, outcomes, report)
-                if record is None:
-                    return
-            try:
-                collected = await self._journal.collect(record, view)
-            except openai.OpenAIError as exc:
-                for op in current:
-                    outcomes[op.key] = Failure(
-                        ConnectionFailedError(
-                            f"could not collect batch {record.batch_id}: {exc}; it stays in the "
-                            f"journal of {self._batch_store.path}: run again (or `inert batches "
-                            "resume`) to collect it"
-                        )
+                if self._stop_requested():
+                    rnd.fail(
+                        ops,
+                        CancelledRequestError(
+                            "the run was cancelled before this line was submitted"
+                        ),
                     )
+                    return
+                await rnd.capacity.acquire(plan.model, plan.tokens)
+                try:
+                    made = await self._submit(plan, attempt, parent_id, rnd.report)
+                except BaseException:
+                    await rnd.capacity.release(plan.model, plan.tokens)
+                    raise
+                if isinstance(made, RequestError):
+                    await rnd.capacity.release(plan.model, plan.tokens)
+                    rnd.fail(ops, made)
+                    return
+                record, known, adopted = made, [op.key for op in plan.ops], False
+            try:
+                collected = await self._journal.collect(
+                    record,
+                    rnd.view,
+                    known=known,
+                    adopted=adopted,
+                    should_cancel=self._stop_requested,
+                    keep=_keeper(ops),
+                )
+            except CallFailed as failure:
+                rnd.fail(
+                    ops,
+                    amended(
+                        failure.error,
+                        f"could not collect batch {record.batch_id}; it stays in the journal "
+                        f"of {self._batch_store.path}: run again (or `inert batches resume`) "
+                        "to collect it",
+                    ),
+                )
                 return
-            retry: list[Op[Any]] = []
-            final = attempt >= self._max_attempts or self._cancel_requested
-            for op in current:
-                retryable, outcome = self._outcome(op, collected)
-                if retryable and not final:
-                    retry.append(op)
+            finally:
+                await rnd.capacity.release(record.model, record.tokens)
+            if (
+                collected.status == "failed"
+                and collected.batch_error_code == "token_limit_exceeded"
+            ):
+                if self._stop_requested():
+                    rnd.fail(
+                        ops,
+                        CancelledRequestError("the run was cancelled while waiting for capacity"),
+                    )
+                    return
+                alone = rnd.capacity.queued(record.model) == 0
+                refusals = refusals + 1 if alone else 0
+                if refusals > REFUSALS_ALONE_LIMIT:
+                    rnd.fail(
+                        ops,
+                        ApiError(
+                            f"batch {collected.batch_id} was refused for the enqueued-token limit "
+                            f"of {record.model} {refusals} times with nothing of this run "
+                            "queued: the queue is held by other work, or these lines alone "
+                            "exceed the limit; wait and run again, or raise the limit",
+                            code="token_limit_exceeded",
+                        ),
+                    )
+                    return
+                logger.info(
+                    "batch %s was refused for the enqueued-token limit; waiting for capacity",
+                    collected.batch_id,
+                )
+                rnd.view.log(
+                    f"batch {collected.batch_id} refused for the enqueued-token limit of "
+                    f"{record.model}; waiting for the queue, then submitting its {len(ops)} "
+                    "lines again"
+                )
+                await rnd.capacity.after_refusal(record.model, refusals)
+                halves = (len(ops) + 1) // 2 if alone and len(ops) > 1 else None
+                plans, _ = self._plan(ops, rnd.capacity, max_requests=halves)
+                parent_id = record.id
+                if len(plans) > 1:
+                    await gather_tasks(
+                        self._drive(
+                            rnd, p.ops, attempt, plan=p, parent_id=parent_id, refusals=refusals
+                        )
+                        for p in plans
+                    )
+                    return
+                plan, ops, record = plans[0], plans[0].ops, None
+                continue
+            refusals = 0
+            stop = collected.cancel == "during" or self._stop_requested()
+            retry: list[tuple[Op[Any], RawOutcome]] = []
+            answered = 0
+            for op in ops:
+                retryable, outcome = self._outcome(op, collected, stop)
+                if isinstance(outcome, Success):
+                    answered += 1
+                if retryable and not stop:
+                    retry.append((op, outcome))
                 else:
-                    outcomes[op.key] = outcome
+                    rnd.outcomes[op.key] = outcome
             if not retry:
                 return
-            report.retries += len(retry)
+            if answered:
+                stalled = 0
+            elif collected.cancel != "before" and collected.status not in ("lost", "missing"):
+                # Only an attempt that ran and answered nothing says the lines do not go
+                # through; one cancelled before this run, or whose output expired, does not.
+                stalled += len(ops)
+            if attempt >= self._max_attempts or stalled >= STALL_LINES:
+                for op, outcome in retry:
+                    rnd.outcomes[op.key] = outcome
+                return
+            rnd.report.retries += len(retry)
             attempt += 1
             logger.info("resubmitting %d lines of batch %s", len(retry), collected.batch_id)
-            view.log(
+            rnd.view.log(
                 f"resubmitted {len(retry)} lines of batch {collected.batch_id} "
                 f"({collected.status}), attempt {attempt}"
             )
-            plans, _ = plan_shards(
-                retry, max_requests=self._max_requests, max_bytes=self._max_bytes
-            )
-            if len(plans) != 1:  # pragma: no cover - retries are a subset of one shard
-                raise AssertionError("resubmitted lines must fit one shard")
-            plan, current, record = plans[0], retry, None
+            plans, _ = self._plan([op for op, _ in retry], rnd.capacity)
+            parent_id = record.id
+            if collected.status == "lost":
+                self._batch_store.transition(
+                    record.id,
+                    (LOST_STATE,),
+                    "abandoned",
+                    error="its output or error file expired before it was downloaded; its "
+                    "unanswered lines were submitted again",
+                )
+            if len(plans) > 1:
+                await gather_tasks(
+                    self._drive(rnd, p.ops, attempt, plan=p, parent_id=parent_id, stalled=stalled)
+                    for p in plans
+                )
+                return
+            plan, ops, record = plans[0], plans[0].ops, None
 
-    def _outcome(self, op: Op[Any], collected: Collected) -> tuple[bool, RawOutcome]:
+    def _outcome(self, op: Op[Any], collected: Collected, stop: bool) -> tuple[bool, RawOutcome]:
         """``(retryable, outcome)`` of one op in a collected batch."""
+        batch_id = collected.batch_id
         if collected.status == "failed":
             return False, Failure(
                 ApiError(
-                    f"batch {collected.batch_id} failed: {collected.batch_error}",
+                    f"batch {batch_id} failed: {collected.batch_error}",
                     code=collected.batch_error_code,
                 )
             )
+        if op.key in collected.conflicts:
+            return False, Failure(
+                ApiError(
+                    f"batch {batch_id} returned two different lines for {op!r}; neither was "
+                    "stored (`inert batches show` lists the anomaly); run again to ask anew",
+                    code="conflicting_lines",
+                )
+            )
         line = collected.lines.get(op.key)
-        if line is None:
-            if collected.status == "expired":
-                return True, Failure(
-                    ExpiredError(f"batch {collected.batch_id} expired before this line ran")
-                )
-            if collected.status == "cancelled":
-                return True, Failure(
-                    CancelledRequestError(
-                        f"batch {collected.batch_id} was cancelled before this line ran"
-                    )
-                )
+        if line is not None:
+            if is_success(line):
+                return False, Success(line.body)
+            retryable, error = line_failure(line, batch_id)
+            if stop and isinstance(error, CancelledRequestError):
+                return False, Failure(error)
+            return retryable, Failure(error)
+        if collected.incomplete is not None:
+            return False, Failure(ApiError(collected.incomplete, code="incomplete_output"))
+        if collected.status == "missing":
+            # The server does not know the batch (404: another project or another server
+            # than the one that made it): it cannot be collected, so its lines go again.
             return True, Failure(
                 ApiError(
-                    f"batch {collected.batch_id} ({collected.status}) returned no line for "
-                    f"{op!r} in its output or error file",
-                    code="missing_line",
+                    f"the batch {batch_id} no longer exists, and every resubmission of this "
+                    "line failed too",
+                    code="batch_missing",
                 )
             )
-        if is_success(line):
-            return False, Success(line.body)
-        retryable, error = line_failure(line, collected.batch_id)
-        return retryable, Failure(error)
+        if collected.status == "lost":
+            return True, Failure(
+                ApiError(
+                    f"the output of batch {batch_id} expired before it was downloaded, and "
+                    "every resubmission of this line failed too",
+                    code="output_expired",
+                )
+            )
+        if stop or collected.cancel == "during":
+            return False, Failure(
+                CancelledRequestError(f"batch {batch_id} was cancelled before this line ran")
+            )
+        if collected.status in CANCEL_STATUSES:
+            # Cancelled before this run found it: running the requests again asks anew.
+            return True, Failure(
+                CancelledRequestError(f"batch {batch_id} was cancelled before this line ran")
+            )
+        if collected.status == "expired":
+            return True, Failure(ExpiredError(f"batch {batch_id} expired before this line ran"))
+        return not collected.doubtful, Failure(
+            ApiError(
+                f"batch {batch_id} ({collected.status}) returned no line for {op!r} in its "
+                "output or error file",
+                code="missing_line",
+            )
+        )
+
+    # --- submitting -------------------------------------------------------------------
 
     async def _submit(
-        self,
-        plan: ShardPlan,
-        attempt: int,
-        outcomes: dict[str, RawOutcome],
-        report: ReportBuilder,
-    ) -> ShardRecord | None:
-        """Journal, upload and create one batch; None when it could not be created."""
+        self, plan: ShardPlan, attempt: int, parent_id: int | None, report: ReportBuilder
+    ) -> ShardRecord | RequestError:
+        """Journal, upload and create one batch; the error of its ops when it was not made."""
         store = self._batch_store
         run_id = self._ensure_run()
-
-        def fail_all(error: RequestError) -> None:
-            for op in plan.ops:
-                outcomes[op.key] = Failure(error)
-
         endpoint = ENDPOINTS.get(plan.endpoint)
         if endpoint is None:
-            fail_all(
-                ApiError(
-                    f"the Batch API does not serve {plan.endpoint}; it serves "
-                    f"{', '.join(ENDPOINTS)}; run such requests with ImmediateRunner",
-                    code="unsupported_endpoint",
-                )
+            return ApiError(
+                f"the Batch API does not serve {plan.endpoint}; it serves "
+                f"{', '.join(ENDPOINTS)}; run such requests with ImmediateRunner",
+                code="unsupported_endpoint",
             )
-            return None
         index = store.next_shard_index(run_id)
         record = store.intend_shard(
             run_id=run_id,
@@ -374,28 +620,27 @@ class BatchRunner(BaseRunner):
             endpoint=plan.endpoint,
             model=plan.model,
             custom_ids=[op.key for op in plan.ops],
+            tokens=plan.tokens,
+            parent_id=parent_id,
         )
-        if self._cancel_requested:
-            store.mark_state(record.id, "abandoned", "the run was cancelled before upload")
-            fail_all(CancelledRequestError("the run was cancelled before this line was submitted"))
-            return None
+        cancelled = CancelledRequestError("the run was cancelled before this line was submitted")
+        if self._stop_requested():
+            store.transition(record.id, ("intended",), "abandoned", error="cancelled before upload")
+            return cancelled
         try:
-            uploaded = await self._client.files.create(
-                file=(f"inert-{run_id}-{index}.jsonl", plan.payload()), purpose="batch"
+            uploaded = await self._journal.upload(record, plan, f"inert-{run_id}-{index}.jsonl")
+        except CallFailed as failure:
+            store.transition(
+                record.id, ("intended",), "failed", error=f"upload failed: {failure.error.message}"
             )
-        except openai.APIStatusError as exc:
-            store.mark_state(record.id, "failed", f"upload refused: {exc}")
-            fail_all(_api_error("uploading the batch input file failed", exc))
-            return None
-        except openai.APIConnectionError as exc:
-            store.mark_state(record.id, "failed", f"upload failed: {exc}")
-            fail_all(ConnectionFailedError(f"uploading the batch input file failed: {exc}"))
-            return None
-        record = store.mark_uploaded(record.id, uploaded.id)
-        if self._cancel_requested:
-            store.mark_state(record.id, "abandoned", "the run was cancelled before create")
-            fail_all(CancelledRequestError("the run was cancelled before this line was submitted"))
-            return None
+            return failure.error
+        moved = store.mark_uploaded(record.id, uploaded.id)
+        if moved is None:
+            return cancelled  # abandoned meanwhile by a cancel in another process
+        record = moved
+        if self._stop_requested():
+            store.transition(record.id, ("uploaded",), "abandoned", error="cancelled before create")
+            return cancelled
         metadata = {
             **self._metadata,
             "inert_run": run_id,
@@ -403,52 +648,26 @@ class BatchRunner(BaseRunner):
             "inert_digest": record.digest,
         }
         try:
-            batch = await self._client.batches.create(
-                input_file_id=uploaded.id,
-                endpoint=endpoint,
-                completion_window="24h",
-                metadata=metadata,
+            batch = await self._journal.create(record, endpoint, metadata)
+        except CallFailed as failure:
+            if failure.definite:
+                store.transition(
+                    record.id,
+                    ("uploaded",),
+                    "failed",
+                    error=f"create refused: {failure.error.message}",
+                )
+                return failure.error
+            # Left 'uploaded': a later run looks for the batch again before submitting.
+            return amended(
+                failure.error,
+                "the shard stays journaled, and a rerun checks whether the batch exists "
+                "before submitting again",
             )
-        except (openai.APIStatusError, openai.APIConnectionError) as exc:
-            definite = isinstance(exc, openai.APIStatusError) and not isinstance(
-                exc, openai.InternalServerError | openai.RateLimitError
-            )
-            found: Batch | None = None
-            if not definite:
-                # The create may have happened even though its answer was lost.
-                try:
-                    found = (await self._journal.find_remote([record])).get(record.id)
-                except openai.OpenAIError:
-                    found = None
-            if found is None:
-                if isinstance(exc, openai.APIStatusError) and definite:
-                    store.mark_state(record.id, "failed", f"create refused: {exc}")
-                    fail_all(_api_error("creating the batch failed", exc))
-                else:
-                    # Left 'uploaded': a later run looks for the batch again before resubmitting.
-                    fail_all(
-                        ConnectionFailedError(
-                            f"creating the batch failed ({exc}); the shard stays journaled and a "
-                            "rerun checks whether the batch exists before submitting again"
-                        )
-                    )
-                return None
-            batch = found
-        record = store.mark_created(record.id, batch.id, batch.status)
+        moved = store.mark_created(record.id, batch.id, batch.status)
+        if moved is None:
+            # Abandoned meanwhile (a cancel elsewhere), yet the batch exists: journal it so
+            # it is collected; its first poll cancels it, as the run was asked to stop.
+            moved = store.mark_created(record.id, batch.id, batch.status, expect=("abandoned",))
         report.batches_created += 1
-        return record
-
-
-def _api_error(what: str, exc: openai.APIStatusError) -> ApiError:
-    body: JSON = None
-    try:
-        body = exc.response.json()
-    except ValueError:
-        body = None
-    message, code = error_fields(body)
-    return ApiError(
-        f"{what}: HTTP {exc.status_code}: {message or exc.message}",
-        status=exc.status_code,
-        code=code,
-        body=body,
-    )
+        return moved if moved is not None else store.shard(record.id)

@@ -1,0 +1,489 @@
+"""The batch journal inside a :class:`~inert.Store`: runs, shards and their lines.
+
+Every step of a batch is journaled before (intent) or after (file id, batch id,
+download) its side effect, so a process killed at any point can be resumed by a new
+runner on the same file without paying twice. States of a shard (one Batch API job)::
+
+    intended ──upload──▶ uploaded ──create──▶ created ──download──▶ downloaded
+        │                    │                 │   │ cancel             ▲
+        └──── abandoned ◀────┘ (no remote      │   └──▶ cancelling ─────┘
+                  ▲             batch found)   └──▶ lost (its output file expired
+                  └───────── (abandoned by hand,      before it was downloaded)
+                              or its lines resubmitted)
+    intended/uploaded/created ──▶ failed  (the input file or the batch was refused)
+
+Every change of state is a compare-and-set on the states the caller last saw
+(:meth:`JournalTables.transition`): a shard moved meanwhile by another task or
+another process is never moved back, and the caller learns it lost the race. Nothing
+here relies on memory of the process: a run's cancellation is a column of its row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Final
+
+import attrs
+
+from inert._gc import paused_gc
+from inert._json import JSON
+
+PENDING_STATES: Final = ("intended", "uploaded", "created", "cancelling", "lost")
+"""Shards whose answers have not been collected yet (a run carrying their ops looks at these)."""
+UNSENT_STATES: Final = ("intended", "uploaded")
+"""Shards whose batch id is not journaled: the batch may or may not exist remotely."""
+ATTACHED_STATES: Final = ("created", "cancelling")
+"""Shards with a remote batch whose output has not been downloaded."""
+LOST_STATE: Final = "lost"
+"""A shard whose output or error file expired before it was downloaded: those answers are gone."""
+
+JOURNAL_DDL: Final = """
+CREATE TABLE runs (
+    id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    metadata TEXT NOT NULL,
+    cancel_requested_at REAL
+);
+CREATE TABLE shards (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    shard INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    endpoint TEXT NOT NULL,
+    model TEXT,
+    digest TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    input_file_id TEXT,
+    batch_id TEXT UNIQUE,
+    remote_status TEXT,
+    output_file_id TEXT,
+    error_file_id TEXT,
+    completed INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    tokens INTEGER NOT NULL DEFAULT 0,
+    parent_id INTEGER,
+    UNIQUE (run_id, shard)
+);
+CREATE INDEX shards_state ON shards(state);
+CREATE TABLE shard_lines (
+    shard_id INTEGER NOT NULL REFERENCES shards(id),
+    custom_id TEXT NOT NULL,
+    PRIMARY KEY (shard_id, custom_id)
+) WITHOUT ROWID;
+CREATE INDEX shard_lines_custom_id ON shard_lines(custom_id);
+CREATE TABLE anomalies (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    shard_id INTEGER NOT NULL REFERENCES shards(id),
+    custom_id TEXT,
+    detail TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+"""
+"""The journal's tables, as this version of inert creates them."""
+
+_MAX_ROW_ID: Final = 2**63 - 1
+"""The largest SQLite row id: a longer number names no shard."""
+
+_MIGRATIONS: Final[Mapping[int, Sequence[str]]] = {
+    # 1 → 2: the token estimate and parent of each shard; a run's cancellation request.
+    2: (
+        "ALTER TABLE shards ADD COLUMN tokens INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE shards ADD COLUMN parent_id INTEGER",
+        "ALTER TABLE runs ADD COLUMN cancel_requested_at REAL",
+    ),
+}
+
+
+def migrate_journal(conn: sqlite3.Connection, version: int, target: int) -> None:
+    """Bring the journal tables from ``version`` to ``target`` (inside the caller's transaction)."""
+    for step in range(version + 1, target + 1):
+        for statement in _MIGRATIONS.get(step, ()):
+            conn.execute(statement)
+
+
+@attrs.frozen
+class ShardRecord:
+    """One journaled Batch API job: which lines it carries and how far it got.
+
+    ``tokens`` is the estimate of the prompt tokens it enqueues; ``parent_id`` the
+    shard whose lines it resubmits (``None`` for a first submission).
+    """
+
+    id: int
+    run_id: str
+    shard: int
+    attempt: int
+    endpoint: str
+    model: str | None
+    digest: str
+    size: int
+    state: str
+    input_file_id: str | None
+    batch_id: str | None
+    remote_status: str | None
+    output_file_id: str | None
+    error_file_id: str | None
+    completed: int
+    failed: int
+    error: str | None
+    created_at: float
+    updated_at: float
+    tokens: int = 0
+    parent_id: int | None = None
+
+
+_SHARD_COLUMNS: Final = ", ".join(f.name for f in attrs.fields(ShardRecord))
+
+
+def _dumps(value: JSON) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def custom_ids_digest(custom_ids: Iterable[str]) -> str:
+    """sha256 of the sorted custom ids: names a shard's content across processes."""
+    return hashlib.sha256("\n".join(sorted(custom_ids)).encode("utf-8")).hexdigest()
+
+
+class JournalTables:
+    """The journal half of :class:`~inert.Store` (a mixin over its connection and lock)."""
+
+    path: Path
+    _conn: sqlite3.Connection
+    _lock: threading.RLock
+
+    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError  # pragma: no cover - Store provides it
+
+    def _insert_responses(
+        self,
+        conn: sqlite3.Connection,
+        rows: Iterable[tuple[str, str, str | None, JSON]],
+        source: str,
+    ) -> None:
+        raise NotImplementedError  # pragma: no cover - Store provides it
+
+    # --- runs -------------------------------------------------------------------------
+
+    def begin_run(self, run_id: str, metadata: Mapping[str, str]) -> None:
+        """Journal a run (one ``run_all`` of a batch runner)."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO runs (id, created_at, metadata) VALUES (?, ?, ?)",
+                (run_id, time.time(), _dumps(dict(metadata))),
+            )
+
+    def request_cancel(self, run_ids: Iterable[str] | None = None) -> None:
+        """Record that these runs (every run, when ``None``) must submit nothing more.
+
+        A live run reads this before each submission and while it polls, in whatever
+        process it runs.
+        """
+        now = time.time()
+        with self._transaction() as conn:
+            if run_ids is None:
+                conn.execute(
+                    "UPDATE runs SET cancel_requested_at = ? WHERE cancel_requested_at IS NULL",
+                    (now,),
+                )
+            else:
+                conn.executemany(
+                    "UPDATE runs SET cancel_requested_at = ? "
+                    "WHERE id = ? AND cancel_requested_at IS NULL",
+                    [(now, run_id) for run_id in run_ids],
+                )
+
+    def cancel_requested(self, run_id: str) -> bool:
+        """Whether someone asked this run to stop (``inert batches cancel``, ``cancel()``)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT cancel_requested_at FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+        return row is not None and row[0] is not None
+
+    # --- shards -----------------------------------------------------------------------
+
+    def next_shard_index(self, run_id: str) -> int:
+        """The next free shard number of a run."""
+        with self._lock:
+            (top,) = self._conn.execute(
+                "SELECT MAX(shard) FROM shards WHERE run_id = ?", (run_id,)
+            ).fetchone()
+        return 0 if top is None else int(top) + 1
+
+    def intend_shard(
+        self,
+        *,
+        run_id: str,
+        shard: int,
+        attempt: int,
+        endpoint: str,
+        model: str | None,
+        custom_ids: Sequence[str],
+        tokens: int = 0,
+        parent_id: int | None = None,
+    ) -> ShardRecord:
+        """Journal the intent to submit these lines, before anything is uploaded."""
+        now = time.time()
+        ordered = sorted(custom_ids)  # sorted keys go into the B-trees in order: fast
+        digest = hashlib.sha256("\n".join(ordered).encode("utf-8")).hexdigest()
+        with paused_gc(), self._transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO shards (run_id, shard, attempt, endpoint, model, digest, size, "
+                "state, created_at, updated_at, tokens, parent_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'intended', ?, ?, ?, ?)",
+                (
+                    run_id,
+                    shard,
+                    attempt,
+                    endpoint,
+                    model,
+                    digest,
+                    len(ordered),
+                    now,
+                    now,
+                    tokens,
+                    parent_id,
+                ),
+            )
+            shard_id = cursor.lastrowid
+            assert shard_id is not None
+            conn.executemany(
+                "INSERT INTO shard_lines (shard_id, custom_id) VALUES (?, ?)",
+                [(shard_id, cid) for cid in ordered],
+            )
+        return self.shard(shard_id)
+
+    def transition(
+        self, shard_id: int, expect: Collection[str], state: str | None = None, **values: object
+    ) -> ShardRecord | None:
+        """Set ``state`` (and columns) only if the shard is in one of ``expect``.
+
+        Returns the updated record, or ``None`` when the shard was in another state
+        (someone else moved it first; read it again with :meth:`shard`).
+        """
+        if state is not None:
+            values["state"] = state
+        values["updated_at"] = time.time()
+        sets = ", ".join(f"{name} = ?" for name in values)
+        marks = ",".join("?" * len(expect))
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                f"UPDATE shards SET {sets} WHERE id = ? AND state IN ({marks})",
+                [*values.values(), shard_id, *expect],
+            )
+            changed = cursor.rowcount
+        return self.shard(shard_id) if changed else None
+
+    def mark_uploaded(self, shard_id: int, input_file_id: str) -> ShardRecord | None:
+        """Journal the uploaded input file of an ``intended`` shard (``None``: it moved)."""
+        return self.transition(shard_id, ("intended",), "uploaded", input_file_id=input_file_id)
+
+    def mark_created(
+        self,
+        shard_id: int,
+        batch_id: str,
+        remote_status: str,
+        *,
+        expect: Collection[str] = UNSENT_STATES,
+    ) -> ShardRecord | None:
+        """Journal the remote batch id of an unsent shard (``None``: it moved)."""
+        return self.transition(
+            shard_id, expect, "created", batch_id=batch_id, remote_status=remote_status
+        )
+
+    def mark_remote(
+        self, shard_id: int, remote_status: str, completed: int, failed: int
+    ) -> ShardRecord:
+        """Record the latest status and request counts seen for a shard's batch."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE shards SET remote_status = ?, completed = ?, failed = ?, updated_at = ? "
+                "WHERE id = ?",
+                (remote_status, completed, failed, time.time(), shard_id),
+            )
+        return self.shard(shard_id)
+
+    def mark_state(
+        self,
+        shard_id: int,
+        state: str,
+        error: str | None = None,
+        *,
+        only_from: Collection[str] | None = None,
+    ) -> ShardRecord:
+        """Move a shard to ``state``; with ``only_from``, only from those states.
+
+        Returns the record as it now is (moved or not).
+        """
+        values: dict[str, object] = {} if error is None else {"error": error}
+        expect = only_from if only_from is not None else (self.shard(shard_id).state,)
+        moved = self.transition(shard_id, expect, state, **values)
+        return moved if moved is not None else self.shard(shard_id)
+
+    def note(self, shard_id: int, detail: str, custom_id: str | None = None) -> None:
+        """Record something odd about a shard (an anomaly) for ``inert batches show``."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO anomalies (shard_id, custom_id, detail, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                (shard_id, custom_id, detail, time.time()),
+            )
+
+    def store_answers(self, shard: ShardRecord, answers: Iterable[tuple[str, JSON]]) -> None:
+        """Keep answers of a shard whose journal entry stays open (a partial download)."""
+        with paused_gc(), self._transaction() as conn:
+            self._insert_responses(
+                conn, ((key, shard.endpoint, shard.model, raw) for key, raw in answers), "batch"
+            )
+
+    def finish_shard(
+        self,
+        shard: ShardRecord,
+        *,
+        state: str,
+        remote_status: str,
+        answers: Iterable[tuple[str, JSON]],
+        completed: int,
+        failed: int,
+        output_file_id: str | None,
+        error_file_id: str | None,
+        anomalies: Sequence[tuple[str | None, str]] = (),
+        error: str | None = None,
+        expect: Collection[str] = ATTACHED_STATES,
+    ) -> ShardRecord:
+        """Store a shard's answers and close its journal entry in ONE transaction.
+
+        The answers are kept whatever the shard's state (they were paid); the entry
+        moves to ``state`` only from ``expect``. Either both happen or neither does,
+        so a crash can never leave a shard marked downloaded without its answers.
+        """
+        now = time.time()
+        marks = ",".join("?" * len(expect))
+        with paused_gc(), self._transaction() as conn:
+            self._insert_responses(
+                conn, ((key, shard.endpoint, shard.model, raw) for key, raw in answers), "batch"
+            )
+            conn.executemany(
+                "INSERT INTO anomalies (shard_id, custom_id, detail, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                [(shard.id, cid, detail, now) for cid, detail in anomalies],
+            )
+            conn.execute(
+                "UPDATE shards SET state = ?, remote_status = ?, completed = ?, failed = ?, "
+                "output_file_id = ?, error_file_id = ?, error = COALESCE(?, error), "
+                f"updated_at = ? WHERE id = ? AND state IN ({marks})",
+                (
+                    state,
+                    remote_status,
+                    completed,
+                    failed,
+                    output_file_id,
+                    error_file_id,
+                    error,
+                    now,
+                    shard.id,
+                    *expect,
+                ),
+            )
+        return self.shard(shard.id)
+
+    # --- reading ----------------------------------------------------------------------
+
+    def shard(self, shard_id: int) -> ShardRecord:
+        """The journal entry with this row id."""
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {_SHARD_COLUMNS} FROM shards WHERE id = ?", (shard_id,)
+            ).fetchone()
+        if row is None:
+            raise KeyError(f"no shard {shard_id} in the journal of {self.path}")
+        return ShardRecord(*row)
+
+    def find_shard(self, ident: str) -> ShardRecord | None:
+        """The entry for a batch id, or for a journal row id given as digits."""
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {_SHARD_COLUMNS} FROM shards WHERE batch_id = ?", (ident,)
+            ).fetchone()
+        if row is not None:
+            return ShardRecord(*row)
+        if ident.isascii() and ident.isdigit() and int(ident) <= _MAX_ROW_ID:
+            with contextlib.suppress(KeyError):
+                return self.shard(int(ident))
+        return None
+
+    def shards(
+        self, *, run_id: str | None = None, states: Collection[str] | None = None
+    ) -> list[ShardRecord]:
+        """Journal entries, oldest first, optionally of one run and in some states."""
+        where: list[str] = []
+        params: list[object] = []
+        if run_id is not None:
+            where.append("run_id = ?")
+            params.append(run_id)
+        if states is not None:
+            where.append(f"state IN ({','.join('?' * len(states))})")
+            params.extend(states)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_SHARD_COLUMNS} FROM shards{clause} ORDER BY id", params
+            ).fetchall()
+        return [ShardRecord(*row) for row in rows]
+
+    def pending_shards_for(self, custom_ids: Iterable[str]) -> list[ShardRecord]:
+        """Pending shards (not yet collected) that carry any of ``custom_ids``, oldest first."""
+        marks = ",".join("?" * len(PENDING_STATES))
+        with self._lock, paused_gc():
+            conn = self._conn
+            if (
+                conn.execute(
+                    f"SELECT 1 FROM shards WHERE state IN ({marks}) LIMIT 1", PENDING_STATES
+                ).fetchone()
+                is None
+            ):
+                return []  # the usual case of a fresh round: nothing to look up
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (custom_id TEXT PRIMARY KEY)")
+            conn.execute("DELETE FROM temp.wanted")
+            conn.executemany(
+                "INSERT OR IGNORE INTO temp.wanted (custom_id) VALUES (?)",
+                ((cid,) for cid in sorted(custom_ids)),
+            )
+            rows = conn.execute(
+                f"SELECT {_SHARD_COLUMNS} FROM shards WHERE state IN ({marks}) AND id IN "
+                "(SELECT shard_id FROM shard_lines JOIN temp.wanted USING (custom_id)) "
+                "ORDER BY id",
+                PENDING_STATES,
+            ).fetchall()
+            conn.execute("DELETE FROM temp.wanted")
+        return [ShardRecord(*row) for row in rows]
+
+    def shard_custom_ids(self, shard_id: int) -> list[str]:
+        """The custom ids (op keys) of a shard's lines."""
+        with self._lock, paused_gc():
+            rows = self._conn.execute(
+                "SELECT custom_id FROM shard_lines WHERE shard_id = ?", (shard_id,)
+            ).fetchall()
+            return [row[0] for row in rows]
+
+    def anomalies(self, shard_id: int | None = None) -> list[tuple[int, str | None, str]]:
+        """Recorded anomalies ``(shard id, custom id, detail)``: lines that matched no op."""
+        query = "SELECT shard_id, custom_id, detail FROM anomalies"
+        params: tuple[object, ...] = ()
+        if shard_id is not None:
+            query += " WHERE shard_id = ?"
+            params = (shard_id,)
+        with self._lock:
+            rows = self._conn.execute(query + " ORDER BY id", params).fetchall()
+        return [(int(r[0]), r[1], str(r[2])) for r in rows]
