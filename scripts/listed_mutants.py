@@ -164,7 +164,9 @@ def run_tests(project: Path, tests: Sequence[str], workers: str) -> tuple[int, s
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Check every (or every named) mutation; 0 when each one made a test fail."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description="Check that each listed money mutation fails the tests."
+    )
     parser.add_argument("names", nargs="*", help="only the mutations whose name contains one")
     parser.add_argument("--workers", default=os.environ.get("INERT_TEST_WORKERS", "2"))
     args = parser.parse_args(argv)
