@@ -1,4 +1,5 @@
-"""Request builders for OpenAI endpoints: ``structured``, ``chat``, ``completion``, ``embedding``.
+"""Request builders for OpenAI endpoints: ``structured``, ``chat``, ``completion``, ``embedding``,
+and the Responses API's ``response`` and ``response_object``.
 
 Each builder performs no I/O: it validates its arguments against the SDK's own
 parameter types, builds the exact JSON body the SDK would send and returns a
@@ -12,6 +13,11 @@ modes cannot drift apart.
 * :func:`chat` and :func:`completion` send what ``client.chat.completions.create(...)``
   sends.
 * :func:`embedding` sends what ``client.embeddings.create(...)`` sends for one input.
+* :func:`response` sends what ``client.responses.parse(...)`` sends (with ``text_format``,
+  the strict ``text.format`` from the SDK's own
+  ``openai.lib._parsing._responses.type_to_text_format_param``), or what
+  ``client.responses.create(...)`` sends without it; :func:`response_object` is the raw
+  form, answering the SDK's typed ``Response``.
 
 Unknown or mistyped parameters are refused when the request is built, with a
 message naming the parameter; the allowed names and types are read from the SDK's
@@ -27,14 +33,16 @@ import struct
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cache
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, overload
 
 import pydantic
 from openai._utils import maybe_transform
 from openai.lib import type_to_response_format_param
 from openai.lib._parsing import validate_input_tools
+from openai.lib._parsing._responses import type_to_text_format_param
 from openai.types import embedding_create_params
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam, completion_create_params
+from openai.types.responses import Response, ResponseInputParam, response_create_params
 
 from inert._errors import (
     ApiError,
@@ -50,9 +58,12 @@ from inert._request import Request, _Call
 __all__ = [
     "CHAT_COMPLETIONS",
     "EMBEDDINGS",
+    "RESPONSES",
     "chat",
     "completion",
     "embedding",
+    "response",
+    "response_object",
     "structured",
 ]
 
@@ -62,6 +73,8 @@ CHAT_COMPLETIONS: Final = "/v1/chat/completions"
 """The endpoint of chat completions (and of their batch lines)."""
 EMBEDDINGS: Final = "/v1/embeddings"
 """The endpoint of embeddings."""
+RESPONSES: Final = "/v1/responses"
+"""The endpoint of the Responses API (and of its batch lines)."""
 
 # --- parameter validation, derived from the SDK's TypedDicts ---------------------------
 
@@ -70,6 +83,9 @@ _CHAT_PARAMS: Final[Mapping[str, Any]] = typing.get_type_hints(
 )
 _EMBEDDING_PARAMS: Final[Mapping[str, Any]] = typing.get_type_hints(
     embedding_create_params.EmbeddingCreateParams
+)
+_RESPONSE_PARAMS: Final[Mapping[str, Any]] = typing.get_type_hints(
+    response_create_params.ResponseCreateParamsNonStreaming
 )
 _STRICT: Final = pydantic.ConfigDict(strict=True)
 
@@ -563,3 +579,263 @@ def embedding(
             raw = {**body, **params}
             body = _plain_body(raw, embedding_create_params.EmbeddingCreateParams)
     return _Call(Op._built(EMBEDDINGS, body, _decode_embedding, dedup))
+
+
+# --- the Responses API (``POST /v1/responses``) ----------------------------------------
+
+_RESPONSE_RESERVED: Final = frozenset({"model", "input", "text_format"})
+
+
+def _check_input(input: object) -> JSON:
+    """The Responses ``input`` as plain JSON: a string or a list of input items."""
+    if isinstance(input, str):
+        if not input:
+            raise ValueError("input must not be empty; give the prompt text or a list of items")
+        return input
+    if isinstance(input, bytes) or not isinstance(input, Sequence):
+        raise TypeError(
+            "input must be a string or a list of input items such as "
+            "[{'role': 'user', 'content': 'Hello'}]; "
+            f"got {type(input).__name__}"
+        )
+    if not input:
+        raise ValueError("input must not be empty")
+    fast = _plain_messages(list(input))
+    if fast is not None:
+        return fast
+    plain = _json_part(input, "input")
+    _check_value("responses", "input", _RESPONSE_PARAMS["input"], input)
+    if isinstance(plain, _NotPlain):
+        body = _plain_body(
+            {"input": list(input)}, response_create_params.ResponseCreateParamsNonStreaming
+        )
+        return body["input"]
+    return plain
+
+
+@cache
+def _text_format(text_format: type[pydantic.BaseModel]) -> JSONObject:
+    """The strict ``text.format`` of a model, built once per class by the SDK's conversion.
+
+    Exactly what ``client.responses.parse(text_format=...)`` puts under ``text.format``
+    (``type_to_text_format_param``), refused at once if strict mode cannot express it.
+    """
+    fmt = validate_json(dict(type_to_text_format_param(text_format)))
+    assert isinstance(fmt, dict)
+    _check_strict(text_format, fmt)
+    return fmt
+
+
+def _response_body(
+    model: str,
+    input: str | ResponseInputParam,
+    params: Mapping[str, object],
+    text_format: type[pydantic.BaseModel] | None,
+) -> JSONObject:
+    """The plain JSON body of a Responses request, every part checked once."""
+    if not isinstance(model, str) or not model:  # type: ignore[redundant-expr]  # untyped callers
+        raise TypeError(f"model must be a non-empty string; got {model!r}")
+    body: JSONObject = {"model": model, "input": _check_input(input)}
+    if params:
+        plain = _check_params("responses", params, _RESPONSE_PARAMS, _RESPONSE_RESERVED)
+        if plain is None:
+            raw: dict[str, object] = {**params}
+            plain = dict(_plain_body(raw, response_create_params.ResponseCreateParamsNonStreaming))
+        body.update(plain)
+    if text_format is not None:
+        text = body.get("text")
+        if text is None:
+            text = {}
+        if not isinstance(text, dict):
+            raise TypeError(f"responses parameter 'text' must be a mapping; got {text!r:.60}")
+        if "format" in text:
+            # The SDK's own rule in responses.parse: one way to say the format, not two.
+            raise TypeError(
+                "responses parameter 'text' has a 'format' and text_format is given too; "
+                "use one of them"
+            )
+        body["text"] = {**text, "format": _text_format(text_format)}
+    return body
+
+
+def _response_text(raw: JSON) -> str:
+    """The answer text of a ``Response``, or the typed error of a bad answer.
+
+    A response that ran out of ``max_output_tokens`` ends ``status: "incomplete"``
+    with ``incomplete_details.reason`` (openai/openai-openapi ``Response``): that is
+    a :class:`TruncatedError` (``"content_filter"``: :class:`ContentFilterError`),
+    even when it carries some text. A ``refusal`` content part is a
+    :class:`RefusalError`. The text is that of every ``output_text`` part of the
+    assistant's final messages, joined, as the SDK's ``Response.output_text`` is.
+    """
+    if not isinstance(raw, dict):
+        raise InvalidOutputError(f"expected a response object, got {type(raw).__name__}")
+    output = raw.get("output")
+    status = raw.get("status")
+    if not isinstance(output, list):
+        if raw.get("error") is not None:
+            raise _api_error(raw)
+        raise InvalidOutputError("the response has no output")
+    if status == "incomplete":
+        details = raw.get("incomplete_details")
+        reason = details.get("reason") if isinstance(details, dict) else None
+        if reason == "content_filter":
+            raise ContentFilterError("the answer was withheld by the content filter")
+        raise TruncatedError(
+            f"the answer was cut off (status 'incomplete', reason {reason!r}); raise "
+            "max_output_tokens or shorten the input"
+        )
+    if status == "failed":
+        error = raw.get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+        raise ApiError(f"the response failed: {message}", status=None, body=raw)
+    texts: list[str] = []
+    for item in output:
+        if not isinstance(item, dict) or item.get("type") != "message":
+            continue
+        if item.get("phase") not in (None, "final_answer"):
+            continue  # commentary is not the answer (the SDK's parse_text rule)
+        content = item.get("content")
+        for part in content if isinstance(content, list) else ():
+            if not isinstance(part, dict):
+                continue
+            if part.get("type") == "refusal":
+                refusal = part.get("refusal")
+                words = refusal if isinstance(refusal, str) else ""
+                raise RefusalError(f"the model refused: {words}", refusal=words)
+            text = part.get("text")
+            if part.get("type") == "output_text" and isinstance(text, str):
+                texts.append(text)
+    if not texts:
+        raise InvalidOutputError("the response has no output text")
+    return "".join(texts)
+
+
+_RESPONSE_DECODERS: dict[type[pydantic.BaseModel], Callable[[JSON], Any]] = {}
+
+
+def _text_format_decoder(text_format: type[M]) -> Callable[[JSON], M]:
+    """One shared decoder per model class: the response's text validated as the model."""
+    decoder = _RESPONSE_DECODERS.get(text_format)
+    if decoder is None:
+        name = text_format.__name__
+
+        def decode(raw: JSON) -> M:
+            text = _response_text(raw)
+            try:
+                return text_format.model_validate_json(text)
+            except pydantic.ValidationError as error:
+                raise InvalidOutputError(
+                    f"the answer does not validate as {name}: {error}"
+                ) from error
+
+        decoder = _RESPONSE_DECODERS[text_format] = decode
+    return decoder
+
+
+def _decode_response_object(raw: JSON) -> Response:
+    if isinstance(raw, dict) and raw.get("error") is not None and "output" not in raw:
+        raise _api_error(raw)
+    try:
+        return Response.model_validate(raw)
+    except pydantic.ValidationError as error:
+        raise InvalidOutputError(f"the answer is not a response object: {error}") from error
+
+
+def _check_text_format(text_format: object) -> None:
+    if not (isinstance(text_format, type) and issubclass(text_format, pydantic.BaseModel)):
+        raise TypeError(f"text_format must be a pydantic BaseModel subclass; got {text_format!r}")
+
+
+@overload
+def response(
+    *,
+    model: str,
+    input: str | ResponseInputParam,
+    text_format: type[M],
+    dedup: bool = True,
+    **params: object,
+) -> Request[M]: ...
+
+
+@overload
+def response(
+    *,
+    model: str,
+    input: str | ResponseInputParam,
+    text_format: None = None,
+    dedup: bool = True,
+    **params: object,
+) -> Request[str]: ...
+
+
+def response(
+    *,
+    model: str,
+    input: str | ResponseInputParam,
+    text_format: type[M] | None = None,
+    dedup: bool = True,
+    **params: object,
+) -> Request[M] | Request[str]:
+    """A Responses API call (``POST /v1/responses``): its text, or parsed as ``text_format``.
+
+    With ``text_format`` the body is exactly what ``client.responses.parse(model=...,
+    input=..., text_format=..., **params)`` sends: ``text.format`` is the strict JSON
+    schema the SDK's own ``type_to_text_format_param`` builds (any other ``text``
+    settings, such as ``verbosity``, are kept beside it). Without it the body is what
+    ``client.responses.create(...)`` sends and the answer is the output text. Both
+    runners send that body; the Batch API takes it as a ``/v1/responses`` line.
+
+    Args:
+        model: the model name.
+        input: the prompt text, or a list of input items (``{"role": "user",
+            "content": "..."}`` and the SDK's other item types).
+        text_format: a pydantic model class the answer must validate as, or None
+            for the text.
+        dedup: ``False`` when every occurrence must be a separate call.
+        **params: any other parameter of ``responses.create`` (``instructions``,
+            ``max_output_tokens``, ``temperature``, ``reasoning``, ...), checked
+            against the SDK's types.
+
+    Returns:
+        A request for the validated model instance (or the text). A refusal, an
+        answer cut off (``status: "incomplete"``, ``incomplete_details.reason``
+        ``"max_output_tokens"``), a content-filtered answer and output that fails
+        validation are :class:`~inert.errors.RefusalError`,
+        :class:`~inert.errors.TruncatedError`,
+        :class:`~inert.errors.ContentFilterError` and
+        :class:`~inert.errors.InvalidOutputError`.
+
+    Raises:
+        TypeError: an unknown or mistyped parameter, a ``text_format`` that is not a
+            pydantic model class or one strict mode cannot express, or ``text`` with
+            a ``format`` beside ``text_format``; the message names it.
+        ValueError: ``stream=True`` or an empty input.
+    """
+    if text_format is not None:
+        _check_text_format(text_format)
+    body = _response_body(model, input, params, text_format)
+    if text_format is None:
+        return _Call(Op._built(RESPONSES, body, _response_text, dedup))
+    return _Call(Op._built(RESPONSES, body, _text_format_decoder(text_format), dedup))
+
+
+def response_object(
+    *,
+    model: str,
+    input: str | ResponseInputParam,
+    dedup: bool = True,
+    **params: object,
+) -> Request[Response]:
+    """A Responses API call returned whole, as the SDK's typed ``Response``.
+
+    The raw form: no refusal or truncation checks, for callers who need tool calls,
+    reasoning items or usage details. The body is what ``client.responses.create``
+    sends for the same arguments.
+
+    Raises:
+        TypeError: an unknown or mistyped parameter; the message names it.
+        ValueError: ``stream=True`` or an empty input.
+    """
+    body = _response_body(model, input, params, None)
+    return _Call(Op._built(RESPONSES, body, _decode_response_object, dedup))
