@@ -1,20 +1,31 @@
-"""Engine overhead: building and running requests vs a plain loop making the same calls.
+"""Engine overhead: building and running requests vs the least work a dedup engine must do.
 
 Run: ``.venv/bin/python benchmarks/engine_overhead.py [--quick]``.
 
-Three shapes, each at several sizes (1k to 100k ops):
+Four shapes, each at several sizes (1k to 100k ops):
 
-* ``wide``: one ``gather_all`` of N distinct calls (one round);
+* ``wide``: one ``traverse`` of N distinct calls (one round);
+* ``wide_list``: the same N calls built into a list first by the caller, then
+  ``gather_all`` (the collector runs while the caller builds them);
 * ``deep``: a chain of N ``.then``s, each call built from the previous answer (N rounds);
 * ``lexicon``: ``lexicon.synthesize_entry`` for as many words as make N calls
   (three rounds, structured outputs decoded into pydantic models).
 
-Both sides call the same in-memory ``answer(body)`` (no I/O) and decode every
+Every side calls the same in-memory ``answer(body)`` (no I/O) and decodes every
 answer; inert runs them through ``FakeRunner`` (round by round, like the batch
-runner), the baseline is the loop one would write by hand (the lexicon baseline
-also keeps a dict of answers, so it makes exactly the calls inert makes). The time
-of each side is CPU time of this process (the machine is shared, CPU time is less
-noisy than wall time); samples are interleaved and the median is reported.
+runner). Two baselines for the generic shapes:
+
+* the *floor*, the least work any engine that dedups calls by key must do per
+  op: build the body, its canonical JSON (sorted keys, compact, by the standard
+  library's C encoder called directly, as inert calls it) and the sha256 of it,
+  one dict lookup of the key, the answer and its decode;
+* the *loop*: the same calls with no key at all (the old comparison; it says
+  what dedup costs, not what inert adds).
+
+The lexicon's baseline is the hand-written loop with a dict of answers (and the
+same loop with the SDK's body transform). The time of each side is CPU time of
+this process (the machine is shared, CPU time is less noisy than wall time);
+samples are interleaved and the median is reported.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import hashlib
 import json
 import math
 import statistics
@@ -40,7 +52,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import _fakeapi
-from inert import Op, Request, RequestError, call, gather_all
+from inert import Op, Request, RequestError, call, gather_all, traverse
 from inert._json import JSON, JSONObject
 from inert.testing import FakeRunner
 from lexicon import (
@@ -63,7 +75,11 @@ from lexicon import (
 from lexicon.connector import format_definitions, load_templates, render
 from lexicon.pipeline import sources_of
 
-SHAPES: Final = ("wide", "deep", "lexicon")
+SHAPES: Final = ("wide", "wide_list", "deep", "lexicon")
+FLOOR_SHAPES: Final = ("wide", "wide_list", "deep")
+"""The shapes measured against the floor (the lexicon has its own baselines)."""
+FLOOR_GOAL: Final = 2.0
+"""inert's time on the generic shapes, at most this many times the floor."""
 FULL_SIZES: Final = (1_000, 3_000, 10_000, 30_000, 100_000)
 QUICK_SIZES: Final = (1_000, 3_000)
 LEXICON_SIZES: Final = (1_000, 3_000, 10_000, 100_000)
@@ -108,13 +124,71 @@ def generic_call(i: int) -> Request[int]:
 
 
 def wide_requests(n: int) -> list[Request[list[int]]]:
-    """One request: a gather of ``n`` distinct calls."""
-    return [gather_all([generic_call(i) for i in range(n)])]
+    """One request: a traverse of ``n`` distinct calls."""
+    return [traverse(range(n), generic_call)]
+
+
+def wide_list_requests(n: int) -> list[Request[list[int]]]:
+    """One request: ``n`` distinct calls built into a list first, then gathered."""
+    calls = [generic_call(i) for i in range(n)]
+    return [gather_all(calls)]
 
 
 def wide_baseline(n: int) -> list[list[int]]:
     """The same calls made in a loop."""
     return [[decode_int(generic_answer(generic_body(i))) for i in range(n)]]
+
+
+def _floor_encoder() -> Callable[[object, int], Sequence[str]]:
+    """The standard library's C JSON encoder with the canonical options, built once."""
+    make: Any = getattr(json.encoder, "c_make_encoder", None)
+    text: Any = getattr(json.encoder, "c_encode_basestring", None)
+    if make is None or text is None:  # pragma: no cover - CPython has the accelerator
+        slow = json.JSONEncoder(
+            sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+        return lambda value, _level: [slow.encode(value)]
+    encoder: Callable[[object, int], Sequence[str]] = make(
+        None, None, text, None, ":", ",", True, False, False
+    )
+    return encoder
+
+
+_FLOOR_ENCODE: Final = _floor_encoder()
+
+
+def floor_key(body: JSONObject) -> str:
+    """sha256 of the canonical JSON of ``[endpoint, body]``: the key every op needs."""
+    text = "".join(_FLOOR_ENCODE([ENDPOINT, body], 0))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def wide_floor(n: int) -> list[list[int]]:
+    """The least work of the wide shape: body, key, one dict lookup, answer, decode."""
+    answers: dict[str, JSONObject] = {}
+    values: list[int] = []
+    for i in range(n):
+        body = generic_body(i)
+        key = floor_key(body)
+        raw = answers.get(key)
+        if raw is None:
+            raw = answers[key] = generic_answer(body)
+        values.append(decode_int(raw))
+    return [values]
+
+
+def deep_floor(n: int) -> list[int]:
+    """The least work of the deep shape: each call's body from the previous answer."""
+    answers: dict[str, JSONObject] = {}
+    value = 0
+    for _ in range(n):
+        body = generic_body(value)
+        key = floor_key(body)
+        raw = answers.get(key)
+        if raw is None:
+            raw = answers[key] = generic_answer(body)
+        value = decode_int(raw)
+    return [value]
 
 
 def deep_requests(n: int) -> list[Request[int]]:
@@ -258,6 +332,9 @@ def run_inert(shape: str, n: int, loop: asyncio.Runner) -> Run:
     if shape == "wide":
         requests = wide_requests(n)
         fake = FakeRunner(generic_respond)
+    elif shape == "wide_list":
+        requests = wide_list_requests(n)
+        fake = FakeRunner(generic_respond)
     elif shape == "deep":
         requests = deep_requests(n)
         fake = FakeRunner(generic_respond)
@@ -278,16 +355,19 @@ def run_inert(shape: str, n: int, loop: asyncio.Runner) -> Run:
     )
 
 
-def run_baseline(shape: str, n: int, *, sdk_transform: bool = False) -> Run:
-    """The hand-written loop of ``shape`` for ``n`` ops (``sdk_transform``: lexicon only)."""
+def run_baseline(shape: str, n: int, *, sdk_transform: bool = False, floor: bool = False) -> Run:
+    """The hand-written loop of ``shape`` for ``n`` ops, or its ``floor``.
+
+    ``sdk_transform`` is for the lexicon only, ``floor`` for the generic shapes.
+    """
     words = words_for(n) if shape == "lexicon" else []
     gc.collect()
     started = time.process_time()
     results: list[Any]
-    if shape == "wide":
-        results = wide_baseline(n)
+    if shape in ("wide", "wide_list"):
+        results = wide_floor(n) if floor else wide_baseline(n)
     elif shape == "deep":
-        results = deep_baseline(n)
+        results = deep_floor(n) if floor else deep_baseline(n)
     else:
         results = lexicon_baseline(words, sdk_transform=sdk_transform)
     finished = time.process_time()
@@ -299,6 +379,7 @@ def measure(shape: str, n: int, repeats: int, loop: asyncio.Runner) -> dict[str,
     inert: list[Run] = []
     base: list[Run] = []
     sdk: list[Run] = []
+    floor: list[Run] = []
     for rep in range(repeats):
         sides: list[Callable[[], None]] = [
             lambda: inert.append(run_inert(shape, n, loop)),
@@ -306,9 +387,11 @@ def measure(shape: str, n: int, repeats: int, loop: asyncio.Runner) -> dict[str,
         ]
         if shape == "lexicon":
             sides.append(lambda: sdk.append(run_baseline(shape, n, sdk_transform=True)))
+        else:
+            sides.append(lambda: floor.append(run_baseline(shape, n, floor=True)))
         for side in sides if rep % 2 == 0 else reversed(sides):
             side()
-    for other in (base, sdk):
+    for other in (base, sdk, floor):
         if other and inert[-1].results != other[-1].results:
             raise AssertionError(f"{shape} at {n}: inert and the baseline disagree")
     ops = inert[-1].ops_requested
@@ -316,6 +399,7 @@ def measure(shape: str, n: int, repeats: int, loop: asyncio.Runner) -> dict[str,
     base_s = statistics.median(r.seconds for r in base)
     build_s = statistics.median(r.build_seconds for r in inert)
     sdk_s = statistics.median(r.seconds for r in sdk) if sdk else None
+    floor_s = statistics.median(r.seconds for r in floor) if floor else None
     return {
         "shape": shape,
         "size": n,
@@ -331,6 +415,8 @@ def measure(shape: str, n: int, repeats: int, loop: asyncio.Runner) -> dict[str,
         "ratio": inert_s / base_s,
         "sdk_loop_us_per_op": None if sdk_s is None else 1e6 * sdk_s / ops,
         "ratio_vs_sdk_loop": None if sdk_s is None else inert_s / sdk_s,
+        "floor_us_per_op": None if floor_s is None else 1e6 * floor_s / ops,
+        "ratio_vs_floor": None if floor_s is None else inert_s / floor_s,
     }
 
 
@@ -348,6 +434,8 @@ def sizes_for(shape: str, *, quick: bool) -> tuple[int, ...]:
     """The sizes measured for ``shape``: the lexicon costs ~0.5 ms per call, so fewer."""
     if quick:
         return QUICK_SIZES
+    if shape == "wide_list":
+        return TABLE_SIZES
     return LEXICON_SIZES if shape == "lexicon" else FULL_SIZES
 
 
@@ -403,13 +491,19 @@ def run(
 def render_text(result: Mapping[str, Any]) -> str:
     """The result as a plain-text table."""
     lines = [
-        f"{'shape':8} {'ops':>8} {'rounds':>7} {'inert µs/op':>12} {'build':>7} "
-        f"{'loop µs/op':>11} {'ratio':>6} {'sdk-loop µs/op':>15} {'ratio':>6}"
+        f"{'shape':9} {'ops':>8} {'rounds':>7} {'inert µs/op':>12} {'build':>7} "
+        f"{'floor µs/op':>12} {'ratio':>6} {'loop µs/op':>11} {'ratio':>6} "
+        f"{'sdk-loop µs/op':>15} {'ratio':>6}"
     ]
     for r in result["rows"]:
+        floor = (
+            f"{'-':>12} {'-':>6}"
+            if r["ratio_vs_floor"] is None
+            else f"{r['floor_us_per_op']:12.2f} {r['ratio_vs_floor']:6.2f}"
+        )
         lines.append(
-            f"{r['shape']:8} {r['ops_requested']:8d} {r['rounds']:7d} "
-            f"{r['inert_us_per_op']:12.2f} {r['build_us_per_op']:7.2f} "
+            f"{r['shape']:9} {r['ops_requested']:8d} {r['rounds']:7d} "
+            f"{r['inert_us_per_op']:12.2f} {r['build_us_per_op']:7.2f} {floor} "
             f"{r['baseline_us_per_op']:11.2f} {r['ratio']:6.2f}"
             + (
                 ""

@@ -10,9 +10,7 @@ never printed nor stored.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
-import importlib.metadata
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -62,10 +60,31 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def _version() -> str:
+    import importlib.metadata  # here: reading the metadata is slow, and only --version needs it
+
     try:
         return importlib.metadata.version("inert")
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a source checkout
         return "unknown"
+
+
+class _Version(argparse.Action):
+    """``--version``, which reads the installed version only when it is asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(
+            option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, **kwargs
+        )
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"inert {_version()}")
+        parser.exit()
 
 
 def _add_common(parser: argparse.ArgumentParser, *, repeated: bool) -> None:
@@ -305,6 +324,8 @@ def _run_batches(args: argparse.Namespace) -> int:
             "resume": _batches_resume,
             "abandon": _batches_abandon,
         }
+        import asyncio  # only the commands that call the API need an event loop
+
         return asyncio.run(handlers[args.action](args, store))
 
 
@@ -348,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(
         prog="inert", description="inert: typed OpenAI requests, run now or through the Batch API."
     )
-    parser.add_argument("--version", action="version", version=f"inert {_version()}")
+    parser.add_argument("--version", action=_Version, help="show inert's version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_batches(commands)
     _cli_store.add_parser(commands)

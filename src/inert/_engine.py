@@ -30,10 +30,9 @@ and makes no cycles of its own) and runs while the runner fetches.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
-from typing import Any, Final, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast
 
 from returns.result import Failure, Result, Success
 
@@ -53,6 +52,9 @@ from inert._request import (
     _Suspend,
     _Then,
 )
+
+if TYPE_CHECKING:
+    import asyncio
 
 RawOutcome = Result[JSON, RequestError]
 """What a runner may return for one op: the raw response body, or the op's error."""
@@ -213,6 +215,8 @@ class Engine:
         ops: list[Op[Any]] = []
         outcomes: Mapping[str, Outcome | RawOutcome] = {}
         while True:
+            # Paused even for a round of one op: ending the pause moves what the
+            # round built to the oldest generation, untraversed (see inert._gc).
             _gc.pause()
             try:
                 self._settle_round(ops, outcomes)
@@ -295,6 +299,8 @@ class Engine:
             self._queue.append((fiber, mode, payload))
 
     async def _run_pipelined(self) -> None:
+        import asyncio  # here, not at the top: `import inert` stays quick
+
         in_flight: dict[asyncio.Future[Mapping[str, Outcome | RawOutcome]], Op[Any]] = {}
         # Finished fetches are queued by their done-callbacks, so each completion
         # costs O(1) however many fetches are under way (asyncio.wait would scan all).
@@ -412,15 +418,25 @@ class Engine:
         join = _Join(fiber, len(parts))
         depth = fiber.depth
         memo = self._memo
+        waiting = self._waiting
+        new = self._new
         values = join.values
+        pipelined = self._pipelined
         for i, part in enumerate(parts):
             kind = part.__class__
             if kind is _Call:
                 op = part.op  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]  # a _Call, checked above
+                key = op._key
+                if op.dedup and key not in memo and key not in waiting and not pipelined:
+                    # The common case, inline: a new distinct call of this round.
+                    waiting[key] = (join, i, op)
+                    new.append(op)
+                    self._requested += 1
+                    continue
                 found = self._wait(op, (join, i, op), depth)
                 if found is None:
                     continue
-                if self._pipelined:
+                if pipelined:
                     memo_depth = self._memo_depth(found._key)
                     if memo_depth > join.depth:
                         join.depth = memo_depth
@@ -602,6 +618,8 @@ async def _stop(
     A second cancellation of the waiting task cancels the fetches again, which stops
     them at once.
     """
+    import asyncio
+
     for fetch in fetches:
         fetch.cancel()
     if fetches:

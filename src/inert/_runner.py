@@ -10,7 +10,6 @@ their blocking twins for scripts and notebooks.
 from __future__ import annotations
 
 import abc
-import asyncio
 import atexit
 import contextlib
 import functools
@@ -18,7 +17,16 @@ import threading
 import time
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeAlias, TypeVar, cast, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Protocol,
+    TypeAlias,
+    TypeVar,
+    cast,
+    runtime_checkable,
+)
 
 from returns.result import Failure, Result, Success
 
@@ -33,7 +41,12 @@ from inert._report import ReportBuilder, RunReport, group_failures
 from inert._request import Request
 from inert._store_errors import UnstoredAnswersError
 
+if TYPE_CHECKING:
+    import asyncio
+
 T = TypeVar("T")
+
+_MISSING: Any = object()
 
 Sent: TypeAlias = RawOutcome | Outcome
 """What ``_send`` returns per op key: ``Success(raw)``/``Failure(error)``, or the same
@@ -192,6 +205,8 @@ class BaseRunner(abc.ABC):
     """Fraction of the immediate price this runner pays (the batch discount)."""
     stores_itself: ClassVar[bool] = False
     """True when ``_send`` persists answers itself (in its own transaction)."""
+    sends_bare_outcomes: ClassVar[bool] = False
+    """True when ``_send`` returns bare outcomes only (raw bodies or RequestErrors)."""
 
     def __init__(
         self,
@@ -310,6 +325,8 @@ class BaseRunner(abc.ABC):
                     return outcomes
         report.ops_sent += len(to_send)
         sent = await self._send(to_send, report)
+        if store is None and self.sends_bare_outcomes:
+            return self._settled_bare(to_send, cast(Mapping[str, Outcome], sent), report)
         fresh: list[tuple[Op[Any], JSON]] = []
         _gc.pause()
         try:
@@ -344,6 +361,31 @@ class BaseRunner(abc.ABC):
                 ],
             )
         return outcomes
+
+    def _settled_bare(
+        self, sent_ops: Sequence[Op[Any]], sent: Mapping[str, Outcome], report: ReportBuilder
+    ) -> Mapping[str, Outcome]:
+        """Count and price what ``_send`` answered, for bare outcomes and no store.
+
+        Nothing is copied or unwrapped: the outcomes go to the engine as they are.
+        """
+        paid = 0
+        priced: list[tuple[Op[Any], JSON]] = []
+        errors: dict[str, Outcome] = {}
+        for op in sent_ops:
+            raw = sent.get(op.key, _MISSING)
+            if isinstance(raw, dict):
+                if raw.get("error") is not None:
+                    errors[op.key] = error_object(raw)  # an error object sent with 200
+                    continue
+                paid += 1
+                if "usage" in raw:
+                    priced.append((op, raw))
+            elif raw is not _MISSING and not isinstance(raw, RequestError):
+                paid += 1
+        report.ops_paid += paid
+        self._account(priced, report)
+        return {**sent, **errors} if errors else sent
 
     def _account(self, answered: Iterable[tuple[Op[Any], JSON]], report: ReportBuilder) -> None:
         """Add the tokens and cost of a round's answers to the report, priced per model."""
@@ -412,6 +454,8 @@ def _blocking_runner() -> asyncio.Runner:
     calls, keeps the user's client usable; running in the calling thread keeps its
     thread-locals (Hypothesis draws, for one) and lets Ctrl-C cancel the run.
     """
+    import asyncio  # here, not at the top: `import inert` stays quick
+
     runner: asyncio.Runner | None = getattr(_blocking, "runner", None)
     if runner is None:
         runner = asyncio.Runner()
@@ -426,6 +470,8 @@ def _close_quietly(runner: asyncio.Runner) -> None:
 
 
 def _run_blocking(coro: Coroutine[Any, Any, T], name: str, async_name: str) -> T:
+    import asyncio
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:

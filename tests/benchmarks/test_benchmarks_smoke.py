@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
-from benchmarks import _fakeapi, engine_overhead, lexicon_rounds, run_all
+from benchmarks import (
+    _fakeapi,
+    builder_overhead,
+    engine_overhead,
+    import_time,
+    lexicon_rounds,
+    run_all,
+)
+from inert import Op
 from inert._json import canonical_dumps
 from inert.testing import FakeRunner
 from lexicon import Lexicon, entry_requests
@@ -77,3 +85,36 @@ def test_run_all_reads_the_figures_the_runner_benchmarks_print() -> None:
     assert 1.5 == batch["decode_ratio"]
     assert 20.0 == batch["decode_peak_bare_mb"]
     assert 800.0 == batch["store_ms"]
+
+
+def test_engine_overhead_measures_the_generic_shapes_against_the_floor() -> None:
+    """The floor computes the same values, and every generic shape has a ratio to it."""
+    assert engine_overhead.wide_floor(30) == engine_overhead.wide_baseline(30)
+    assert engine_overhead.deep_floor(30) == engine_overhead.deep_baseline(30)
+    result = engine_overhead.run(sizes=[30], repeats=1, shapes=engine_overhead.FLOOR_SHAPES)
+    for row in result["rows"]:
+        assert row["floor_us_per_op"] > 0
+        assert row["ratio_vs_floor"] > 0
+
+
+def test_the_floor_key_is_the_op_key() -> None:
+    """The floor hashes exactly what an op's key hashes, so it does the same work."""
+    body = engine_overhead.generic_body(7)
+    op = Op(endpoint=engine_overhead.ENDPOINT, body=body, decode=engine_overhead.decode_int)
+    assert op.key == engine_overhead.floor_key(body)
+
+
+def test_builder_overhead_compares_identical_bodies() -> None:
+    """Both sides key the same bodies (it raises otherwise) and the ratio is reported."""
+    result = builder_overhead.run(requests=20, repeats=1)
+    assert 20 == result["requests"]
+    assert result["ratio"] > 0
+    assert "structured() build + key" in builder_overhead.render_text(result)
+
+
+def test_import_time_times_every_command_in_a_fresh_interpreter() -> None:
+    """Each command runs and gets a positive median; the two goals are reported."""
+    result = import_time.run(repeats=1)
+    assert set(import_time.COMMANDS) == set(result["seconds"])
+    assert all(seconds > 0 for seconds in result["seconds"].values())
+    assert {"import inert", "inert --help"} == set(result["goals"])

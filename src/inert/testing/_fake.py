@@ -119,7 +119,10 @@ class FakeRunner(BaseRunner):
 
     Args:
         respond: returns the raw response body (a JSON value) for an op, or raises
-            a :class:`~inert.RequestError` for that op alone. It may be async.
+            a :class:`~inert.RequestError` for that op alone. It may be async. An
+            answer that is not a dict, and every answer when there is a ``store``
+            (it keeps exactly what an API could send), is checked as plain JSON;
+            a dict is handed to the decoder as it is.
         pipelined: ``False`` (default) schedules round by round like the batch
             runner; ``True`` fetches each op as soon as it is needed, like the
             immediate runner.
@@ -297,6 +300,8 @@ class FakeRunner(BaseRunner):
         self.calls = []
         self.rounds_log = []
         self.history.append(self.rounds_log)
+
+    sends_bare_outcomes = True
 
     async def _send(self, ops: Sequence[Op[Any]], report: ReportBuilder) -> Mapping[str, Outcome]:
         self.calls.extend(ops)
