@@ -138,7 +138,7 @@ def test_lines_bill_as_they_complete_whether_or_not_anyone_polls(
     http.post("/v1/messages/batches", json={"requests": requests})
     ledger = settled_ledger(emu)
     keys = {op_key(MESSAGES, r["params"]) for r in requests[:6]}
-    assert {key: 1 for key in keys} == ledger.counts()
+    assert dict.fromkeys(keys, 1) == ledger.counts()
     assert {True} == {charge.batch for charge in ledger.charges()}
 
 
