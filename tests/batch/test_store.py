@@ -9,6 +9,7 @@ from pathlib import Path
 
 import openai
 import pytest
+from tests.billing import settled_ledger
 
 from inert import BatchRunner, Op, Store, call
 from inert._json import JSON
@@ -104,7 +105,7 @@ async def test_a_changed_decoder_reuses_the_paid_answer(
     assert "stop" == reason
     assert 1 == again.report.cache_hits
     assert 0 == again.report.batches_created
-    assert 1 == emu.ledger.total_billed()
+    assert 1 == settled_ledger(emu).total_billed()
     assert first.words
 
 

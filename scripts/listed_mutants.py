@@ -1,0 +1,202 @@
+"""Apply each hand-written money mutation in a throwaway copy and check that the tests fail.
+
+Each mutation below is one bug that once survived the whole suite. For each, the
+project (sources and tests, no .git or .venv) is copied to a temporary directory,
+the mutation's text replacement is applied there (it must match exactly once, so a
+refactor that moves the code makes this script fail loudly instead of passing),
+and pytest runs on the copy with ``-x``: the mutation is caught when some test
+fails. The unmutated copy runs first, so a failure is the mutation's doing.
+
+Run it with ``scripts/mutants --listed`` (or ``.venv/bin/python scripts/listed_mutants.py
+[NAME...]``); it prints one line per mutation and exits 1 if any survived.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import attrs
+
+ROOT = Path(__file__).resolve().parents[1]
+IGNORED = shutil.ignore_patterns(
+    ".git",
+    ".venv",
+    "mutants",
+    "__pycache__",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    ".hypothesis",
+    ".inert",
+    "*.egg-info",
+    "results",
+)
+MONEY_TESTS = ("tests/money", "tests/batch", "tests/store", "tests/immediate", "tests/reliability")
+"""The test folders that guard the money; each mutation runs these (stopping at the first failure)."""
+
+
+@attrs.frozen
+class Mutation:
+    """One bug: replace ``old`` by ``new`` in ``path`` (``old`` must occur exactly once)."""
+
+    name: str
+    path: str
+    old: str
+    new: str
+
+
+MUTATIONS: tuple[Mutation, ...] = (
+    Mutation(
+        "answers of expired or cancelled batches are not stored",
+        "src/inert/_runners/_batch/_journal.py",
+        "if is_success(line) and (keep is None or keep(cid, line.body))",
+        "if is_success(line) and (keep is None or keep(cid, line.body)) "
+        "and batch.status == 'completed'",
+    ),
+    Mutation(
+        "Store.get_responses reads only the first 500 keys",
+        "src/inert/_store.py",
+        "            for chunk in _chunks(keys, 500):\n                marks",
+        "            for chunk in list(_chunks(keys, 500))[:1]:\n                marks",
+    ),
+    Mutation(
+        "polls are not retried on transient errors",
+        "src/inert/_runners/_batch/_journal.py",
+        "self._polls = Backoff(poll_interval, poll_interval_max, POLL_TRIES)",
+        "self._polls = Backoff(poll_interval, poll_interval_max, 1)",
+    ),
+    Mutation(
+        "downloads are not retried on transient errors",
+        "src/inert/_runners/_batch/_journal.py",
+        "            return response.content\n\n        try:\n"
+        "            return await retrying(what, once, self._calls)",
+        "            return response.content\n\n        try:\n"
+        "            return await retrying(what, once, Backoff(0.0, 0.0, 1))",
+    ),
+    Mutation(
+        "a duplicate output line overrides a success",
+        "src/inert/_runners/_batch/_output.py",
+        "            previous = lines.get(cid)",
+        "            previous = None",
+    ),
+    Mutation(
+        "a stray unknown custom_id line is stored",
+        "src/inert/_runners/_batch/_output.py",
+        "            if cid not in known:",
+        "            if False:",
+    ),
+    Mutation(
+        "input and output prices swapped",
+        "src/inert/_pricing.py",
+        "prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million",
+        "prompt_tokens * self.output_per_million + completion_tokens * self.input_per_million",
+    ),
+    Mutation(
+        "tokens_per_minute ignored",
+        "src/inert/_runners/_immediate.py",
+        "self.tokens = None if tpm is None else _limiter(tpm, 10.0)",
+        "self.tokens = None",
+    ),
+    Mutation(
+        "pending-shard lookup ignores cancelling shards",
+        "src/inert/_journal.py",
+        'PENDING_STATES: Final = ("intended", "uploaded", "created", "cancelling", "lost")',
+        'PENDING_STATES: Final = ("intended", "uploaded", "created", "lost")',
+    ),
+    Mutation(
+        "unsent shards are never looked up remotely",
+        "src/inert/_runners/_batch/_runner.py",
+        "await self._journal.resolve_unsent(unsent)",
+        "pass",
+    ),
+)
+
+
+def copy_project(into: Path) -> Path:
+    """A copy of the project's files under ``into`` (no git metadata, no virtualenv)."""
+    target = into / "project"
+    shutil.copytree(ROOT, target, ignore=IGNORED)
+    return target
+
+
+def apply(project: Path, mutation: Mutation) -> None:
+    """Apply ``mutation`` to the copy; refuse when its text is not found exactly once."""
+    path = project / mutation.path
+    text = path.read_text(encoding="utf-8")
+    found = text.count(mutation.old)
+    if found != 1:
+        raise SystemExit(
+            f"mutation {mutation.name!r}: expected its text once in {mutation.path}, found it "
+            f"{found} times; update scripts/listed_mutants.py to the current code"
+        )
+    path.write_text(text.replace(mutation.old, mutation.new), encoding="utf-8")
+
+
+def run_tests(project: Path, tests: Sequence[str], workers: str) -> tuple[int, str]:
+    """pytest on the copy, importing inert from the copy; (exit code, its output)."""
+    env = dict(os.environ, PYTHONPATH=str(project / "src"))
+    where = subprocess.run(
+        [sys.executable, "-c", "import inert; print(inert.__file__)"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if not where.startswith(str(project)):
+        raise SystemExit(f"the copy imports inert from {where}, not from the copy")
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
+    if workers != "0":
+        command += ["-n", workers]
+    done = subprocess.run(
+        [*command, *tests], cwd=project, env=env, capture_output=True, text=True, check=False
+    )
+    return done.returncode, done.stdout
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Check every (or every named) mutation; 0 when each one made a test fail."""
+    parser = argparse.ArgumentParser(
+        description="Check that each listed money mutation fails the tests."
+    )
+    parser.add_argument("names", nargs="*", help="only the mutations whose name contains one")
+    parser.add_argument("--workers", default=os.environ.get("INERT_TEST_WORKERS", "2"))
+    args = parser.parse_args(argv)
+    chosen = [m for m in MUTATIONS if not args.names or any(n in m.name for n in args.names)]
+    survived: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="inert-mutants-") as tmp:
+        clean = copy_project(Path(tmp) / "clean")
+        code, output = run_tests(clean, MONEY_TESTS, args.workers)
+        if code != 0:
+            print(f"the unmutated copy fails its tests; fix that first:\n{output[-3000:]}")
+            return 2
+        print(f"unmutated copy: the tests pass ({output.strip().splitlines()[-1]})")
+        for mutation in chosen:
+            started = time.monotonic()
+            project = copy_project(Path(tmp) / f"m{MUTATIONS.index(mutation)}")
+            apply(project, mutation)
+            code, output = run_tests(project, MONEY_TESTS, args.workers)
+            failed = [line for line in output.splitlines() if line.startswith("FAILED")]
+            # With -x on workers pytest exits 2 (interrupted) after the first failure.
+            verdict = "caught" if failed else ("SURVIVED" if code == 0 else f"error {code}")
+            print(f"{verdict:8} {mutation.name} ({time.monotonic() - started:.0f} s)")
+            for line in failed[:1]:
+                print(f"         {line}")
+            if not failed:
+                survived.append(mutation.name)
+                if code != 0:
+                    print(output[-3000:])
+            shutil.rmtree(project)
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
