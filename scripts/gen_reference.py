@@ -11,7 +11,14 @@ import inspect
 import sys
 from pathlib import Path
 
-MODULES = ["inert", "inert.openai", "inert.errors", "inert.testing", "inert.emulator"]
+MODULES = [
+    "inert",
+    "inert.openai",
+    "inert.anthropic",
+    "inert.errors",
+    "inert.testing",
+    "inert.emulator",
+]
 OUT = Path(__file__).resolve().parents[1] / "docs" / "reference.md"
 
 

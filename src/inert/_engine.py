@@ -153,8 +153,18 @@ def _unanswered(op: Op[Any]) -> UnansweredError:
 class Engine:
     """Runs top-level requests against a ``fetch`` and returns one outcome per request."""
 
-    def __init__(self, fetch: Fetch, *, pipelined: bool, report: ReportBuilder) -> None:
+    def __init__(
+        self,
+        fetch: Fetch,
+        *,
+        pipelined: bool,
+        report: ReportBuilder,
+        check: Callable[[Sequence[Op[Any]]], None] | None = None,
+    ) -> None:
         self._fetch = fetch
+        # Called with the ops found at each step before any of them is fetched: a
+        # runner refuses a run it cannot carry out (a missing client) before sending.
+        self._check = check
         self._pipelined = pipelined
         self._report = report
         self._memo: dict[str, Outcome] = {}
@@ -304,6 +314,8 @@ class Engine:
                     self._drain()
                 finally:
                     _gc.resume()
+                if self._check is not None and self._new:
+                    self._check(self._new)
                 for op in self._new:
                     task = asyncio.ensure_future(self._fetch((op,)))
                     in_flight[task] = op

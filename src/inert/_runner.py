@@ -269,7 +269,7 @@ class BaseRunner(abc.ABC):
 
         keeping = _Keeping(self._held)
         fetch = functools.partial(self._fetch, report=building, keeping=keeping)
-        engine = Engine(fetch, pipelined=self.pipelined, report=building)
+        engine = Engine(fetch, pipelined=self.pipelined, report=building, check=self._check_ops)
         try:
             results = await engine.run(list(requests))
             if building.requests_failed:
@@ -283,6 +283,13 @@ class BaseRunner(abc.ABC):
 
     def _begin_run(self) -> None:  # noqa: B027 - an optional hook, empty by default
         """Called as each run starts; subclasses reset per-run state here."""
+
+    def _check_ops(self, ops: Sequence[Op[Any]]) -> None:  # noqa: B027 - an optional hook
+        """Called with the ops of each engine step before any is fetched; raise to refuse.
+
+        A runner that cannot carry some of them out (no client for their provider)
+        raises here, so the run fails before anything is sent.
+        """
 
     async def _fetch(
         self, ops: Sequence[Op[Any]], report: ReportBuilder, keeping: _Keeping | None = None

@@ -1,6 +1,7 @@
 """The exception tree of per-item failures (see :mod:`inert._errors` for the drawing),
-and the :class:`StoreError` tree for a store that cannot be used (drawn in
-:mod:`inert._store_errors`)."""
+the :class:`StoreError` tree for a store that cannot be used (drawn in
+:mod:`inert._store_errors`), and :class:`MissingClientError` for a run that needs a
+provider its runner has no client for."""
 
 from inert._errors import (
     ApiError,
@@ -16,6 +17,7 @@ from inert._errors import (
     TruncatedError,
     UnansweredError,
 )
+from inert._providers import MissingClientError
 from inert._store_errors import (
     DamagedStoreError,
     NewerStoreError,
@@ -37,6 +39,7 @@ __all__ = [
     "DamagedStoreError",
     "ExpiredError",
     "InvalidOutputError",
+    "MissingClientError",
     "NewerStoreError",
     "NotAStoreError",
     "RateLimitError",

@@ -1,4 +1,4 @@
-"""``import inert`` and ``inert --help`` load neither the OpenAI SDK, nor rich, nor the emulator."""
+"""``import inert`` and ``inert --help`` load neither the SDKs, nor rich, nor the emulator."""
 
 from __future__ import annotations
 
@@ -6,7 +6,15 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("openai", "rich", "inert.emulator", "inert.openai", "httpx")
+HEAVY = (
+    "openai",
+    "anthropic",
+    "rich",
+    "inert.emulator",
+    "inert.openai",
+    "inert.anthropic",
+    "httpx",
+)
 
 PROBE = f"""
 import contextlib, io, json, sys

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import anthropic
 import httpx2
 import openai
 import pytest
@@ -85,3 +86,15 @@ def open_store(store_path: Path) -> Iterator[Callable[[], Store]]:
     yield open_
     for store in opened:
         store.close()
+
+
+@pytest.fixture
+async def anthropic_client(
+    emu: Emulator, recorder: Recorder
+) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    """An ``AsyncAnthropic`` on the emulator's Anthropic routes, through the recorder."""
+    http = anthropic.DefaultAsyncHttpxClient(transport=recorder)
+    async with anthropic.AsyncAnthropic(
+        base_url=emu.anthropic_base_url, api_key="sk-ant-test-SECRET", http_client=http
+    ) as sdk:
+        yield sdk

@@ -38,8 +38,9 @@ from typing import Any, ClassVar, Final, Literal, TypeVar
 
 import httpx2
 import jiter
-import openai
 from aiolimiter import AsyncLimiter
+from anthropic import AsyncAnthropic
+from openai import AsyncOpenAI
 from returns.result import Failure, Result, Success
 
 from inert._engine import RawOutcome
@@ -47,11 +48,22 @@ from inert._errors import ApiError, ConnectionFailedError, RateLimitError, Reque
 from inert._json import JSON
 from inert._op import Op
 from inert._pricing import Price
+from inert._providers import PROVIDERS, check_clients, provider_of
 from inert._report import ReportBuilder
 from inert._request import Request
 from inert._runner import BaseRunner, ResponseStore
 from inert._runners._call_progress import CallProgress
 from inert._runners._pacing import Pacer, Ticket, estimate_tokens
+from inert._runners._transports import (
+    SDK_ERRORS,
+    NoAnswer,
+    SdkFailure,
+    StatusAnswer,
+    Transport,
+    public_url,
+    transports_of,
+)
+from inert._runners._transports import url_of as _url
 
 T = TypeVar("T")
 
@@ -169,9 +181,18 @@ class ImmediateRunner(BaseRunner):
     answers are stored before the error is raised. A second cancellation stops
     waiting for them.
 
+    Each op goes through the client of its provider (its endpoint says which:
+    Anthropic's ``/v1/messages``, else OpenAI's); a run whose ops need a provider
+    the runner has no client for fails at once, before anything is sent, with a
+    :class:`~inert.errors.MissingClientError` naming the argument to add.
+
     Args:
         client: the ``openai.AsyncOpenAI`` to send through (its base URL, key and
-            HTTP client are used; its own retries and timeouts are not).
+            HTTP client are used; its own retries and timeouts are not); the same as
+            ``openai=``.
+        openai: the OpenAI client, given by name.
+        anthropic: an ``anthropic.AsyncAnthropic`` for Anthropic's Messages API
+            (``inert.anthropic`` builders), used the same way.
         max_concurrency: the most requests in flight at once.
         requests_per_minute: a cap on requests per minute over all models, or None;
             it holds even when the server allows more.
@@ -204,8 +225,10 @@ class ImmediateRunner(BaseRunner):
 
     def __init__(
         self,
-        client: openai.AsyncOpenAI,
+        client: AsyncOpenAI | None = None,
         *,
+        openai: AsyncOpenAI | None = None,
+        anthropic: AsyncAnthropic | None = None,
         max_concurrency: int = 64,
         requests_per_minute: float | None = None,
         tokens_per_minute: float | None = None,
@@ -220,10 +243,7 @@ class ImmediateRunner(BaseRunner):
         progress: bool | None = None,
     ) -> None:
         super().__init__(store=store, prices=prices)
-        if not isinstance(client, openai.AsyncOpenAI):
-            raise TypeError(
-                f"ImmediateRunner takes an openai.AsyncOpenAI client; got {type(client).__name__}"
-            )
+        self._transports = transports_of("ImmediateRunner", client, openai, anthropic)
         _whole("max_concurrency", max_concurrency, minimum=1)
         _whole("max_retries", max_retries, minimum=0)
         _positive("requests_per_minute", requests_per_minute, allow_none=True)
@@ -236,8 +256,6 @@ class ImmediateRunner(BaseRunner):
             raise ValueError(
                 f"backoff_max ({backoff_max}) must not be less than backoff_base ({backoff_base})"
             )
-        # A copy sharing the connection pool, with the SDK's retries off: ours decide.
-        self._client = client.with_options(max_retries=0)
         self.max_concurrency = max_concurrency
         self.requests_per_minute = requests_per_minute
         self.tokens_per_minute = tokens_per_minute
@@ -247,13 +265,8 @@ class ImmediateRunner(BaseRunner):
         self.timeout = timeout
         self.connect_timeout: float = float(connect_timeout)
         self.learn_limits = learn_limits
-        self._options: openai.RequestOptions = {
-            "max_retries": 0,
-            # httpx's timeouts bound each read; the attempt's deadline is ours (_post).
-            "timeout": httpx2.Timeout(timeout, connect=self.connect_timeout),
-            "security": {"bearer_auth": True},
-        }
-        self._base_url = _public_url(str(self._client.base_url))
+        # httpx's timeouts bound each read; the attempt's deadline is ours (_post).
+        self._timeouts = httpx2.Timeout(timeout, connect=self.connect_timeout)
         self._loops: dict[asyncio.AbstractEventLoop, _LoopState] = {}
         self._random = random.Random()
         self.progress = progress
@@ -280,6 +293,10 @@ class ImmediateRunner(BaseRunner):
             f"requests_per_minute={self.requests_per_minute}, "
             f"tokens_per_minute={self.tokens_per_minute}, max_retries={self.max_retries})"
         )
+
+    def _check_ops(self, ops: Sequence[Op[Any]]) -> None:
+        if len(self._transports) < len(PROVIDERS):
+            check_clients("ImmediateRunner", {op.endpoint for op in ops}, self._transports)
 
     def _state(self) -> _LoopState:
         loop = asyncio.get_running_loop()
@@ -368,7 +385,8 @@ class ImmediateRunner(BaseRunner):
         self, op: Op[Any], report: ReportBuilder, state: _LoopState, call: _Call
     ) -> RawOutcome:
         """Post ``op`` until it succeeds, fails for good, or its retries are spent."""
-        path = op.endpoint[3:] if op.endpoint.startswith("/v1/") else op.endpoint
+        transport = self._transports[provider_of(op.endpoint)]
+        path = transport.path(op.endpoint)
         paced = state.tokens is not None or state.pacer is not None
         tokens = estimate_tokens(op) if paced else 0
         cost = self._token_cost(tokens) if state.tokens is not None else 0.0
@@ -388,7 +406,7 @@ class ImmediateRunner(BaseRunner):
                         ticket.send()
                     call.posting = True
                     try:
-                        return Success(await self._post(path, body, ticket))
+                        return Success(await self._post(transport, path, body, ticket))
                     finally:
                         call.attempt_ended()
             except _Retry as retry:
@@ -405,7 +423,9 @@ class ImmediateRunner(BaseRunner):
             report.retries += 1
             await asyncio.sleep(delay)
 
-    async def _post(self, path: str, body: bytes, ticket: Ticket | None) -> JSON:
+    async def _post(
+        self, transport: Transport, path: str, body: bytes, ticket: Ticket | None
+    ) -> JSON:
         """One attempt; translates every foreign error into an inert one (or ``_Retry``).
 
         The body goes out as the op's canonical JSON text, the very bytes the batch
@@ -415,45 +435,40 @@ class ImmediateRunner(BaseRunner):
         """
         try:
             async with asyncio.timeout(self.timeout):
-                response = await self._client.post(
-                    path, cast_to=httpx2.Response, content=body, options=self._options
-                )
+                response = await transport.post(path, body, self._timeouts)
         except TimeoutError:
             if ticket is not None:
                 ticket.answered(None, None, None)
-            url = self._url(path)
+            url = _url(transport, path)
             what = f"no complete answer from {url} within the {_seconds(self.timeout)} deadline"
             raise _Retry(ConnectionFailedError(what), "timeout", what) from None
-        except openai.APIStatusError as exc:
-            error = self._status_error(exc)
+        except StatusAnswer as exc:
+            error = self._status_error(transport, exc)
             if ticket is not None:
                 retry_after = error.retry_after if isinstance(error, _Retry) else None
-                ticket.answered(exc.response.headers, exc.status_code, retry_after)
+                ticket.answered(exc.response.headers, exc.status, retry_after)
             raise error from None
-        except openai.APIConnectionError as exc:  # APITimeoutError is one too
+        except NoAnswer as exc:
             if ticket is not None:
                 ticket.answered(None, None, None)
             raise self._connection_error(exc) from None
-        except openai.OpenAIError as exc:
+        except SdkFailure as exc:
             if ticket is not None:
                 ticket.answered(None, None, None)
-            raise ConnectionFailedError(f"{type(exc).__name__}: {exc}") from None
+            raise ConnectionFailedError(str(exc)) from None
         if ticket is not None:
             ticket.answered(response.headers, response.status_code, None)
         try:
             raw = jiter.from_json(response.content)  # typed JSON (typestubs/jiter)
         except ValueError:
-            what = f"the answer from {self._url(path)} is not JSON (a cut-off answer?)"
+            what = f"the answer from {_url(transport, path)} is not JSON (a cut-off answer?)"
             raise _Retry(ConnectionFailedError(what), "drop", what) from None
         return raw
 
-    def _url(self, path: str) -> str:
-        return f"{self._base_url}/{path.lstrip('/')}"
-
-    def _connection_error(self, exc: openai.APIConnectionError) -> _Retry:
+    def _connection_error(self, exc: NoAnswer) -> _Retry:
         """The ``_Retry`` for an attempt that got no answer at all."""
         url = _public_url(str(exc.request.url))
-        cause = exc.__cause__
+        cause = exc.cause
         detail = _root_cause(exc)
         kind: Kind
         if isinstance(cause, httpx2.ConnectTimeout):
@@ -470,25 +485,18 @@ class ImmediateRunner(BaseRunner):
             kind = "drop"
         return _Retry(ConnectionFailedError(what), kind, what)
 
-    def _status_error(self, exc: openai.APIStatusError) -> Exception:
+    def _status_error(self, transport: Transport, exc: StatusAnswer) -> Exception:
         """The inert error (or ``_Retry``) for an HTTP error status."""
-        status = exc.status_code
+        status = exc.status
         body: JSON
         try:
             body = exc.response.json()
         except ValueError:
             body = exc.response.text
-        details = body.get("error") if isinstance(body, dict) else None
-        message = details.get("message") if isinstance(details, dict) else None
-        code = details.get("code") if isinstance(details, dict) else None
+        message, code_text = transport.error_details(body)
         url = _public_url(str(exc.response.request.url))
-        text = f"HTTP {status} from {url}: {message if isinstance(message, str) else exc.message}"
-        if status == 404 and not self._base_url.endswith("/v1"):
-            text += (
-                f" (the base URL {self._base_url} does not end in /v1, where OpenAI-compatible "
-                f"servers serve the API; try base_url='{self._base_url}/v1')"
-            )
-        code_text = code if isinstance(code, str) else None
+        text = f"HTTP {status} from {url}: {message if message is not None else exc.message}"
+        text += transport.hint(status)
         if status == 429:
             error = RateLimitError(text, status=status, code=code_text, body=body)
             if isinstance(message, str) and message.startswith("Request too large"):
@@ -576,7 +584,7 @@ def _root_cause(exc: BaseException) -> str:
         seen.add(id(current))
         if isinstance(current, OSError) and current.errno is not None:
             return os.strerror(current.errno).lower()
-        if not isinstance(current, openai.OpenAIError) and str(current):
+        if not isinstance(current, (*SDK_ERRORS, NoAnswer)) and str(current):
             reason = f"{type(current).__name__}: {current}"
         current = current.__cause__ or current.__context__
     return reason
@@ -586,11 +594,7 @@ def _seconds(value: float | None) -> str:
     return "unlimited" if value is None else f"{value:g} s"
 
 
-def _public_url(url: str) -> str:
-    """``url`` without credentials, query or trailing slash: safe for messages and logs."""
-    parsed = httpx2.URL(url)
-    port = f":{parsed.port}" if parsed.port is not None else ""
-    return f"{parsed.scheme}://{parsed.host}{port}{parsed.path}".rstrip("/")
+_public_url = public_url
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:

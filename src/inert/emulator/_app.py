@@ -21,11 +21,13 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inert._json import JSONObject
 
+from ._anthropic import PREFIX as ANTHROPIC_PREFIX
+from ._anthropic_app import build_anthropic_app
 from ._calls import ENDPOINTS
 from ._errors import ApiError, bad_request, error_body
 from ._faults import MODEL_ROUTES, Injection
@@ -313,7 +315,15 @@ def build_app(
         ApiError: api_error,
         HTTPException: http_error,
     }
-    router = Starlette(routes=routes, exception_handlers=handlers)
+    anthropic = build_anthropic_app(
+        state,
+        state.message_batches,
+        api_key=api_key,
+        dropped=_Dropped,
+        bad_gateway_page=BAD_GATEWAY_PAGE,
+    )
+    mounted: list[BaseRoute] = [*routes, Mount(ANTHROPIC_PREFIX, app=anthropic)]
+    router = Starlette(routes=mounted, exception_handlers=handlers)  # Anthropic: own auth
     limited = router if rate_limits is None else RateLimited(router, rate_limits)
     return _Served(_Authenticated(limited, api_key), access_log=access_log)
 
@@ -389,7 +399,8 @@ class _Authenticated:
         self.api_key = api_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith(f"{ANTHROPIC_PREFIX}/"):
+            # Anthropic's routes check their own key (x-api-key), in Anthropic's shape.
             await self.app(scope, receive, send)
             return
         given: str | None = None

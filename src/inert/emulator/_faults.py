@@ -43,6 +43,10 @@ ROUTES: Final = (
     *MODEL_ROUTES,
     "files.create", "files.list", "files.retrieve", "files.content", "files.delete",
     "batches.create", "batches.list", "batches.retrieve", "batches.cancel",
+    # Anthropic's API, served under /anthropic (see _anthropic_app):
+    "anthropic.messages", "anthropic.batches.create", "anthropic.batches.list",
+    "anthropic.batches.retrieve", "anthropic.batches.cancel", "anthropic.batches.results",
+    "anthropic.batches.delete",
 )  # fmt: skip
 """The names ``Emulator.inject`` takes, one per OpenAI operation the emulator serves."""
 
@@ -156,10 +160,14 @@ def _check_injection(
         raise ValueError(f"unknown route {route!r}; choose from {', '.join(ROUTES)}")
     if kind not in INJECT_KINDS:
         raise ValueError(f"unknown fault kind {kind!r}; choose from {', '.join(INJECT_KINDS)}")
-    if kind == "create_lost" and route != "batches.create":
-        raise ValueError("create_lost applies to the batches.create route only")
-    if kind == "truncated" and route != "files.content":
-        raise ValueError("truncated applies to the files.content route only")
+    if kind == "create_lost" and route not in ("batches.create", "anthropic.batches.create"):
+        raise ValueError(
+            "create_lost applies to the batches.create route only (or anthropic.batches.create)"
+        )
+    if kind == "truncated" and route not in ("files.content", "anthropic.batches.results"):
+        raise ValueError(
+            "truncated applies to the files.content route only (or anthropic.batches.results)"
+        )
     if isinstance(count, bool) or count < 1:
         raise ValueError(f"count must be a positive integer, not {count!r}")
     if retry_after is not None and (kind not in ("rate_limit", "server_error") or retry_after < 0):

@@ -16,6 +16,8 @@ from typing import Final, NoReturn
 
 import uvicorn
 
+from ._anthropic import PREFIX as ANTHROPIC_PREFIX
+from ._anthropic_batches import ID_PREFIX as MESSAGE_BATCH_PREFIX
 from ._app import ACCESS_LOG, build_app
 from ._faults import KINDS, Faults
 from ._files import DEFAULT_FILE_TTL
@@ -225,11 +227,15 @@ class Emulator:
 
         It goes ``cancelling`` then ``cancelled``; lines not run by then end as
         ``batch_cancelled``. Returns False (and changes nothing) when the batch
-        had already ended or was cancelling.
+        had already ended or was cancelling. An Anthropic Message Batch id
+        (``msgbatch_...``) goes ``canceling`` then ``ended``, its unrun requests
+        ``canceled``.
 
         Raises:
             KeyError: no batch has this id.
         """
+        if batch_id.startswith(MESSAGE_BATCH_PREFIX):
+            return self._state.message_batches.cancel_elsewhere(batch_id)
         return self._state.cancel_elsewhere(batch_id)
 
     def expire_files(self, purpose: str | None = None) -> list[str]:
@@ -239,17 +245,27 @@ class Emulator:
         (after ``file_ttl``); other files only with an ``expires_after``. Give
         ``purpose`` (``"batch_output"`` for output and error files) to expire only
         those. Expired files answer 404 "No such File object" and are not listed.
+        The results of ended Anthropic Message Batches are archived as well (as
+        29 days after creation): they answer 404 ``not_found_error``.
         """
         return self._state.expire_files(purpose)
 
     def expire(self, batch_id: str) -> None:
         """Make a running batch expire now: done lines in the output, the rest expired."""
+        if batch_id.startswith(MESSAGE_BATCH_PREFIX):
+            self._state.message_batches.expire(batch_id)
+            return
         self._state.expire_batch(batch_id)
 
     def queued_tokens(self, model: str) -> int:
         """Prompt tokens now enqueued for ``model`` (its validating and in-progress batches)."""
         self._state.advance_all()
         return self._state.queued_tokens(model)
+
+    def message_batch_ids(self) -> list[str]:
+        """Ids of every Anthropic Message Batch created since the last reset, oldest first."""
+        with self._state.lock:
+            return list(self._state.message_batches.batches)
 
     def batch_ids(self) -> list[str]:
         """Ids of every batch created since the last reset, oldest first."""
@@ -270,6 +286,11 @@ class Emulator:
     def url(self) -> str:
         """The server's root, e.g. ``http://127.0.0.1:8321``."""
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        """What to give ``anthropic.Anthropic(base_url=...)``, e.g. ``http://127.0.0.1:8321/anthropic``."""
+        return f"{self.url}{ANTHROPIC_PREFIX}"
 
     @property
     def base_url(self) -> str:

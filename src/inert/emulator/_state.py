@@ -17,6 +17,7 @@ from typing import Any, Final, Literal
 
 from inert._json import JSONObject, op_key
 
+from ._anthropic_batches import MessageBatches
 from ._batch import IN_PROGRESS, QUEUED, TERMINAL, VALIDATING, Batch, Line, advance, cancel, jsonl
 from ._calls import ENDPOINTS, Answer, answer
 from ._errors import ApiError, bad_request, error_body
@@ -99,6 +100,8 @@ class State:
         self.files: Final = FileStore()
         self.batches: dict[str, Batch] = {}
         self._running: dict[str, Batch] = {}
+        self.message_batches: Final = MessageBatches(self)
+        """Anthropic's Message Batches, on the same clock (``_anthropic_batches``)."""
 
     def reset(self) -> None:
         """Forget every file, batch, charge and queued fault; reseed the draws."""
@@ -106,6 +109,7 @@ class State:
             self.files.files.clear()
             self.batches.clear()
             self._running.clear()
+            self.message_batches.reset()
             self.ledger.clear()
             self.injections.clear()
             self.rng = random.Random(self.seed)
@@ -190,10 +194,16 @@ class State:
             )
 
     def expire_files(self, purpose: str | None = None) -> list[str]:
-        """Make every file that has an expiry (of ``purpose``, if given) expire now."""
+        """Make every file that has an expiry (of ``purpose``, if given) expire now.
+
+        Ended Message Batches count as batch output: their results are archived too.
+        """
         with self.lock:
             self._advance_all(self.clock())
-            return self.files.expire_all(self.clock(), purpose)
+            expired = self.files.expire_all(self.clock(), purpose)
+            if purpose in (None, "batch_output"):
+                expired += self.message_batches.archive_all()
+            return expired
 
     # Sink: what a running batch needs.
 
@@ -401,6 +411,7 @@ class State:
             self._advance_all(math.inf)
 
     def _advance_all(self, now: float) -> None:
+        self.message_batches.advance(now)
         if not self._running:
             return
         for batch_id, batch in list(self._running.items()):

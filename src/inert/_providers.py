@@ -1,0 +1,56 @@
+"""Which provider serves an op: decided by its endpoint, the one thing every op carries.
+
+OpenAI and Anthropic serve distinct paths (Anthropic's Messages API is
+``/v1/messages``, a path OpenAI does not serve), so an op's endpoint names its
+provider, its key (``sha256`` of endpoint and body) never collides across
+providers, and a runner sends each op through the client of that provider. Every
+endpoint not listed here is OpenAI's (or an OpenAI-compatible server's), as it was
+before providers were told apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Final, Literal
+
+Provider = Literal["openai", "anthropic"]
+"""The providers a runner can send to."""
+
+PROVIDERS: Final[tuple[Provider, ...]] = ("openai", "anthropic")
+
+NAMES: Final[Mapping[Provider, str]] = {"openai": "OpenAI", "anthropic": "Anthropic"}
+"""How messages name each provider."""
+
+CLIENTS: Final[Mapping[Provider, str]] = {
+    "openai": "openai=openai.AsyncOpenAI(...)",
+    "anthropic": "anthropic=anthropic.AsyncAnthropic(...)",
+}
+"""The runner argument that gives each provider's client (for error messages)."""
+
+_ENDPOINTS: Final[Mapping[str, Provider]] = {"/v1/messages": "anthropic"}
+
+
+def provider_of(endpoint: str) -> Provider:
+    """The provider whose API serves ``endpoint`` (OpenAI unless it is Anthropic's)."""
+    return _ENDPOINTS.get(endpoint, "openai")
+
+
+class MissingClientError(ValueError):
+    """A run needs a provider the runner was given no client for (raised before sending)."""
+
+
+def check_clients(runner: str, endpoints: Iterable[str], have: Iterable[Provider]) -> None:
+    """Raise :class:`MissingClientError` if any of ``endpoints`` needs a client not in ``have``."""
+    present = set(have)
+    missing: dict[Provider, str] = {}
+    for endpoint in endpoints:
+        provider = provider_of(endpoint)
+        if provider not in present:
+            missing.setdefault(provider, endpoint)
+    if missing:
+        provider, endpoint = next(iter(missing.items()))
+        raise MissingClientError(
+            f"these requests call {NAMES[provider]} ({endpoint}), but this {runner} has no "
+            f"{NAMES[provider]} client; give it one: {runner}(..., {CLIENTS[provider]}); "
+            "nothing was sent"
+        )

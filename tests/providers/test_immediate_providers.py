@@ -1,0 +1,90 @@
+"""ImmediateRunner with one client per provider: each op goes through its provider's client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anthropic
+import openai
+import pydantic
+import pytest
+from tests.billing import assert_billed_once, keys_of
+
+from inert import ImmediateRunner, Request, gather
+from inert.anthropic import message
+from inert.emulator import Emulator
+from inert.errors import MissingClientError, RateLimitError
+from inert.openai import chat, response
+
+from .conftest import Recorder
+
+
+class Sense(pydantic.BaseModel):
+    """A structured answer."""
+
+    definition: str
+
+
+PROMPT: Any = [{"role": "user", "content": "Define 'owl'."}]
+
+
+def _claude(word: str) -> Request[Sense]:
+    prompt: Any = [{"role": "user", "content": f"Define '{word}'."}]
+    return message(model="claude-haiku-4-5", max_tokens=300, messages=prompt, output_format=Sense)
+
+
+async def test_each_op_goes_to_its_providers_client(
+    openai_client: openai.AsyncOpenAI,
+    anthropic_client: anthropic.AsyncAnthropic,
+    recorder: Recorder,
+    emu: Emulator,
+) -> None:
+    """OpenAI ops reach /v1/..., Anthropic ops /anthropic/v1/messages; each is billed once."""
+    requests: list[Request[object]] = [
+        chat(model="gpt-4o-mini", messages=PROMPT),
+        response(model="gpt-4o-mini", input="Define 'owl'.", text_format=Sense),
+        _claude("owl"),
+    ]
+    runner = ImmediateRunner(openai=openai_client, anthropic=anthropic_client)
+    await runner.run_all(requests)
+    assert ["/anthropic/v1/messages", "/v1/chat/completions", "/v1/responses"] == sorted(
+        recorder.paths
+    )
+    assert_billed_once(emu, keys_of(requests))
+
+
+async def test_a_missing_client_fails_the_run_before_anything_is_sent(
+    openai_client: openai.AsyncOpenAI, recorder: Recorder
+) -> None:
+    """Ops for a provider without a client raise MissingClientError naming the argument."""
+    both = gather(chat(model="gpt-4o-mini", messages=PROMPT), _claude("owl"))
+    with pytest.raises(MissingClientError, match=r"anthropic=anthropic\.AsyncAnthropic"):
+        await ImmediateRunner(openai_client).run(both)
+    assert [] == recorder.paths
+
+
+def test_runners_need_some_client_and_the_openai_one_once(
+    openai_client: openai.AsyncOpenAI,
+) -> None:
+    """No client at all, or the OpenAI client both positionally and by name, is a TypeError."""
+    with pytest.raises(TypeError, match="needs a client"):
+        ImmediateRunner()
+    with pytest.raises(TypeError, match="twice"):
+        ImmediateRunner(openai_client, openai=openai_client)
+    with pytest.raises(TypeError, match="AsyncAnthropic"):
+        ImmediateRunner(anthropic=openai_client)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # the wrong kind, on purpose
+
+
+async def test_anthropic_rate_limits_are_retried_and_typed(
+    anthropic_client: anthropic.AsyncAnthropic, emu: Emulator
+) -> None:
+    """A 429 rate_limit_error is retried after its retry-after; when they persist, RateLimitError."""
+    emu.inject("anthropic.messages", "rate_limit", retry_after=0.01)
+    runner = ImmediateRunner(anthropic=anthropic_client, backoff_base=0.01, max_retries=2)
+    await runner.run(_claude("owl"))
+    assert 1 == runner.report.retries
+    emu.inject("anthropic.messages", "rate_limit", count=3, retry_after=0.01)
+    (result,) = await runner.run_all_settled([_claude("elm")])
+    error = result.failure()
+    assert isinstance(error, RateLimitError)
+    assert ("rate_limit_error", 429) == (error.code, error.status)
