@@ -4,7 +4,7 @@ Run: ``.venv/bin/python benchmarks/run_all.py [--quick] [--output PATH]``.
 
 The engine benchmarks (``engine_overhead``, ``lexicon_rounds``) are imported and
 return their figures. The others (``immediate_vs_raw``, ``batch_jsonl``,
-``emulator_throughput``) print text: they run as subprocesses, their figures are
+``batch_path``, ``emulator_throughput``) print text: they run as subprocesses, their figures are
 read from their output, and their output is kept whole in the report. A benchmark
 that is missing or fails is reported as such; the others still run.
 """
@@ -114,6 +114,36 @@ def parse_batch(text: str) -> dict[str, float | None]:
     }
 
 
+BATCH_PATH_PHASES: Final = (
+    "build",
+    "journal",
+    "jsonl",
+    "upload",
+    "create",
+    "collect",
+    "decode",
+    "store write",
+)
+
+
+def parse_batch_path(text: str) -> dict[str, Any]:
+    """Each phase's CPU growth, its goal, and the memory per op ``batch_path`` prints."""
+    ratios = {
+        phase: _number(rf"(?m)^{re.escape(phase)} .*\]\s+([\d.]+)x", text)
+        for phase in BATCH_PATH_PHASES
+    }
+    sizes = re.search(r"overhead at ([\d,]+) ops: ([\d.-]+) KB/op", text)
+    return {
+        "ratios": ratios,
+        "limit": _number(r"CPU ratio \(goal <= ([\d.]+)x\)", text),
+        "largest": float(sizes.group(1).replace(",", "")) if sizes else None,
+        "overhead_kb": float(sizes.group(2)) if sizes else None,
+        "peak_kb": _number(
+            r"(?m)^memory at [\d,]+ ops: .*? = ([\d.]+) KB/op(?![\s\S]*^memory at)", text
+        ),
+    }
+
+
 def parse_rate_limits(text: str) -> dict[str, float | None]:
     """Each contender's share of the binding limit, 429 share and answers from ``rate_limits``."""
     figures: dict[str, float | None] = {"requests": _number(r"^rate limits: (\d+) requests", text)}
@@ -195,6 +225,12 @@ def collect(*, quick: bool, log: Callable[[str], None] = print) -> dict[str, Any
         log(run["output"])
         batch.append(run)
     results["batch_jsonl"] = batch
+
+    log("batch_path ...")
+    run = run_script("batch_path", ["--sizes", "500", "5000"] if quick else [])
+    run.update(parse_batch_path(run["output"]))
+    log(run["output"])
+    results["batch_path"] = run
 
     log("emulator_throughput ...")
     run = run_script("emulator_throughput", ["--requests", "300" if quick else "3000"])
@@ -383,6 +419,7 @@ def summary_rows(results: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
                     _verdict(s <= LINEAR_SLOPE_LIMIT),
                 )
             )
+    rows += _batch_path_rows(results.get("batch_path"))
     throughput = results["emulator_throughput"]
     if throughput["ok"]:
         rows.append(
@@ -397,6 +434,40 @@ def summary_rows(results: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
                 ),
             )
         )
+    return rows
+
+
+def _batch_path_rows(run: Mapping[str, Any] | None) -> list[tuple[str, str, str, str]]:
+    """Rows for ``batch_path``: the worst phase's growth, and the memory per op."""
+    if run is None:
+        return []
+    label = "BatchRunner batch path, one round against the emulator"
+    if run["missing"] or not run["ok"]:
+        return [(label, "did not run", "", "n/a")]
+    ratios = {k: v for k, v in run["ratios"].items() if v is not None}
+    limit = run["limit"]
+    rows: list[tuple[str, str, str, str]] = []
+    if ratios and limit is not None:
+        worst = max(ratios, key=lambda k: ratios[k])
+        shown = ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items())
+        rows.append(
+            (
+                f"{label}: CPU growth of each phase for 10x ops",
+                f"worst {worst} {ratios[worst]:.2f}x ({shown})",
+                f"every phase ≤ {limit:g}x",
+                _verdict(ratios[worst] <= limit),
+            )
+        )
+    overhead = run.get("overhead_kb")
+    largest = run.get("largest")
+    rows.append(
+        (
+            f"{label}: peak RSS per op above bodies and answers, {largest or 0:,.0f} ops",
+            f"{_fmt(overhead)} KB/op (peak {_fmt(run.get('peak_kb'))} KB/op in all)",
+            "≤ 2.5 KB/op",
+            _verdict(None if overhead is None else overhead <= 2.5),
+        )
+    )
     return rows
 
 
@@ -570,12 +641,16 @@ def _subprocess_section(results: Mapping[str, Any]) -> list[str]:
         "the emulator's buckets hold 2 s of the per-minute rates instead of a minute's,",
         "see the script), `benchmarks/batch_jsonl.py` (the batch runner's JSONL build and",
         "output decode against bare `json.dumps` / `model_validate_json` loops, best of",
-        "the repeats, with tracemalloc peaks) and `benchmarks/emulator_throughput.py`.",
+        "the repeats, with tracemalloc peaks), `benchmarks/batch_path.py` (one round of",
+        "5,000 and of 50,000 requests through the batch runner on the emulator: CPU time",
+        "of each phase and its growth, peak RSS per op against the bodies and answers)",
+        "and `benchmarks/emulator_throughput.py`.",
     ]
     runs = [
         *results["immediate_vs_raw"],
         *([results["rate_limits"]] if "rate_limits" in results else []),
         *results["batch_jsonl"],
+        *([results["batch_path"]] if "batch_path" in results else []),
         results["emulator_throughput"],
     ]
     for run in runs:
@@ -610,7 +685,7 @@ def _reproduce_section() -> list[str]:
         "`benchmarks/engine_overhead.py`, `benchmarks/builder_overhead.py`,",
         "`benchmarks/import_time.py`, `benchmarks/lexicon_rounds.py`,",
         "`benchmarks/immediate_vs_raw.py`, `benchmarks/rate_limits.py`,",
-        "`benchmarks/batch_jsonl.py`,",
+        "`benchmarks/batch_jsonl.py`, `benchmarks/batch_path.py`,",
         "`benchmarks/emulator_throughput.py`. Close other programs first: the",
         "ratios are robust to a busy machine, the absolute times are not.",
     ]
@@ -633,6 +708,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             *results["immediate_vs_raw"],
             results["rate_limits"],
             *results["batch_jsonl"],
+            results["batch_path"],
             results["emulator_throughput"],
         ]
         if not r["ok"] and not r["missing"]

@@ -474,10 +474,12 @@ class Store(JournalTables):
             "completion_tokens = excluded.completion_tokens, "
             "created_at = excluded.created_at, source = excluded.source "
             f"WHERE {_NOT_AN_ANSWER.format(column='responses.response')}",
-            [
+            # In key order (the key index then grows at its end, page after page) and
+            # from a generator: a round of 50,000 answers is never held twice as text.
+            (
                 (key, endpoint, model, _dumps(raw), *usage_of(raw), now, source)
-                for key, endpoint, model, raw in rows
-            ],
+                for key, endpoint, model, raw in sorted(rows, key=_first)
+            ),
         )
 
     def forget(self, keys: Iterable[str]) -> int:
@@ -599,6 +601,10 @@ class Store(JournalTables):
                 "FROM responses"
             ).fetchone()
         return int(row[0]), int(row[1])
+
+
+def _first(row: tuple[str, str, str | None, JSON]) -> str:
+    return row[0]
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import attrs
@@ -36,6 +36,18 @@ class Rule:
     hits: int = 0
 
 
+class _BrokenBody(httpx2.AsyncByteStream):
+    """A response body that gives its first part, then fails as a dropped connection does."""
+
+    def __init__(self, part: bytes, request: httpx2.Request) -> None:
+        self.part = part
+        self.request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self.part
+        raise httpx2.RemoteProtocolError("the connection dropped mid-body", request=self.request)
+
+
 class LossyTransport(httpx2.AsyncBaseTransport):
     """Forwards every request to the server; loses the answers its rules name."""
 
@@ -44,8 +56,10 @@ class LossyTransport(httpx2.AsyncBaseTransport):
         self.rules: list[Rule] = []
 
     def lose(self, method: str, path: str, *, how: str = "disconnect", times: int = 1) -> Rule:
-        """After the server answered, drop the connection (``"disconnect"``) or answer
-        ``"502"`` or an HTML ``"html"`` page instead, ``times`` times in a row."""
+        """After the server answered, drop the connection (``"disconnect"``), answer
+        ``"502"`` or an HTML ``"html"`` page instead, or break the body off halfway
+        (``"broken_body"``: the status and headers arrive, then the connection drops),
+        ``times`` times in a row."""
         rule = Rule(method, re.compile(path), how, times)
         self.rules.append(rule)
         return rule
@@ -143,6 +157,13 @@ class LossyTransport(httpx2.AsyncBaseTransport):
                 raise httpx2.RemoteProtocolError("the answer was lost", request=request)
             if rule.how == "502":
                 return httpx2.Response(502, content=b"Bad Gateway", request=request)
+            if rule.how == "broken_body":
+                return httpx2.Response(
+                    answer.status_code,
+                    headers={"content-type": answer.headers.get("content-type", "")},
+                    stream=_BrokenBody(answer.content[: len(answer.content) // 2], request),
+                    request=request,
+                )
             if rule.how == "html":
                 return httpx2.Response(
                     200,

@@ -141,3 +141,19 @@ async def test_the_users_client_keeps_its_own_retries(
     emu.inject("files.list", "server_error", count=2, status=503)
     page = await client.files.list()
     assert [] == page.data
+
+
+async def test_a_download_that_breaks_off_midway_is_downloaded_again(
+    client: openai.AsyncOpenAI,
+    store: Store,
+    emu: Emulator,
+    wire: LossyTransport,
+    expected: list[Words],
+) -> None:
+    """An output download whose connection drops halfway through the body (after a 200) is
+    fetched again: every answer stored, one batch, paid once."""
+    wire.lose("GET", "/v1/files/[^/]+/content", how="broken_body", times=2)
+    assert expected == await fast(client, store).run_all(REQUESTS)
+    assert 1 == len(emu.batch_ids())
+    assert dict.fromkeys(KEYS, 1) == settled_ledger(emu).counts()
+    assert 2 == wire.rules[0].hits

@@ -58,8 +58,8 @@ async def test_the_api_key_is_in_no_store_journal_log_or_temp_file(
         with Store(store_dir / "store.sqlite3") as store:
             immediate = ImmediateRunner(client, store=store, backoff_base=0.001, backoff_max=0.01)
             await immediate.run_all([word_request(i, salt=" now") for i in range(20)])
-            # 30% of lines expire at each submission: allow enough resubmissions that
-            # none runs out (what the faults exercise here is the key, not the limit).
+            # 30% of lines expire at each submission: the default resubmission policy
+            # (while attempts make progress) answers them all.
             batch = BatchRunner(
                 client,
                 store=store,

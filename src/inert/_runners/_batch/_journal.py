@@ -10,15 +10,18 @@ compare-and-set on the state last seen.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import tempfile
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 import attrs
+import httpx2
 import openai
 from openai.types import Batch, FileObject
 
+from inert._gc import paused_gc
 from inert._json import JSON
 from inert._runners._batch._http import (
     Backoff,
@@ -35,6 +38,7 @@ from inert._runners._batch._output import (
     match_lines,
     parse_output_file,
 )
+from inert._runners._batch._phases import Phases
 from inert._runners._batch._progress import QUIET, ProgressView
 from inert._store import ATTACHED_STATES, LOST_STATE, UNSENT_STATES, ShardRecord, Store
 
@@ -67,6 +71,7 @@ class BatchJournal:
         store: the store holding the journal and the answers.
         poll_interval: the first pause between polls and between retried calls.
         poll_interval_max: the longest such pause.
+        phases: where the time of each phase is added up (see :mod:`._phases`).
     """
 
     def __init__(
@@ -76,9 +81,11 @@ class BatchJournal:
         *,
         poll_interval: float = 5.0,
         poll_interval_max: float = 60.0,
+        phases: Phases | None = None,
     ) -> None:
         self.client = client.with_options(max_retries=0)
         self.store = store
+        self.phases = Phases() if phases is None else phases
         self.poll_interval = poll_interval
         self.poll_interval_max = poll_interval_max
         self._calls = Backoff(poll_interval, poll_interval_max, CALL_TRIES)
@@ -94,7 +101,8 @@ class BatchJournal:
         """
         what = "uploading the batch input file"
         with tempfile.TemporaryFile() as spool:
-            plan.write_to(spool)
+            with self.phases.timing("jsonl"):
+                plan.write_to(spool)
 
             async def once() -> FileObject:
                 spool.seek(0)
@@ -110,7 +118,8 @@ class BatchJournal:
                         f"{filename} may be left unused at the server (files cost nothing)",
                     )
 
-            return await retrying(what, once, self._calls, before_retry=lost)
+            with self.phases.timing("upload"):
+                return await retrying(what, once, self._calls, before_retry=lost)
 
     async def create(
         self, record: ShardRecord, endpoint: BatchEndpoint, metadata: Mapping[str, str]
@@ -164,15 +173,34 @@ class BatchJournal:
                 return None
             raise
 
-    async def download(self, file_id: str | None) -> bytes | None:
-        """A file's bytes; ``b""`` for no file, ``None`` when it expired (404 "No such File")."""
+    async def download(self, file_id: str | None) -> BinaryIO | None:
+        """A file's bytes in a private temporary file, rewound (the caller closes it).
+
+        The body is streamed to the file as it arrives, so a large output file is never
+        held in memory, and :func:`~._output.parse_output_file` reads it back line by
+        line. An empty file for no file; ``None`` when it expired (404 "No such File").
+        """
         if file_id is None:
-            return b""
+            return io.BytesIO()
         what = f"downloading file {file_id}"
 
-        async def once() -> bytes:
-            response = await self.client.files.content(file_id)
-            return response.content
+        async def once() -> BinaryIO:
+            spool = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the caller, who closes it
+            try:
+                async with self.client.files.with_streaming_response.content(file_id) as answer:
+                    async for chunk in answer.iter_bytes():
+                        spool.write(chunk)
+            except httpx2.TransportError as exc:
+                # The body broke off after the answer began: no SDK error wraps this.
+                spool.close()
+                raise openai.APIConnectionError(
+                    message=f"the download broke off: {exc}", request=exc.request
+                ) from exc
+            except BaseException:
+                spool.close()
+                raise
+            spool.seek(0)
+            return spool
 
         try:
             return await retrying(what, once, self._calls)
@@ -409,22 +437,25 @@ class BatchJournal:
                 error=message,
             )
             return Collected(batch.id, "failed", {}, batch_error=message, batch_error_code=code)
-        ids = set(store.shard_custom_ids(record.id) if known is None else known)
-        output = await self._read(batch, batch.output_file_id, ids, completed, "output")
-        errors_file = await self._read(
-            batch,
-            batch.error_file_id,
-            ids,
-            failed if batch.status == "completed" else 0,
-            "error",
-        )
-        parsed = [read[0] for read in (output, errors_file) if read is not None]
-        matched = match_lines(batch.id, parsed, ids)
-        answers = [
-            (cid, line.body)
-            for cid, line in matched.lines.items()
-            if is_success(line) and (keep is None or keep(cid, line.body))
-        ]
+        with self.phases.timing("journal"):
+            ids = set(store.shard_custom_ids(record.id) if known is None else known)
+        with self.phases.timing("collect"):
+            output = await self._read(batch, batch.output_file_id, ids, completed, "output")
+            errors_file = await self._read(
+                batch,
+                batch.error_file_id,
+                ids,
+                failed if batch.status == "completed" else 0,
+                "error",
+            )
+            parsed = [read[0] for read in (output, errors_file) if read is not None]
+            with paused_gc():  # per-line work over acyclic data (and a decode per answer)
+                matched = match_lines(batch.id, parsed, ids)
+                answers = [
+                    (cid, line.body)
+                    for cid, line in matched.lines.items()
+                    if is_success(line) and (keep is None or keep(cid, line.body))
+                ]
         doubtful = output is not None and bool(output[0].malformed)
         if output is None or errors_file is None:
             gone = "output" if output is None else "error"
@@ -464,17 +495,18 @@ class BatchJournal:
             )
         for odd_id, detail in matched.anomalies:
             logger.warning("anomaly in shard %s (custom_id %s): %s", record.id, odd_id, detail)
-        store.finish_shard(
-            record,
-            state="downloaded",
-            remote_status=batch.status,
-            answers=answers,
-            completed=completed,
-            failed=failed,
-            output_file_id=batch.output_file_id,
-            error_file_id=batch.error_file_id,
-            anomalies=matched.anomalies,
-        )
+        with self.phases.timing("store write"):
+            store.finish_shard(
+                record,
+                state="downloaded",
+                remote_status=batch.status,
+                answers=answers,
+                completed=completed,
+                failed=failed,
+                output_file_id=batch.output_file_id,
+                error_file_id=batch.error_file_id,
+                anomalies=matched.anomalies,
+            )
         return Collected(
             batch.id,
             batch.status,
@@ -510,7 +542,8 @@ class BatchJournal:
             data = await self.download(file_id)
             if data is None:
                 return None
-            parsed = parse_output_file(data)
+            with data:
+                parsed = parse_output_file(data)
             readable = len({ln.custom_id for ln in parsed.lines if ln.custom_id in known})
             readable += len(parsed.malformed)
             if readable >= expected:

@@ -59,6 +59,7 @@ class ShardPlan(NamedTuple):
         with paused_gc():
             for op in self.ops:
                 write(('{"custom_id":"' + op.key + head + op.canonical_body() + "}\n").encode())
+                op.forget_canonical_body()  # written: the text is not needed while the batch runs
 
     def payload(self) -> bytes:
         """The input file's bytes (for tests and small shards)."""

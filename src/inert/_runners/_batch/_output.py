@@ -11,8 +11,8 @@ anomaly and never guessed at.
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import Final, NamedTuple
+from collections.abc import Collection, Iterable
+from typing import BinaryIO, Final, NamedTuple
 
 import attrs
 import jiter
@@ -57,21 +57,31 @@ class ParsedFile:
     unreadable: list[str]
 
 
-def parse_output_lines(data: bytes | str) -> tuple[list[OutputLine], list[str]]:
+def parse_output_lines(data: bytes | str | BinaryIO) -> tuple[list[OutputLine], list[str]]:
     """Parse a batch output or error file: its lines, and a description of each bad one."""
     parsed = parse_output_file(data)
     return parsed.lines, [*parsed.malformed, *parsed.unreadable]
 
 
-def parse_output_file(data: bytes | str) -> ParsedFile:
-    """Parse a batch output or error file, splitting at ``\\n`` only."""
+def parse_output_file(data: bytes | str | BinaryIO) -> ParsedFile:
+    """Parse a batch output or error file, splitting at ``\\n`` only.
+
+    ``data`` is the file's content, or a binary file read line by line (iterating a
+    binary file splits at ``\\n`` only), so a large download is never held whole.
+    """
     lines: list[OutputLine] = []
     malformed: list[str] = []
     unreadable: list[str] = []
     append = lines.append
     loads = jiter.from_json  # faster than json.loads, same values
     make = tuple.__new__
-    raw_lines = (data if isinstance(data, bytes) else data.encode()).split(b"\n")
+    raw_lines: Iterable[bytes] = (
+        data.split(b"\n")
+        if isinstance(data, bytes)
+        else data.encode().split(b"\n")
+        if isinstance(data, str)
+        else data
+    )
     with paused_gc():
         for raw in raw_lines:
             try:
@@ -98,7 +108,7 @@ def parse_output_file(data: bytes | str) -> ParsedFile:
 
 
 def _shown(raw: bytes) -> str:
-    return raw[:400].decode("utf-8", "replace")[:200]
+    return raw[:400].rstrip(b"\n").decode("utf-8", "replace")[:200]
 
 
 def is_success(line: OutputLine) -> bool:

@@ -66,6 +66,7 @@ from inert._runners._batch._lines import (
     plan_shards,
 )
 from inert._runners._batch._output import Collected, is_success, line_failure
+from inert._runners._batch._phases import Phases
 from inert._runners._batch._progress import ProgressView
 from inert._store import ATTACHED_STATES, LOST_STATE, UNSENT_STATES, ShardRecord, Store
 
@@ -223,8 +224,14 @@ class BatchRunner(BaseRunner):
         if reserved:
             raise ValueError(f"metadata keys starting with 'inert_' are reserved: {reserved}")
         super().__init__(store=store, prices=prices)
+        self.phases = Phases()
+        """Seconds spent in each phase of every run so far (``benchmarks/batch_path.py``)."""
         self._journal = BatchJournal(
-            client, store, poll_interval=poll_interval, poll_interval_max=poll_interval_max
+            client,
+            store,
+            poll_interval=poll_interval,
+            poll_interval_max=poll_interval_max,
+            phases=self.phases,
         )
         self._batch_store = store
         self._poll_interval = poll_interval
@@ -301,7 +308,8 @@ class BatchRunner(BaseRunner):
             rnd = _Round({}, report, view, capacity)
             jobs: list[Coroutine[Any, Any, None]] = []
             claimed: set[str] = set()
-            pending = store.pending_shards_for(wanted)
+            with self.phases.timing("journal"):
+                pending = store.pending_shards_for(wanted)
             for record in pending:
                 if record.state == LOST_STATE:
                     # Its answers are gone: its unanswered lines go out again as fresh ops.
@@ -339,7 +347,8 @@ class BatchRunner(BaseRunner):
                     self._drive(rnd, mine, record.attempt, record=record, known=known, adopted=True)
                 )
             fresh = [op for op in ops if op.key not in claimed and op.key not in rnd.outcomes]
-            plans, too_large = self._plan(fresh, capacity)
+            with self.phases.timing("jsonl"):
+                plans, too_large = self._plan(fresh, capacity)
             for op in too_large:
                 rnd.fail(
                     [op],
@@ -612,17 +621,18 @@ class BatchRunner(BaseRunner):
                 f"{', '.join(ENDPOINTS)}; run such requests with ImmediateRunner",
                 code="unsupported_endpoint",
             )
-        index = store.next_shard_index(run_id)
-        record = store.intend_shard(
-            run_id=run_id,
-            shard=index,
-            attempt=attempt,
-            endpoint=plan.endpoint,
-            model=plan.model,
-            custom_ids=[op.key for op in plan.ops],
-            tokens=plan.tokens,
-            parent_id=parent_id,
-        )
+        with self.phases.timing("journal"):
+            index = store.next_shard_index(run_id)
+            record = store.intend_shard(
+                run_id=run_id,
+                shard=index,
+                attempt=attempt,
+                endpoint=plan.endpoint,
+                model=plan.model,
+                custom_ids=[op.key for op in plan.ops],
+                tokens=plan.tokens,
+                parent_id=parent_id,
+            )
         cancelled = CancelledRequestError("the run was cancelled before this line was submitted")
         if self._stop_requested():
             store.transition(record.id, ("intended",), "abandoned", error="cancelled before upload")
@@ -648,7 +658,8 @@ class BatchRunner(BaseRunner):
             "inert_digest": record.digest,
         }
         try:
-            batch = await self._journal.create(record, endpoint, metadata)
+            with self.phases.timing("create"):
+                batch = await self._journal.create(record, endpoint, metadata)
         except CallFailed as failure:
             if failure.definite:
                 store.transition(
