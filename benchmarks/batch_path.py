@@ -132,8 +132,8 @@ async def measure(n: int, base_url: str, folder: Path) -> dict[str, Any]:
             decoded += op.decode(stored[op.key]) is not None
     decode_seconds, decode_cpu = time.perf_counter() - started, time.thread_time() - cpu
     assert n == decoded
-    seconds = {"build": build_seconds, "decode": decode_seconds, **runner.phases.seconds}
-    cpu_seconds = {"build": build_cpu, "decode": decode_cpu, **runner.phases.cpu_seconds}
+    seconds = {"build": build_seconds, "decode": decode_seconds, **runner._phases.seconds}
+    cpu_seconds = {"build": build_cpu, "decode": decode_cpu, **runner._phases.cpu_seconds}
     return {
         "n": n,
         "seconds": {phase: seconds[phase] for phase in PHASES},

@@ -117,15 +117,6 @@ class Op(Generic[T_co]):
             text = self._body_text = canonical_dumps(self._body)
         return text
 
-    def forget_canonical_body(self) -> None:
-        """Drop the cached canonical text (it is made again if asked for).
-
-        The batch runner calls this once an op's line is written to its input file, so
-        a large round does not keep every body twice (as a mapping and as text) while
-        its batch runs.
-        """
-        self._body_text = None
-
     @property
     def model(self) -> str | None:
         """The ``model`` field of the body, when it has one (batches group by it)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -158,11 +159,12 @@ answers, cancels by someone else, expiring and failing lines, cut downloads, str
 
 
 async def test_faults_on_every_endpoint_pay_each_op_at_most_once_and_lose_no_answer(
-    tmp_path: Path, tally: Counter[str]
+    tmp_path: Path, tally: Counter[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Under faults on every endpoint and an enqueued-token limit, through a client with the SDK's
     default retries: no op is billed twice, every billed answer ends in the store, and every
     request settles with its answer or a typed error."""
+    caplog.set_level(logging.INFO, logger="inert.batch")
     requests = [word_request(i, salt=" every endpoint") for i in range(REQUESTS)]
     async with (
         Emulator(time_scale=0.1, seed=SEED, faults=EVERY_ENDPOINT, enqueued_token_limit=400) as emu,
@@ -178,6 +180,9 @@ async def test_faults_on_every_endpoint_pay_each_op_at_most_once_and_lose_no_ans
             billed = settled_ledger(emu).counts()
             stored = store.get_responses(sorted(billed))
             refused = [r for r in store.shards() if "token_limit_exceeded" in (r.error or "")]
+            cancelled_elsewhere = [
+                r for r in store.shards() if r.remote_status in ("cancelling", "cancelled")
+            ]
         created = len(emu.batch_ids())
     tally["requests"] += REQUESTS
     tally["faults"] += runner.report.retries + errors
@@ -185,5 +190,7 @@ async def test_faults_on_every_endpoint_pay_each_op_at_most_once_and_lose_no_ans
     assert answers > 0
     assert created >= 2
     assert refused, "the mix is meant to hit the enqueued-token limit"
+    assert cancelled_elsewhere, "the mix is meant to cancel batches at the server"
+    assert "lost its answer" in caplog.text, "the mix is meant to lose create answers"
     assert [] == [key for key, times in billed.items() if times > 1]
     assert set(billed) == set(stored)

@@ -13,7 +13,8 @@ import asyncio
 import io
 import logging
 import tempfile
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, BinaryIO, Final
 
 import attrs
@@ -367,7 +368,7 @@ class BatchJournal:
         record: ShardRecord,
         view: ProgressView = QUIET,
         *,
-        known: Iterable[str] | None = None,
+        known: Collection[str] | None = None,
         adopted: bool = True,
         should_cancel: Callable[[], bool] | None = None,
         keep: Callable[[str, JSON], bool] | None = None,
@@ -382,7 +383,8 @@ class BatchJournal:
         nothing the server completed is ever resubmitted.
 
         Args:
-            known: the shard's custom ids, if the caller has them.
+            known: the shard's custom ids, if the caller has them (a set or the keys of
+                a mapping are used as they are).
             adopted: the shard comes from the journal rather than from this run (a
                 cancellation seen at the first poll then predates this run).
             should_cancel: asks whether the run was told to stop (see :meth:`poll`).
@@ -437,8 +439,12 @@ class BatchJournal:
                 error=message,
             )
             return Collected(batch.id, "failed", {}, batch_error=message, batch_error_code=code)
-        with self.phases.timing("journal"):
-            ids = set(store.shard_custom_ids(record.id) if known is None else known)
+        ids: Collection[str]
+        if isinstance(known, AbstractSet | Mapping):
+            ids = known  # already a fast membership test: no copy of a large shard's ids
+        else:
+            with self.phases.timing("journal"):
+                ids = set(store.shard_custom_ids(record.id) if known is None else known)
         with self.phases.timing("collect"):
             output = await self._read(batch, batch.output_file_id, ids, completed, "output")
             errors_file = await self._read(
@@ -517,7 +523,7 @@ class BatchJournal:
         )
 
     async def _read(
-        self, batch: Batch, file_id: str | None, known: set[str], expected: int, kind: str
+        self, batch: Batch, file_id: str | None, known: Collection[str], expected: int, kind: str
     ) -> tuple[ParsedFile, str | None] | None:
         """Download and parse one file of a batch, again while it reads short.
 

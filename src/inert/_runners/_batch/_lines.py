@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, BinaryIO, Final, Literal, NamedTuple
 
 from inert._gc import paused_gc
+from inert._json import canonical_dumps
 from inert._op import Op
 
 MAX_REQUESTS_PER_BATCH: Final = 50_000
@@ -58,8 +59,11 @@ class ShardPlan(NamedTuple):
         write = file.write
         with paused_gc():
             for op in self.ops:
-                write(('{"custom_id":"' + op.key + head + op.canonical_body() + "}\n").encode())
-                op.forget_canonical_body()  # written: the text is not needed while the batch runs
+                # canonical_dumps, not op.canonical_body(): that would keep every body's
+                # text alive in its op while the batch runs.
+                write(
+                    ('{"custom_id":"' + op.key + head + canonical_dumps(op.body) + "}\n").encode()
+                )
 
     def payload(self) -> bytes:
         """The input file's bytes (for tests and small shards)."""
@@ -123,8 +127,10 @@ def plan_shards(
             size = tokens = 0
             for op in members:
                 # The body is the op's canonical text: the very bytes the immediate runner
-                # posts, so the two modes cannot send different requests.
-                body = op.canonical_body()
+                # posts, so the two modes cannot send different requests. Made here only
+                # to be measured (and again when written): kept, the texts of a large
+                # round would stay in memory for as long as its batch runs.
+                body = canonical_dumps(op.body)
                 n = fixed + len(op.key) + (len(body) if body.isascii() else len(body.encode()))
                 if n > max_bytes:
                     too_large.append(op)
