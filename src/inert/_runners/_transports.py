@@ -176,6 +176,26 @@ def transports_of(
     """The transports of a runner's clients: the positional OpenAI one, or those by name.
 
     Raises:
+        TypeError: as :func:`clients_of`.
+    """
+    chosen, claude = clients_of(runner, client, openai_client, anthropic_client)
+    transports: dict[Provider, Transport] = {}
+    if chosen is not None:
+        transports["openai"] = OpenAITransport(chosen, public_url(str(chosen.base_url)))
+    if claude is not None:
+        transports["anthropic"] = AnthropicTransport(claude, public_url(str(claude.base_url)))
+    return transports
+
+
+def clients_of(
+    runner: str,
+    client: object,
+    openai_client: object,
+    anthropic_client: object,
+) -> tuple[openai.AsyncOpenAI | None, anthropic.AsyncAnthropic | None]:
+    """A runner's clients, checked: the positional OpenAI one or those by name.
+
+    Raises:
         TypeError: no client at all, the OpenAI client twice, or a client of the
             wrong kind (a synchronous one, say); the message names the fix.
     """
@@ -190,33 +210,29 @@ def transports_of(
             f"{runner} needs a client: {runner}(openai.AsyncOpenAI(...)), or by provider "
             f"{runner}(openai=..., anthropic=anthropic.AsyncAnthropic(...))"
         )
-    transports: dict[Provider, Transport] = {}
-    if chosen is not None:
-        if not isinstance(chosen, openai.AsyncOpenAI):
-            hint = (
-                " (a synchronous openai.OpenAI; pass openai.AsyncOpenAI(...) instead)"
-                if isinstance(chosen, openai.OpenAI)
-                else ""
-            )
-            raise TypeError(
-                f"{runner} takes an openai.AsyncOpenAI client; got {type(chosen).__name__}{hint}"
-            )
-        transports["openai"] = OpenAITransport(chosen, public_url(str(chosen.base_url)))
-    if anthropic_client is not None:
-        if not isinstance(anthropic_client, anthropic.AsyncAnthropic):
-            hint = (
-                " (a synchronous anthropic.Anthropic; pass anthropic.AsyncAnthropic(...) instead)"
-                if isinstance(anthropic_client, anthropic.Anthropic)
-                else ""
-            )
-            raise TypeError(
-                f"{runner}'s anthropic= takes an anthropic.AsyncAnthropic client; got "
-                f"{type(anthropic_client).__name__}{hint}"
-            )
-        transports["anthropic"] = AnthropicTransport(
-            anthropic_client, public_url(str(anthropic_client.base_url))
+    if chosen is not None and not isinstance(chosen, openai.AsyncOpenAI):
+        hint = (
+            " (a synchronous openai.OpenAI; pass openai.AsyncOpenAI(...) instead)"
+            if isinstance(chosen, openai.OpenAI)
+            else ""
         )
-    return transports
+        raise TypeError(
+            f"{runner} takes an openai.AsyncOpenAI client; got {type(chosen).__name__}{hint}"
+        )
+    if anthropic_client is not None and not isinstance(anthropic_client, anthropic.AsyncAnthropic):
+        hint = (
+            " (a synchronous anthropic.Anthropic; pass anthropic.AsyncAnthropic(...) instead)"
+            if isinstance(anthropic_client, anthropic.Anthropic)
+            else ""
+        )
+        raise TypeError(
+            f"{runner}'s anthropic= takes an anthropic.AsyncAnthropic client; got "
+            f"{type(anthropic_client).__name__}{hint}"
+        )
+    return (
+        chosen if isinstance(chosen, openai.AsyncOpenAI) else None,
+        anthropic_client if isinstance(anthropic_client, anthropic.AsyncAnthropic) else None,
+    )
 
 
 def url_of(transport: Transport, path: str) -> str:

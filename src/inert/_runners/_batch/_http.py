@@ -25,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar
 
+import anthropic
 import attrs
 import openai
 from openai.types import Batch, FileObject
@@ -33,6 +34,15 @@ from inert._errors import ApiError, ConnectionFailedError, RateLimitError, Reque
 from inert._json import JSON
 
 T = TypeVar("T")
+
+_STATUS_ERRORS: Final = (openai.APIStatusError, anthropic.APIStatusError)
+_CONNECTION_ERRORS: Final = (openai.APIConnectionError, anthropic.APIConnectionError)
+_VALIDATION_ERRORS: Final = (
+    openai.APIResponseValidationError,
+    anthropic.APIResponseValidationError,
+)
+_SDK_ERRORS: Final = (openai.APIError, anthropic.APIError)
+"""Both SDKs' exceptions, alike in shape: the batch APIs of both go through here."""
 
 RETRYABLE_STATUSES: Final = frozenset({408, 409, 429})
 """HTTP statuses worth another try besides 5xx (the SDK's own choice, _base_client.py)."""
@@ -81,14 +91,14 @@ class Backoff:
 
 def is_transient(exc: BaseException) -> bool:
     """An answer (or lack of one) that may be different next time."""
-    if isinstance(exc, openai.APIStatusError):
+    if isinstance(exc, _STATUS_ERRORS):
         return exc.status_code in RETRYABLE_STATUSES or exc.status_code >= 500
-    return isinstance(exc, openai.APIConnectionError | openai.APIResponseValidationError)
+    return isinstance(exc, (*_CONNECTION_ERRORS, *_VALIDATION_ERRORS))
 
 
 def retry_after(exc: BaseException) -> float | None:
     """Seconds the server asked to wait (``retry-after-ms`` or ``retry-after``), if any."""
-    if not isinstance(exc, openai.APIStatusError):
+    if not isinstance(exc, _STATUS_ERRORS):
         return None
     headers = exc.response.headers
     millis = headers.get("retry-after-ms")
@@ -109,9 +119,11 @@ def retry_after(exc: BaseException) -> float | None:
 
 def failure_of(what: str, exc: BaseException) -> CallFailed:
     """The typed failure for an exception of the SDK (or a body that is not JSON)."""
-    if isinstance(exc, openai.APIStatusError):
+    if isinstance(exc, _STATUS_ERRORS):
         body = _json_body(exc)
         message, code = error_fields(body)
+        if code is None and isinstance(exc, anthropic.APIStatusError):
+            code = _error_type(body)  # Anthropic's errors name their type, not a code
         text = f"{what}: HTTP {exc.status_code}: {message or exc.message}"
         error: ApiError
         if exc.status_code == 429:
@@ -119,7 +131,7 @@ def failure_of(what: str, exc: BaseException) -> CallFailed:
         else:
             error = ApiError(text, status=exc.status_code, code=code, body=body)
         return CallFailed(error, definite=not is_transient(exc), status=exc.status_code)
-    if isinstance(exc, openai.APIConnectionError):
+    if isinstance(exc, _CONNECTION_ERRORS):
         return CallFailed(
             ConnectionFailedError(f"{what}: no answer from the API: {exc}"),
             definite=False,
@@ -127,7 +139,7 @@ def failure_of(what: str, exc: BaseException) -> CallFailed:
         )
     # A 2xx answer that is not the JSON asked for (NotJsonError, a body that does not
     # parse, or a page the SDK could not build from it).
-    status = exc.status_code if isinstance(exc, openai.APIResponseValidationError) else None
+    status = exc.status_code if isinstance(exc, _VALIDATION_ERRORS) else None
     return CallFailed(
         ApiError(
             f"{what}: the answer is not the JSON expected: {exc}", status=status, code="not_json"
@@ -137,7 +149,13 @@ def failure_of(what: str, exc: BaseException) -> CallFailed:
     )
 
 
-def _json_body(exc: openai.APIStatusError) -> JSON:
+def _error_type(body: JSON) -> str | None:
+    error = body.get("error") if isinstance(body, dict) else None
+    kind = error.get("type") if isinstance(error, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def _json_body(exc: openai.APIStatusError | anthropic.APIStatusError) -> JSON:
     try:
         body: JSON = exc.response.json()
     except ValueError:
@@ -183,7 +201,7 @@ async def retrying(
     while True:
         try:
             return await call()
-        except (openai.APIError, NotJsonError, ValueError, TypeError, AttributeError) as exc:
+        except (*_SDK_ERRORS, NotJsonError, ValueError, TypeError, AttributeError) as exc:
             # ValueError: a JSON content type whose body does not parse; TypeError and
             # AttributeError: a page object the SDK built from a body that is not JSON.
             failure = failure_of(what, exc)
