@@ -13,11 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import anthropic
 import attrs
-import openai
 from openai.types import Batch
 
 from inert._errors import ApiError
@@ -33,14 +31,12 @@ from inert._runners._batch._output import (
     parse_output_file,
 )
 from inert._runners._batch._progress import QUIET, ProgressView
-from inert._runners._batch._remote import (
-    INLINE,
-    AnthropicBatches,
-    OpenAIBatches,
-    RemoteBatches,
-    Undecided,
-)
+from inert._runners._batch._remote import INLINE, OpenAIBatches, RemoteBatches, Undecided
 from inert._store import ATTACHED_STATES, LOST_STATE, UNSENT_STATES, ShardRecord, Store
+
+if TYPE_CHECKING:
+    import anthropic
+    import openai
 
 logger = logging.getLogger("inert.batch")
 
@@ -87,6 +83,9 @@ class BatchJournal:
         if client is not None:
             self.remotes["openai"] = OpenAIBatches(client)
         if anthropic is not None:
+            # Imported here: the anthropic SDK is slow to import, and only its users need it.
+            from inert._runners._batch._remote_anthropic import AnthropicBatches
+
             self.remotes["anthropic"] = AnthropicBatches(anthropic, store)
         self.store = store
         self.poll_interval = poll_interval

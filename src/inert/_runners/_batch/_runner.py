@@ -36,11 +36,9 @@ import logging
 import sys
 import uuid
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import Any, ClassVar, Final, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
 import attrs
-from anthropic import AsyncAnthropic
-from openai import AsyncOpenAI
 from returns.result import Failure, Success
 
 from inert._answers import rejected_by_decoder
@@ -56,7 +54,7 @@ from inert._errors import (
 from inert._json import JSON
 from inert._op import Op
 from inert._pricing import BATCH_DISCOUNT, Price
-from inert._providers import PROVIDERS, check_clients
+from inert._providers import PROVIDERS, check_clients, clients_of
 from inert._report import ReportBuilder
 from inert._runner import BaseRunner
 from inert._runners._batch._capacity import REFUSALS_ALONE_LIMIT, Capacity, limits_of
@@ -71,8 +69,11 @@ from inert._runners._batch._lines import (
 )
 from inert._runners._batch._output import Collected, is_success, line_failure
 from inert._runners._batch._progress import ProgressView
-from inert._runners._transports import clients_of
 from inert._store import ATTACHED_STATES, LOST_STATE, UNSENT_STATES, ShardRecord, Store
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
+    from openai import AsyncOpenAI
 
 logger = logging.getLogger("inert.batch")
 
