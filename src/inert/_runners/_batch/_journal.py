@@ -3,35 +3,28 @@
 Shared by the runner and ``inert batches``: upload a shard's input file, create its
 batch (at most one per shard), find a batch by its metadata, poll it, download and
 store its answers, cancel it, resume every pending shard. Every call goes through
-:mod:`._http` (no SDK retries; our own, typed). Every journal change is a
-compare-and-set on the state last seen.
+:mod:`._http` (no SDK retries; our own, typed) to the shard's provider's batch API,
+behind :mod:`._remote` (OpenAI's Batch API, Anthropic's Message Batches). Every
+journal change is a compare-and-set on the state last seen.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
-import tempfile
 from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from typing import Any, BinaryIO, Final
+from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 import attrs
-import httpx2
-import openai
-from openai.types import Batch, FileObject
+from openai.types import Batch
 
+from inert._errors import ApiError
 from inert._gc import paused_gc
 from inert._json import JSON
-from inert._runners._batch._http import (
-    Backoff,
-    CallFailed,
-    checked_batch,
-    checked_file,
-    retrying,
-)
-from inert._runners._batch._lines import TERMINAL_STATUSES, BatchEndpoint, ShardPlan
+from inert._providers import CLIENTS, NAMES, Provider, provider_of
+from inert._runners._batch._http import Backoff, CallFailed, retrying
+from inert._runners._batch._lines import TERMINAL_STATUSES, ShardPlan
 from inert._runners._batch._output import (
     Collected,
     ParsedFile,
@@ -41,7 +34,12 @@ from inert._runners._batch._output import (
 )
 from inert._runners._batch._phases import Phases
 from inert._runners._batch._progress import QUIET, ProgressView
+from inert._runners._batch._remote import INLINE, OpenAIBatches, RemoteBatches, Undecided
 from inert._store import ATTACHED_STATES, LOST_STATE, UNSENT_STATES, ShardRecord, Store
+
+if TYPE_CHECKING:
+    import anthropic
+    import openai
 
 logger = logging.getLogger("inert.batch")
 
@@ -52,7 +50,6 @@ POLL_TRIES: Final = 20
 DOWNLOAD_ROUNDS: Final = 5
 """Downloads of an output file that reads shorter than the batch's counts say."""
 CANCEL_STATUSES: Final = frozenset({"cancelling", "cancelled"})
-_LIST_SLACK_SECONDS: Final = 3600.0
 
 
 @attrs.frozen
@@ -68,8 +65,10 @@ class BatchJournal:
     """Remote batch operations that keep the store's journal in step.
 
     Args:
-        client: the user's SDK client; its calls here go without SDK retries.
+        client: the user's OpenAI client (or ``None``); its calls here go without SDK
+            retries.
         store: the store holding the journal and the answers.
+        anthropic: the user's Anthropic client, for Message Batches, likewise.
         poll_interval: the first pause between polls and between retried calls.
         poll_interval_max: the longest such pause.
         phases: where the time of each phase is added up (see :mod:`._phases`).
@@ -77,14 +76,22 @@ class BatchJournal:
 
     def __init__(
         self,
-        client: openai.AsyncOpenAI,
+        client: openai.AsyncOpenAI | None,
         store: Store,
         *,
+        anthropic: anthropic.AsyncAnthropic | None = None,
         poll_interval: float = 5.0,
         poll_interval_max: float = 60.0,
         phases: Phases | None = None,
     ) -> None:
-        self.client = client.with_options(max_retries=0)
+        self.remotes: dict[Provider, RemoteBatches] = {}
+        if client is not None:
+            self.remotes["openai"] = OpenAIBatches(client)
+        if anthropic is not None:
+            # Imported here: the anthropic SDK is slow to import, and only its users need it.
+            from inert._runners._batch._remote_anthropic import AnthropicBatches
+
+            self.remotes["anthropic"] = AnthropicBatches(anthropic, store)
         self.store = store
         self.phases = Phases() if phases is None else phases
         self.poll_interval = poll_interval
@@ -94,63 +101,82 @@ class BatchJournal:
 
     # --- single calls -----------------------------------------------------------------
 
-    async def upload(self, record: ShardRecord, plan: ShardPlan, filename: str) -> FileObject:
-        """Upload a shard's input file, streamed from a private temporary file.
+    def remote(self, endpoint: str) -> RemoteBatches:
+        """The batch API of the provider serving ``endpoint``.
+
+        Raises:
+            CallFailed: no client of that provider was given (definite).
+        """
+        provider = provider_of(endpoint)
+        remote = self.remotes.get(provider)
+        if remote is None:
+            raise CallFailed(
+                ApiError(
+                    f"batches of {endpoint} go to {NAMES[provider]}'s batch API, but no "
+                    f"{NAMES[provider]} client was given; give one: {CLIENTS[provider]}",
+                    code="missing_client",
+                ),
+                definite=True,
+                status=None,
+            )
+        return remote
+
+    def serves(self, record: ShardRecord) -> bool:
+        """Whether the journal has the client of the shard's provider."""
+        return provider_of(record.endpoint) in self.remotes
+
+    def batch_endpoint(self, endpoint: str) -> str | None:
+        """The batch endpoint for ops of ``endpoint``; ``None`` when no batch API serves it."""
+        remote = self.remotes.get(provider_of(endpoint))
+        return None if remote is None else remote.batch_endpoint(endpoint)
+
+    async def upload(self, record: ShardRecord, plan: ShardPlan, filename: str) -> str:
+        """Upload a shard's input file, streamed from a private temporary file; its id.
 
         A try whose answer was lost may have left a file at the server; it costs
-        nothing, and the journal notes it.
+        nothing, and the journal notes it. Message Batches take their requests inline
+        in the create: nothing is uploaded, and the journal notes ``inline``.
         """
-        what = "uploading the batch input file"
-        with tempfile.TemporaryFile() as spool:
-            with self.phases.timing("jsonl"):
-                plan.write_to(spool)
+        remote = self.remote(plan.endpoint)
+        if not remote.uploads:
+            return INLINE
 
-            async def once() -> FileObject:
-                spool.seek(0)
-                return checked_file(
-                    what, await self.client.files.create(file=(filename, spool), purpose="batch")
+        async def lost(failure: CallFailed) -> None:
+            if failure.status is None or failure.status >= 500:
+                self.store.note(
+                    record.id,
+                    f"an upload lost its answer ({failure.error.message}); a file named "
+                    f"{filename} may be left unused at the server (files cost nothing)",
                 )
 
-            async def lost(failure: CallFailed) -> None:
-                if failure.status is None or failure.status >= 500:
-                    self.store.note(
-                        record.id,
-                        f"an upload lost its answer ({failure.error.message}); a file named "
-                        f"{filename} may be left unused at the server (files cost nothing)",
-                    )
-
-            with self.phases.timing("upload"):
-                return await retrying(what, once, self._calls, before_retry=lost)
+        with self.phases.timing("upload"):
+            return await remote.upload(plan, filename, self._calls, lost, self.phases)
 
     async def create(
-        self, record: ShardRecord, endpoint: BatchEndpoint, metadata: Mapping[str, str]
+        self, record: ShardRecord, endpoint: str, metadata: Mapping[str, str], plan: ShardPlan
     ) -> Batch:
         """Create a shard's batch: at most one, however many answers are lost.
 
         After a try that may have created the batch (a 5xx, a dropped connection, a
-        body that is not JSON), the batch is looked up by its metadata before trying
-        again; a 429 is a refusal, so nothing is looked up.
+        body that is not JSON), the batch is looked up (by its metadata, or for a
+        Message Batch as :mod:`._remote` says) before trying again; a 429 is a
+        refusal, so nothing is looked up. When the look-up cannot decide, nothing is
+        created again (:class:`~._remote.Undecided` is raised).
         """
         assert record.input_file_id is not None
-        file_id = record.input_file_id
+        remote = self.remote(record.endpoint)
         what = "creating the batch"
 
         async def once() -> Batch:
-            return checked_batch(
-                what,
-                await self.client.batches.create(
-                    input_file_id=file_id,
-                    endpoint=endpoint,
-                    completion_window="24h",
-                    metadata=dict(metadata),
-                ),
-            )
+            return await remote.create(record, plan, endpoint, metadata)
 
         async def look(failure: CallFailed) -> Batch | None:
             if failure.status == 429:
                 return None
             try:
                 found = await self.find_remote([record])
+            except Undecided:
+                raise
             except CallFailed:
                 return None
             batch = found.get(record.id)
@@ -160,12 +186,15 @@ class BatchJournal:
 
         return await retrying(what, once, self._calls, before_retry=look)
 
-    async def retrieve(self, batch_id: str, backoff: Backoff | None = None) -> Batch | None:
+    async def retrieve(
+        self, batch_id: str, backoff: Backoff | None = None, *, endpoint: str
+    ) -> Batch | None:
         """The batch as the server sees it now (``None``: it does not exist)."""
         what = f"polling batch {batch_id}"
+        remote = self.remote(endpoint)
 
         async def once() -> Batch:
-            return checked_batch(what, await self.client.batches.retrieve(batch_id))
+            return await remote.retrieve(batch_id)
 
         try:
             return await retrying(what, once, backoff or self._polls)
@@ -174,34 +203,20 @@ class BatchJournal:
                 return None
             raise
 
-    async def download(self, file_id: str | None) -> BinaryIO | None:
-        """A file's bytes in a private temporary file, rewound (the caller closes it).
+    async def download(self, file_id: str | None, *, endpoint: str) -> bytes | BinaryIO | None:
+        """A file's bytes, or a rewound private temporary file holding them (the caller
+        closes it: see :meth:`._remote.RemoteBatches.download`); ``b""`` for no file,
+        ``None`` when it expired (404 "No such File").
 
-        The body is streamed to the file as it arrives, so a large output file is never
-        held in memory, and :func:`~._output.parse_output_file` reads it back line by
-        line. An empty file for no file; ``None`` when it expired (404 "No such File").
+        A Message Batch's results come as Batch API output lines (:mod:`._remote`).
         """
         if file_id is None:
-            return io.BytesIO()
+            return b""
         what = f"downloading file {file_id}"
+        remote = self.remote(endpoint)
 
-        async def once() -> BinaryIO:
-            spool = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the caller, who closes it
-            try:
-                async with self.client.files.with_streaming_response.content(file_id) as answer:
-                    async for chunk in answer.iter_bytes():
-                        spool.write(chunk)
-            except httpx2.TransportError as exc:
-                # The body broke off after the answer began: no SDK error wraps this.
-                spool.close()
-                raise openai.APIConnectionError(
-                    message=f"the download broke off: {exc}", request=exc.request
-                ) from exc
-            except BaseException:
-                spool.close()
-                raise
-            spool.seek(0)
-            return spool
+        async def once() -> bytes | BinaryIO:
+            return await remote.download(file_id)
 
         try:
             return await retrying(what, once, self._calls)
@@ -215,9 +230,10 @@ class BatchJournal:
         assert record.batch_id is not None
         batch_id = record.batch_id
         what = f"cancelling batch {batch_id}"
+        remote = self.remote(record.endpoint)
 
         async def once() -> Batch:
-            return checked_batch(what, await self.client.batches.cancel(batch_id))
+            return await remote.cancel(batch_id)
 
         try:
             batch = await retrying(what, once, self._calls)
@@ -228,11 +244,14 @@ class BatchJournal:
                 )
                 return None
             if failure.definite:  # already finished or cancelling: nothing to cancel
-                current = await self.retrieve(batch_id, self._calls)
+                current = await self.retrieve(batch_id, self._calls, endpoint=record.endpoint)
                 if current is not None:
                     self._seen(record, current)
                 return None
             raise
+        if batch.status in TERMINAL_STATUSES:  # a Message Batch that ended: nothing to cancel
+            self._seen(record, batch)
+            return None
         self.store.transition(record.id, ("created",), "cancelling")
         self._seen(record, batch)
         return batch
@@ -251,38 +270,28 @@ class BatchJournal:
     async def find_remote(self, records: Sequence[ShardRecord]) -> dict[int, Batch]:
         """Batches created for journaled shards whose batch id was never journaled.
 
-        A shard is matched by the metadata inert puts on every batch: its run, its
-        shard number and the digest of its custom ids.
+        An OpenAI batch is matched by the metadata inert puts on every batch (its
+        run, shard number and digest of custom ids); a Message Batch, which has no
+        metadata, as :mod:`._remote` says. Shards of a provider without a client
+        are not looked up.
+
+        Raises:
+            CallFailed: a listing failed; :class:`~._remote.Undecided` when several
+                Message Batches may be a shard's.
         """
-        if not records:
-            return {}
-        since = min(r.created_at for r in records) - _LIST_SLACK_SECONDS
-        targets = {(r.run_id, str(r.shard), r.digest): r for r in records}
+        found: dict[int, Batch] = {}
+        for provider, remote in self.remotes.items():
+            mine = [r for r in records if provider_of(r.endpoint) == provider]
+            if not mine:
+                continue
 
-        async def scan() -> dict[int, Batch]:
-            found: dict[int, Batch] = {}
-            async for item in self.client.batches.list(limit=100):
-                batch = checked_batch("listing batches", item)
-                if batch.created_at < since:
-                    break
-                meta = batch.metadata or {}
-                run, shard, digest = (
-                    meta.get("inert_run"),
-                    meta.get("inert_shard"),
-                    meta.get("inert_digest"),
-                )
-                record = (
-                    None
-                    if run is None or shard is None or digest is None
-                    else targets.get((run, shard, digest))
-                )
-                if record is not None and record.id not in found:
-                    found[record.id] = batch
-                    if len(found) == len(targets):
-                        break
-            return found
+            async def scan(
+                remote: RemoteBatches = remote, mine: list[ShardRecord] = mine
+            ) -> dict[int, Batch]:
+                return await remote.scan(mine)
 
-        return await retrying("listing batches", scan, self._calls)
+            found.update(await retrying("listing batches", scan, self._calls))
+        return found
 
     async def resolve_unsent(self, records: Sequence[ShardRecord]) -> list[ShardRecord]:
         """Re-attach unsent shards whose batch exists remotely; abandon the others.
@@ -292,7 +301,7 @@ class BatchJournal:
         Raises:
             CallFailed: the batches could not be listed; nothing was changed.
         """
-        unsent = [r for r in records if r.state in UNSENT_STATES]
+        unsent = [r for r in records if r.state in UNSENT_STATES and self.serves(r)]
         if not unsent:
             return []
         found = await self.find_remote(unsent)
@@ -335,7 +344,7 @@ class BatchJournal:
         first: str | None = None
         cancel_seen = False
         while True:
-            batch = await self.retrieve(record.batch_id)
+            batch = await self.retrieve(record.batch_id, endpoint=record.endpoint)
             if batch is None:
                 return Polled(None, first, cancel_seen)
             if first is None:
@@ -368,7 +377,7 @@ class BatchJournal:
         record: ShardRecord,
         view: ProgressView = QUIET,
         *,
-        known: Collection[str] | None = None,
+        known: Iterable[str] | None = None,
         adopted: bool = True,
         should_cancel: Callable[[], bool] | None = None,
         keep: Callable[[str, JSON], bool] | None = None,
@@ -545,11 +554,14 @@ class BatchJournal:
                 )
             return parsed, None
         for round_ in range(1, DOWNLOAD_ROUNDS + 1):
-            data = await self.download(file_id)
+            data = await self.download(file_id, endpoint=batch.endpoint)
             if data is None:
                 return None
-            with data:
+            if isinstance(data, bytes):
                 parsed = parse_output_file(data)
+            else:
+                with data:  # read line by line: a large output is never held whole
+                    parsed = parse_output_file(data)
             readable = len({ln.custom_id for ln in parsed.lines if ln.custom_id in known})
             readable += len(parsed.malformed)
             if readable >= expected:
@@ -593,7 +605,9 @@ class BatchJournal:
         records = [
             r
             for r in store.shards(states=(*UNSENT_STATES, *ATTACHED_STATES))
-            if (runs is None or r.run_id in runs) and (ids is None or r.batch_id in ids)
+            if (runs is None or r.run_id in runs)
+            and (ids is None or r.batch_id in ids)
+            and self.serves(r)
         ]
         considered = {r.id for r in records if r.state != "cancelling"}
         if ids is None:
@@ -614,7 +628,9 @@ class BatchJournal:
         """Collect every pending shard (of one run, if given) into the store."""
         pending = self.store.shards(run_id=run_id, states=(*UNSENT_STATES, *ATTACHED_STATES))
         await self.resolve_unsent(pending)
-        attached = self.store.shards(run_id=run_id, states=ATTACHED_STATES)
+        attached = [
+            r for r in self.store.shards(run_id=run_id, states=ATTACHED_STATES) if self.serves(r)
+        ]
         return list(await gather_tasks(self.collect(r, view) for r in attached))
 
 
