@@ -151,14 +151,16 @@ def _outcome_of(op: Op[Any], outcomes: Mapping[str, Outcome | RawOutcome]) -> Ou
     return cast(Outcome, outcome)
 
 
-def _in_order(ops: Sequence[Op[Any]], outcomes: Mapping[str, Outcome | RawOutcome]) -> list[Outcome]:
+def _in_order(
+    ops: Sequence[Op[Any]], outcomes: Mapping[str, Outcome | RawOutcome]
+) -> list[Outcome]:
     """The bare outcomes of ``ops``, in their order."""
     found = outcomes.get
     in_order: list[Outcome] = []
     for op in ops:
         outcome = found(op._key)
         in_order.append(
-            outcome if outcome.__class__ is dict else _outcome_of(op, outcomes)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # narrowed by the class check (pyright does not narrow on __class__)
+            outcome if outcome.__class__ is dict else _outcome_of(op, outcomes)  # pyright: ignore[reportArgumentType]  # narrowed by the class check (pyright does not narrow on __class__)
         )
     return in_order
 
@@ -318,7 +320,7 @@ class Engine:
                 memo[op._key] = outcome
             if waiters.__class__ is list:
                 for waiter in waiters:
-                    wake(waiter, outcome, 0)  # pyright: ignore[reportArgumentType]  # narrowed by the class check (pyright does not narrow on __class__)
+                    wake(waiter, outcome, 0)
                 continue
             if len(waiters) == 2:
                 # One fiber waits for this op (a chain of thens), inline.
@@ -331,7 +333,7 @@ class Engine:
                     except Exception as exc:
                         queue.append((fiber, _ERR, _invalid(wanted, exc)))
                 else:
-                    ok, value = decode(wanted, outcome)  # pyright: ignore[reportArgumentType]  # narrowed by the class check (pyright does not narrow on __class__)
+                    ok, value = decode(wanted, outcome)
                     queue.append((fiber, _OK if ok else _ERR, value))
                 continue
             # The common case of a wide round, inline: one gather slot waits for this op.
@@ -344,7 +346,7 @@ class Engine:
                 except Exception as exc:
                     join.fail(slot, _invalid(wanted, exc))
             else:
-                ok, value = decode(wanted, outcome)  # pyright: ignore[reportArgumentType]  # narrowed by the class check (pyright does not narrow on __class__)
+                ok, value = decode(wanted, outcome)
                 if ok:
                     join.values[slot] = value
                 else:

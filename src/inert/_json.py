@@ -21,10 +21,10 @@ where the problem is.
 
 from __future__ import annotations
 
-from hashlib import sha256
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
+from hashlib import sha256
 from typing import Any, Final, TypeAlias, Union, cast
 
 JSON: TypeAlias = Union[bool, int, float, str, list["JSON"], dict[str, "JSON"], None]  # noqa: UP007

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar
-
 from hashlib import sha256
+from typing import Any, Generic, TypeVar
 
 from inert._json import (
     ENCODER,
@@ -101,7 +100,7 @@ class Op(Generic[T_co]):
                 checked_deeply(plain, body)
             key = sha256(data).hexdigest()
         self.endpoint = endpoint
-        self._body: JSONObject = plain  # type: ignore[assignment]  # pyright: ignore[reportAttributeAccessIssue]  # a mapping checks as an object
+        self._body: JSONObject = plain  # pyright: ignore[reportAttributeAccessIssue]  # a mapping checks as an object
         self.decode = decode
         self.dedup = dedup
         self.occurrence = occurrence

@@ -415,11 +415,11 @@ class BaseRunner(abc.ABC):
         for i, raw in enumerate(sent):
             if raw.__class__ is dict:
                 if "usage" in raw or "error" in raw:  # pyright: ignore[reportOperatorIssue]  # a dict, checked above
-                    body = cast(dict[str, JSON], raw)
-                    error = error_object(body)  # an error object sent with 200: no answer
-                    if error is not None:
-                        errors.append((i, error))
-                    elif "usage" in body:
+                    body: JSON = raw  # pyright: ignore[reportAssignmentType]  # a dict, checked above
+                    refusal = error_object(body)  # an error object sent with 200: no answer
+                    if refusal is not None:
+                        errors.append((i, refusal))
+                    elif "usage" in raw:  # pyright: ignore[reportOperatorIssue]  # a dict, checked above
                         priced.append((sent_ops[i], body))
             elif isinstance(raw, RequestError):
                 unpaid += 1
@@ -428,8 +428,8 @@ class BaseRunner(abc.ABC):
             self._account(priced, report)
         if errors:
             sent = list(sent)
-            for i, error in errors:
-                sent[i] = error
+            for i, failed in errors:
+                sent[i] = failed
         return sent
 
     def _account(self, answered: Iterable[tuple[Op[Any], JSON]], report: ReportBuilder) -> None:
