@@ -32,6 +32,7 @@ IGNORED = shutil.ignore_patterns(
     "mutants",
     "__pycache__",
     ".mypy_cache",
+    ".mypy_cache_mutants",
     ".ruff_cache",
     ".pytest_cache",
     ".hypothesis",
