@@ -11,7 +11,11 @@ before providers were told apart.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
+
+if TYPE_CHECKING:
+    import anthropic
+    import openai
 
 Provider = Literal["openai", "anthropic"]
 """The providers a runner can send to."""
@@ -54,3 +58,58 @@ def check_clients(runner: str, endpoints: Iterable[str], have: Iterable[Provider
             f"{NAMES[provider]} client; give it one: {runner}(..., {CLIENTS[provider]}); "
             "nothing was sent"
         )
+
+
+def clients_of(
+    runner: str,
+    client: object,
+    openai_client: object,
+    anthropic_client: object,
+) -> tuple[openai.AsyncOpenAI | None, anthropic.AsyncAnthropic | None]:
+    """A runner's clients, checked: the positional OpenAI one or those by name.
+
+    Raises:
+        TypeError: no client at all, the OpenAI client twice, or a client of the
+            wrong kind (a synchronous one, say); the message names the fix.
+    """
+    if client is not None and openai_client is not None:
+        raise TypeError(
+            f"{runner} got the OpenAI client twice; give it once: {runner}(client) or "
+            f"{runner}(openai=client)"
+        )
+    chosen = client if client is not None else openai_client
+    if chosen is None and anthropic_client is None:
+        raise TypeError(
+            f"{runner} needs a client: {runner}(openai.AsyncOpenAI(...)), or by provider "
+            f"{runner}(openai=..., anthropic=anthropic.AsyncAnthropic(...))"
+        )
+    import openai  # the runners import it anyway; anthropic only when its client is given
+
+    if chosen is not None and not isinstance(chosen, openai.AsyncOpenAI):
+        hint = (
+            " (a synchronous openai.OpenAI; pass openai.AsyncOpenAI(...) instead)"
+            if isinstance(chosen, openai.OpenAI)
+            else ""
+        )
+        raise TypeError(
+            f"{runner} takes an openai.AsyncOpenAI client; got {type(chosen).__name__}{hint}"
+        )
+    claude: anthropic.AsyncAnthropic | None = None
+    if anthropic_client is not None:
+        import anthropic
+
+        if not isinstance(anthropic_client, anthropic.AsyncAnthropic):
+            hint = (
+                " (a synchronous anthropic.Anthropic; pass anthropic.AsyncAnthropic(...) instead)"
+                if isinstance(anthropic_client, anthropic.Anthropic)
+                else ""
+            )
+            raise TypeError(
+                f"{runner}'s anthropic= takes an anthropic.AsyncAnthropic client; got "
+                f"{type(anthropic_client).__name__}{hint}"
+            )
+        claude = anthropic_client
+    return (
+        chosen if isinstance(chosen, openai.AsyncOpenAI) else None,
+        claude,
+    )

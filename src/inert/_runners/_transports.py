@@ -17,7 +17,7 @@ import httpx2
 import openai
 
 from inert._json import JSON
-from inert._providers import Provider
+from inert._providers import Provider, clients_of
 
 
 class StatusAnswer(Exception):
@@ -176,46 +176,14 @@ def transports_of(
     """The transports of a runner's clients: the positional OpenAI one, or those by name.
 
     Raises:
-        TypeError: no client at all, the OpenAI client twice, or a client of the
-            wrong kind (a synchronous one, say); the message names the fix.
+        TypeError: as :func:`clients_of`.
     """
-    if client is not None and openai_client is not None:
-        raise TypeError(
-            f"{runner} got the OpenAI client twice; give it once: {runner}(client) or "
-            f"{runner}(openai=client)"
-        )
-    chosen = client if client is not None else openai_client
-    if chosen is None and anthropic_client is None:
-        raise TypeError(
-            f"{runner} needs a client: {runner}(openai.AsyncOpenAI(...)), or by provider "
-            f"{runner}(openai=..., anthropic=anthropic.AsyncAnthropic(...))"
-        )
+    chosen, claude = clients_of(runner, client, openai_client, anthropic_client)
     transports: dict[Provider, Transport] = {}
     if chosen is not None:
-        if not isinstance(chosen, openai.AsyncOpenAI):
-            hint = (
-                " (a synchronous openai.OpenAI; pass openai.AsyncOpenAI(...) instead)"
-                if isinstance(chosen, openai.OpenAI)
-                else ""
-            )
-            raise TypeError(
-                f"{runner} takes an openai.AsyncOpenAI client; got {type(chosen).__name__}{hint}"
-            )
         transports["openai"] = OpenAITransport(chosen, public_url(str(chosen.base_url)))
-    if anthropic_client is not None:
-        if not isinstance(anthropic_client, anthropic.AsyncAnthropic):
-            hint = (
-                " (a synchronous anthropic.Anthropic; pass anthropic.AsyncAnthropic(...) instead)"
-                if isinstance(anthropic_client, anthropic.Anthropic)
-                else ""
-            )
-            raise TypeError(
-                f"{runner}'s anthropic= takes an anthropic.AsyncAnthropic client; got "
-                f"{type(anthropic_client).__name__}{hint}"
-            )
-        transports["anthropic"] = AnthropicTransport(
-            anthropic_client, public_url(str(anthropic_client.base_url))
-        )
+    if claude is not None:
+        transports["anthropic"] = AnthropicTransport(claude, public_url(str(claude.base_url)))
     return transports
 
 

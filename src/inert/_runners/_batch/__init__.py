@@ -5,6 +5,8 @@
 - :mod:`._output` — parsing output and error files, the outcome of each line;
 - :mod:`._progress` — the progress display;
 - :mod:`._capacity` — the enqueued-token estimate and submitting so the queue holds;
+- :mod:`._remote` — each provider's batch API behind one seam (OpenAI's Batch API,
+  Anthropic's Message Batches), seen by the journal as Batch API batches and lines;
 - :mod:`._journal` — :class:`BatchJournal`, remote batches kept in step with the journal;
 - :mod:`._runner` — :class:`BatchRunner`, one engine round as Batch API jobs.
 

@@ -21,11 +21,13 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import random
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar
 
 import attrs
+import httpx2
 import openai
 from openai.types import Batch, FileObject
 
@@ -33,6 +35,36 @@ from inert._errors import ApiError, ConnectionFailedError, RateLimitError, Reque
 from inert._json import JSON
 
 T = TypeVar("T")
+
+
+class _Errors:
+    """Both SDKs' exception classes, alike in shape: the batch APIs of both come here.
+
+    Anthropic's are added once its SDK is imported (a user with an Anthropic client
+    has imported it; nobody else pays for importing it, which is slow).
+    """
+
+    def __init__(self) -> None:
+        self.status: tuple[type[Exception], ...] = (openai.APIStatusError,)
+        self.connection: tuple[type[Exception], ...] = (openai.APIConnectionError,)
+        self.validation: tuple[type[Exception], ...] = (openai.APIResponseValidationError,)
+        self.sdk: tuple[type[Exception], ...] = (openai.APIError,)
+        self._with_anthropic = False
+
+    def now(self) -> _Errors:
+        """These classes, Anthropic's included once its SDK is loaded."""
+        if not self._with_anthropic and "anthropic" in sys.modules:
+            import anthropic
+
+            self.status += (anthropic.APIStatusError,)
+            self.connection += (anthropic.APIConnectionError,)
+            self.validation += (anthropic.APIResponseValidationError,)
+            self.sdk += (anthropic.APIError,)
+            self._with_anthropic = True
+        return self
+
+
+_ERRORS: Final = _Errors()
 
 RETRYABLE_STATUSES: Final = frozenset({408, 409, 429})
 """HTTP statuses worth another try besides 5xx (the SDK's own choice, _base_client.py)."""
@@ -81,16 +113,19 @@ class Backoff:
 
 def is_transient(exc: BaseException) -> bool:
     """An answer (or lack of one) that may be different next time."""
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code in RETRYABLE_STATUSES or exc.status_code >= 500
-    return isinstance(exc, openai.APIConnectionError | openai.APIResponseValidationError)
+    errors = _ERRORS.now()
+    if isinstance(exc, errors.status):
+        status: int = getattr(exc, "status_code", 0)
+        return status in RETRYABLE_STATUSES or status >= 500
+    return isinstance(exc, (*errors.connection, *errors.validation))
 
 
 def retry_after(exc: BaseException) -> float | None:
     """Seconds the server asked to wait (``retry-after-ms`` or ``retry-after``), if any."""
-    if not isinstance(exc, openai.APIStatusError):
+    if not isinstance(exc, _ERRORS.now().status):
         return None
-    headers = exc.response.headers
+    response: httpx2.Response = getattr(exc, "response")  # noqa: B009 - either SDK's APIStatusError
+    headers = response.headers
     millis = headers.get("retry-after-ms")
     if millis is not None:
         try:
@@ -109,17 +144,23 @@ def retry_after(exc: BaseException) -> float | None:
 
 def failure_of(what: str, exc: BaseException) -> CallFailed:
     """The typed failure for an exception of the SDK (or a body that is not JSON)."""
-    if isinstance(exc, openai.APIStatusError):
-        body = _json_body(exc)
+    errors = _ERRORS.now()
+    if isinstance(exc, errors.status):
+        # Either SDK's APIStatusError: the same three attributes.
+        status: int = getattr(exc, "status_code")  # noqa: B009
+        said: str = getattr(exc, "message")  # noqa: B009
+        body = _json_body(getattr(exc, "response"))  # noqa: B009
         message, code = error_fields(body)
-        text = f"{what}: HTTP {exc.status_code}: {message or exc.message}"
+        if code is None and type(exc).__module__.startswith("anthropic"):
+            code = _error_type(body)  # Anthropic's errors name their type, not a code
+        text = f"{what}: HTTP {status}: {message or said}"
         error: ApiError
-        if exc.status_code == 429:
+        if status == 429:
             error = RateLimitError(text, status=429, code=code, body=body)
         else:
-            error = ApiError(text, status=exc.status_code, code=code, body=body)
-        return CallFailed(error, definite=not is_transient(exc), status=exc.status_code)
-    if isinstance(exc, openai.APIConnectionError):
+            error = ApiError(text, status=status, code=code, body=body)
+        return CallFailed(error, definite=not is_transient(exc), status=status)
+    if isinstance(exc, errors.connection):
         return CallFailed(
             ConnectionFailedError(f"{what}: no answer from the API: {exc}"),
             definite=False,
@@ -127,19 +168,29 @@ def failure_of(what: str, exc: BaseException) -> CallFailed:
         )
     # A 2xx answer that is not the JSON asked for (NotJsonError, a body that does not
     # parse, or a page the SDK could not build from it).
-    status = exc.status_code if isinstance(exc, openai.APIResponseValidationError) else None
+    answered: int | None = (
+        getattr(exc, "status_code", None) if isinstance(exc, errors.validation) else None
+    )
     return CallFailed(
         ApiError(
-            f"{what}: the answer is not the JSON expected: {exc}", status=status, code="not_json"
+            f"{what}: the answer is not the JSON expected: {exc}",
+            status=answered,
+            code="not_json",
         ),
         definite=False,
-        status=status,
+        status=answered,
     )
 
 
-def _json_body(exc: openai.APIStatusError) -> JSON:
+def _error_type(body: JSON) -> str | None:
+    error = body.get("error") if isinstance(body, dict) else None
+    kind = error.get("type") if isinstance(error, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def _json_body(response: httpx2.Response) -> JSON:
     try:
-        body: JSON = exc.response.json()
+        body: JSON = response.json()
     except ValueError:
         return None
     return body
@@ -180,10 +231,17 @@ async def retrying(
         CallFailed: a definite refusal, or the last transient failure.
     """
     failures = 0
+    caught: tuple[type[Exception], ...] = (
+        *_ERRORS.now().sdk,
+        NotJsonError,
+        ValueError,
+        TypeError,
+        AttributeError,
+    )
     while True:
         try:
             return await call()
-        except (openai.APIError, NotJsonError, ValueError, TypeError, AttributeError) as exc:
+        except caught as exc:
             # ValueError: a JSON content type whose body does not parse; TypeError and
             # AttributeError: a page object the SDK built from a body that is not JSON.
             failure = failure_of(what, exc)

@@ -3,31 +3,26 @@
 Shared by the runner and ``inert batches``: upload a shard's input file, create its
 batch (at most one per shard), find a batch by its metadata, poll it, download and
 store its answers, cancel it, resume every pending shard. Every call goes through
-:mod:`._http` (no SDK retries; our own, typed). Every journal change is a
-compare-and-set on the state last seen.
+:mod:`._http` (no SDK retries; our own, typed) to the shard's provider's batch API,
+behind :mod:`._remote` (OpenAI's Batch API, Anthropic's Message Batches). Every
+journal change is a compare-and-set on the state last seen.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import tempfile
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
-import openai
-from openai.types import Batch, FileObject
+from openai.types import Batch
 
+from inert._errors import ApiError
 from inert._json import JSON
-from inert._runners._batch._http import (
-    Backoff,
-    CallFailed,
-    checked_batch,
-    checked_file,
-    retrying,
-)
-from inert._runners._batch._lines import TERMINAL_STATUSES, BatchEndpoint, ShardPlan
+from inert._providers import CLIENTS, NAMES, Provider, provider_of
+from inert._runners._batch._http import Backoff, CallFailed, retrying
+from inert._runners._batch._lines import TERMINAL_STATUSES, ShardPlan
 from inert._runners._batch._output import (
     Collected,
     ParsedFile,
@@ -36,7 +31,12 @@ from inert._runners._batch._output import (
     parse_output_file,
 )
 from inert._runners._batch._progress import QUIET, ProgressView
+from inert._runners._batch._remote import INLINE, OpenAIBatches, RemoteBatches, Undecided
 from inert._store import ATTACHED_STATES, LOST_STATE, UNSENT_STATES, ShardRecord, Store
+
+if TYPE_CHECKING:
+    import anthropic
+    import openai
 
 logger = logging.getLogger("inert.batch")
 
@@ -47,7 +47,6 @@ POLL_TRIES: Final = 20
 DOWNLOAD_ROUNDS: Final = 5
 """Downloads of an output file that reads shorter than the batch's counts say."""
 CANCEL_STATUSES: Final = frozenset({"cancelling", "cancelled"})
-_LIST_SLACK_SECONDS: Final = 3600.0
 
 
 @attrs.frozen
@@ -63,21 +62,31 @@ class BatchJournal:
     """Remote batch operations that keep the store's journal in step.
 
     Args:
-        client: the user's SDK client; its calls here go without SDK retries.
+        client: the user's OpenAI client (or ``None``); its calls here go without SDK
+            retries.
         store: the store holding the journal and the answers.
+        anthropic: the user's Anthropic client, for Message Batches, likewise.
         poll_interval: the first pause between polls and between retried calls.
         poll_interval_max: the longest such pause.
     """
 
     def __init__(
         self,
-        client: openai.AsyncOpenAI,
+        client: openai.AsyncOpenAI | None,
         store: Store,
         *,
+        anthropic: anthropic.AsyncAnthropic | None = None,
         poll_interval: float = 5.0,
         poll_interval_max: float = 60.0,
     ) -> None:
-        self.client = client.with_options(max_retries=0)
+        self.remotes: dict[Provider, RemoteBatches] = {}
+        if client is not None:
+            self.remotes["openai"] = OpenAIBatches(client)
+        if anthropic is not None:
+            # Imported here: the anthropic SDK is slow to import, and only its users need it.
+            from inert._runners._batch._remote_anthropic import AnthropicBatches
+
+            self.remotes["anthropic"] = AnthropicBatches(anthropic, store)
         self.store = store
         self.poll_interval = poll_interval
         self.poll_interval_max = poll_interval_max
@@ -86,61 +95,81 @@ class BatchJournal:
 
     # --- single calls -----------------------------------------------------------------
 
-    async def upload(self, record: ShardRecord, plan: ShardPlan, filename: str) -> FileObject:
-        """Upload a shard's input file, streamed from a private temporary file.
+    def remote(self, endpoint: str) -> RemoteBatches:
+        """The batch API of the provider serving ``endpoint``.
+
+        Raises:
+            CallFailed: no client of that provider was given (definite).
+        """
+        provider = provider_of(endpoint)
+        remote = self.remotes.get(provider)
+        if remote is None:
+            raise CallFailed(
+                ApiError(
+                    f"batches of {endpoint} go to {NAMES[provider]}'s batch API, but no "
+                    f"{NAMES[provider]} client was given; give one: {CLIENTS[provider]}",
+                    code="missing_client",
+                ),
+                definite=True,
+                status=None,
+            )
+        return remote
+
+    def serves(self, record: ShardRecord) -> bool:
+        """Whether the journal has the client of the shard's provider."""
+        return provider_of(record.endpoint) in self.remotes
+
+    def batch_endpoint(self, endpoint: str) -> str | None:
+        """The batch endpoint for ops of ``endpoint``; ``None`` when no batch API serves it."""
+        remote = self.remotes.get(provider_of(endpoint))
+        return None if remote is None else remote.batch_endpoint(endpoint)
+
+    async def upload(self, record: ShardRecord, plan: ShardPlan, filename: str) -> str:
+        """Upload a shard's input file, streamed from a private temporary file; its id.
 
         A try whose answer was lost may have left a file at the server; it costs
-        nothing, and the journal notes it.
+        nothing, and the journal notes it. Message Batches take their requests inline
+        in the create: nothing is uploaded, and the journal notes ``inline``.
         """
-        what = "uploading the batch input file"
-        with tempfile.TemporaryFile() as spool:
-            plan.write_to(spool)
+        remote = self.remote(plan.endpoint)
+        if not remote.uploads:
+            return INLINE
 
-            async def once() -> FileObject:
-                spool.seek(0)
-                return checked_file(
-                    what, await self.client.files.create(file=(filename, spool), purpose="batch")
+        async def lost(failure: CallFailed) -> None:
+            if failure.status is None or failure.status >= 500:
+                self.store.note(
+                    record.id,
+                    f"an upload lost its answer ({failure.error.message}); a file named "
+                    f"{filename} may be left unused at the server (files cost nothing)",
                 )
 
-            async def lost(failure: CallFailed) -> None:
-                if failure.status is None or failure.status >= 500:
-                    self.store.note(
-                        record.id,
-                        f"an upload lost its answer ({failure.error.message}); a file named "
-                        f"{filename} may be left unused at the server (files cost nothing)",
-                    )
-
-            return await retrying(what, once, self._calls, before_retry=lost)
+        return await remote.upload(plan, filename, self._calls, lost)
 
     async def create(
-        self, record: ShardRecord, endpoint: BatchEndpoint, metadata: Mapping[str, str]
+        self, record: ShardRecord, endpoint: str, metadata: Mapping[str, str], plan: ShardPlan
     ) -> Batch:
         """Create a shard's batch: at most one, however many answers are lost.
 
         After a try that may have created the batch (a 5xx, a dropped connection, a
-        body that is not JSON), the batch is looked up by its metadata before trying
-        again; a 429 is a refusal, so nothing is looked up.
+        body that is not JSON), the batch is looked up (by its metadata, or for a
+        Message Batch as :mod:`._remote` says) before trying again; a 429 is a
+        refusal, so nothing is looked up. When the look-up cannot decide, nothing is
+        created again (:class:`~._remote.Undecided` is raised).
         """
         assert record.input_file_id is not None
-        file_id = record.input_file_id
+        remote = self.remote(record.endpoint)
         what = "creating the batch"
 
         async def once() -> Batch:
-            return checked_batch(
-                what,
-                await self.client.batches.create(
-                    input_file_id=file_id,
-                    endpoint=endpoint,
-                    completion_window="24h",
-                    metadata=dict(metadata),
-                ),
-            )
+            return await remote.create(record, plan, endpoint, metadata)
 
         async def look(failure: CallFailed) -> Batch | None:
             if failure.status == 429:
                 return None
             try:
                 found = await self.find_remote([record])
+            except Undecided:
+                raise
             except CallFailed:
                 return None
             batch = found.get(record.id)
@@ -150,12 +179,15 @@ class BatchJournal:
 
         return await retrying(what, once, self._calls, before_retry=look)
 
-    async def retrieve(self, batch_id: str, backoff: Backoff | None = None) -> Batch | None:
+    async def retrieve(
+        self, batch_id: str, backoff: Backoff | None = None, *, endpoint: str
+    ) -> Batch | None:
         """The batch as the server sees it now (``None``: it does not exist)."""
         what = f"polling batch {batch_id}"
+        remote = self.remote(endpoint)
 
         async def once() -> Batch:
-            return checked_batch(what, await self.client.batches.retrieve(batch_id))
+            return await remote.retrieve(batch_id)
 
         try:
             return await retrying(what, once, backoff or self._polls)
@@ -164,15 +196,18 @@ class BatchJournal:
                 return None
             raise
 
-    async def download(self, file_id: str | None) -> bytes | None:
-        """A file's bytes; ``b""`` for no file, ``None`` when it expired (404 "No such File")."""
+    async def download(self, file_id: str | None, *, endpoint: str) -> bytes | None:
+        """A file's bytes; ``b""`` for no file, ``None`` when it expired (404 "No such File").
+
+        A Message Batch's results come as Batch API output lines (:mod:`._remote`).
+        """
         if file_id is None:
             return b""
         what = f"downloading file {file_id}"
+        remote = self.remote(endpoint)
 
         async def once() -> bytes:
-            response = await self.client.files.content(file_id)
-            return response.content
+            return await remote.download(file_id)
 
         try:
             return await retrying(what, once, self._calls)
@@ -186,9 +221,10 @@ class BatchJournal:
         assert record.batch_id is not None
         batch_id = record.batch_id
         what = f"cancelling batch {batch_id}"
+        remote = self.remote(record.endpoint)
 
         async def once() -> Batch:
-            return checked_batch(what, await self.client.batches.cancel(batch_id))
+            return await remote.cancel(batch_id)
 
         try:
             batch = await retrying(what, once, self._calls)
@@ -199,11 +235,14 @@ class BatchJournal:
                 )
                 return None
             if failure.definite:  # already finished or cancelling: nothing to cancel
-                current = await self.retrieve(batch_id, self._calls)
+                current = await self.retrieve(batch_id, self._calls, endpoint=record.endpoint)
                 if current is not None:
                     self._seen(record, current)
                 return None
             raise
+        if batch.status in TERMINAL_STATUSES:  # a Message Batch that ended: nothing to cancel
+            self._seen(record, batch)
+            return None
         self.store.transition(record.id, ("created",), "cancelling")
         self._seen(record, batch)
         return batch
@@ -222,38 +261,28 @@ class BatchJournal:
     async def find_remote(self, records: Sequence[ShardRecord]) -> dict[int, Batch]:
         """Batches created for journaled shards whose batch id was never journaled.
 
-        A shard is matched by the metadata inert puts on every batch: its run, its
-        shard number and the digest of its custom ids.
+        An OpenAI batch is matched by the metadata inert puts on every batch (its
+        run, shard number and digest of custom ids); a Message Batch, which has no
+        metadata, as :mod:`._remote` says. Shards of a provider without a client
+        are not looked up.
+
+        Raises:
+            CallFailed: a listing failed; :class:`~._remote.Undecided` when several
+                Message Batches may be a shard's.
         """
-        if not records:
-            return {}
-        since = min(r.created_at for r in records) - _LIST_SLACK_SECONDS
-        targets = {(r.run_id, str(r.shard), r.digest): r for r in records}
+        found: dict[int, Batch] = {}
+        for provider, remote in self.remotes.items():
+            mine = [r for r in records if provider_of(r.endpoint) == provider]
+            if not mine:
+                continue
 
-        async def scan() -> dict[int, Batch]:
-            found: dict[int, Batch] = {}
-            async for item in self.client.batches.list(limit=100):
-                batch = checked_batch("listing batches", item)
-                if batch.created_at < since:
-                    break
-                meta = batch.metadata or {}
-                run, shard, digest = (
-                    meta.get("inert_run"),
-                    meta.get("inert_shard"),
-                    meta.get("inert_digest"),
-                )
-                record = (
-                    None
-                    if run is None or shard is None or digest is None
-                    else targets.get((run, shard, digest))
-                )
-                if record is not None and record.id not in found:
-                    found[record.id] = batch
-                    if len(found) == len(targets):
-                        break
-            return found
+            async def scan(
+                remote: RemoteBatches = remote, mine: list[ShardRecord] = mine
+            ) -> dict[int, Batch]:
+                return await remote.scan(mine)
 
-        return await retrying("listing batches", scan, self._calls)
+            found.update(await retrying("listing batches", scan, self._calls))
+        return found
 
     async def resolve_unsent(self, records: Sequence[ShardRecord]) -> list[ShardRecord]:
         """Re-attach unsent shards whose batch exists remotely; abandon the others.
@@ -263,7 +292,7 @@ class BatchJournal:
         Raises:
             CallFailed: the batches could not be listed; nothing was changed.
         """
-        unsent = [r for r in records if r.state in UNSENT_STATES]
+        unsent = [r for r in records if r.state in UNSENT_STATES and self.serves(r)]
         if not unsent:
             return []
         found = await self.find_remote(unsent)
@@ -306,7 +335,7 @@ class BatchJournal:
         first: str | None = None
         cancel_seen = False
         while True:
-            batch = await self.retrieve(record.batch_id)
+            batch = await self.retrieve(record.batch_id, endpoint=record.endpoint)
             if batch is None:
                 return Polled(None, first, cancel_seen)
             if first is None:
@@ -507,7 +536,7 @@ class BatchJournal:
                 )
             return parsed, None
         for round_ in range(1, DOWNLOAD_ROUNDS + 1):
-            data = await self.download(file_id)
+            data = await self.download(file_id, endpoint=batch.endpoint)
             if data is None:
                 return None
             parsed = parse_output_file(data)
@@ -554,7 +583,9 @@ class BatchJournal:
         records = [
             r
             for r in store.shards(states=(*UNSENT_STATES, *ATTACHED_STATES))
-            if (runs is None or r.run_id in runs) and (ids is None or r.batch_id in ids)
+            if (runs is None or r.run_id in runs)
+            and (ids is None or r.batch_id in ids)
+            and self.serves(r)
         ]
         considered = {r.id for r in records if r.state != "cancelling"}
         if ids is None:
@@ -575,7 +606,9 @@ class BatchJournal:
         """Collect every pending shard (of one run, if given) into the store."""
         pending = self.store.shards(run_id=run_id, states=(*UNSENT_STATES, *ATTACHED_STATES))
         await self.resolve_unsent(pending)
-        attached = self.store.shards(run_id=run_id, states=ATTACHED_STATES)
+        attached = [
+            r for r in self.store.shards(run_id=run_id, states=ATTACHED_STATES) if self.serves(r)
+        ]
         return list(await gather_tasks(self.collect(r, view) for r in attached))
 
 

@@ -1,4 +1,7 @@
-"""``BatchRunner``: each engine round becomes OpenAI Batch API jobs, journaled for resume.
+"""``BatchRunner``: each engine round becomes batch jobs, journaled for resume.
+
+Each provider's ops go through that provider's batch API (OpenAI's Batch API,
+Anthropic's Message Batches; :mod:`._remote`), in parallel, by the same steps.
 
 One round (one ``_send`` call) goes through these steps, each journaled in the
 :class:`~inert.Store` before or after its side effect:
@@ -33,10 +36,9 @@ import logging
 import sys
 import uuid
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import Any, ClassVar, Final, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
 import attrs
-import openai
 from returns.result import Failure, Success
 
 from inert._answers import rejected_by_decoder
@@ -52,13 +54,13 @@ from inert._errors import (
 from inert._json import JSON
 from inert._op import Op
 from inert._pricing import BATCH_DISCOUNT, Price
+from inert._providers import PROVIDERS, check_clients, clients_of
 from inert._report import ReportBuilder
 from inert._runner import BaseRunner
 from inert._runners._batch._capacity import REFUSALS_ALONE_LIMIT, Capacity, limits_of
 from inert._runners._batch._http import CallFailed
 from inert._runners._batch._journal import CANCEL_STATUSES, BatchJournal, gather_tasks
 from inert._runners._batch._lines import (
-    ENDPOINTS,
     MAX_BYTES_PER_BATCH,
     MAX_REQUESTS_PER_BATCH,
     MAX_USER_METADATA,
@@ -68,6 +70,10 @@ from inert._runners._batch._lines import (
 from inert._runners._batch._output import Collected, is_success, line_failure
 from inert._runners._batch._progress import ProgressView
 from inert._store import ATTACHED_STATES, LOST_STATE, UNSENT_STATES, ShardRecord, Store
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
+    from openai import AsyncOpenAI
 
 logger = logging.getLogger("inert.batch")
 
@@ -130,7 +136,13 @@ class _Round:
 
 
 class BatchRunner(BaseRunner):
-    """Runs requests through the OpenAI Batch API: half price, one batch round per level.
+    """Runs requests through the providers' batch APIs: half price, one batch round per level.
+
+    Each op goes to the batch API of its provider (its endpoint says which:
+    Anthropic's ``/v1/messages`` goes to Message Batches, every other to OpenAI's
+    Batch API); the shards of one round, of every provider, run in parallel. A run
+    whose ops need a provider the runner has no client for fails at once, before
+    anything is sent, with a :class:`~inert.errors.MissingClientError`.
 
     Every step is journaled in ``store`` so that a killed process can be resumed by
     running the same requests again with a new runner on the same store: answers
@@ -141,6 +153,10 @@ class BatchRunner(BaseRunner):
         client: the SDK client (``openai.AsyncOpenAI``); its key is never stored. The
             runner's calls to the files and batches endpoints go without the SDK's
             retries (which could create a batch twice) and are retried by the runner.
+            The same as ``openai=``.
+        openai: the OpenAI client, given by name.
+        anthropic: an ``anthropic.AsyncAnthropic`` for Message Batches of the
+            ``inert.anthropic`` builders' requests, used the same way.
         store: the :class:`~inert.Store` for answers and the batch journal.
         poll_interval: seconds between the first status polls; grows by half each
             poll up to ``poll_interval_max``. Retried calls and waits for queue
@@ -167,8 +183,10 @@ class BatchRunner(BaseRunner):
 
     def __init__(
         self,
-        client: openai.AsyncOpenAI,
+        client: AsyncOpenAI | None = None,
         *,
+        openai: AsyncOpenAI | None = None,
+        anthropic: AsyncAnthropic | None = None,
         store: Store,
         poll_interval: float = 5.0,
         poll_interval_max: float = 60.0,
@@ -181,15 +199,7 @@ class BatchRunner(BaseRunner):
         metadata: Mapping[str, str] | None = None,
         prices: Mapping[str, Price] | None = None,
     ) -> None:
-        if not isinstance(client, openai.AsyncOpenAI):
-            hint = (
-                " (a synchronous openai.OpenAI; pass openai.AsyncOpenAI(...) instead)"
-                if isinstance(client, openai.OpenAI)
-                else ""
-            )
-            raise TypeError(
-                f"BatchRunner needs an openai.AsyncOpenAI client; got {type(client).__name__}{hint}"
-            )
+        gpt, claude = clients_of("BatchRunner", client, openai, anthropic)
         if not isinstance(store, Store):
             raise TypeError(
                 f"BatchRunner needs store=Store(path) for its journal; got {type(store).__name__}"
@@ -224,7 +234,11 @@ class BatchRunner(BaseRunner):
             raise ValueError(f"metadata keys starting with 'inert_' are reserved: {reserved}")
         super().__init__(store=store, prices=prices)
         self._journal = BatchJournal(
-            client, store, poll_interval=poll_interval, poll_interval_max=poll_interval_max
+            gpt,
+            store,
+            anthropic=claude,
+            poll_interval=poll_interval,
+            poll_interval_max=poll_interval_max,
         )
         self._batch_store = store
         self._poll_interval = poll_interval
@@ -292,6 +306,9 @@ class BatchRunner(BaseRunner):
     async def _send(
         self, ops: Sequence[Op[Any]], report: ReportBuilder
     ) -> Mapping[str, RawOutcome]:
+        if len(self._journal.remotes) < len(PROVIDERS):
+            # Before anything of the round is sent (the engine's rounds call no check).
+            check_clients("BatchRunner", {op.endpoint for op in ops}, self._journal.remotes)
         store = self._batch_store
         wanted: dict[str, Op[Any]] = {op.key: op for op in ops}
         capacity = Capacity(
@@ -605,11 +622,12 @@ class BatchRunner(BaseRunner):
         """Journal, upload and create one batch; the error of its ops when it was not made."""
         store = self._batch_store
         run_id = self._ensure_run()
-        endpoint = ENDPOINTS.get(plan.endpoint)
+        endpoint = self._journal.batch_endpoint(plan.endpoint)
         if endpoint is None:
+            served = self._journal.remote(plan.endpoint).endpoints()
             return ApiError(
                 f"the Batch API does not serve {plan.endpoint}; it serves "
-                f"{', '.join(ENDPOINTS)}; run such requests with ImmediateRunner",
+                f"{', '.join(served)}; run such requests with ImmediateRunner",
                 code="unsupported_endpoint",
             )
         index = store.next_shard_index(run_id)
@@ -634,7 +652,7 @@ class BatchRunner(BaseRunner):
                 record.id, ("intended",), "failed", error=f"upload failed: {failure.error.message}"
             )
             return failure.error
-        moved = store.mark_uploaded(record.id, uploaded.id)
+        moved = store.mark_uploaded(record.id, uploaded)
         if moved is None:
             return cancelled  # abandoned meanwhile by a cancel in another process
         record = moved
@@ -648,7 +666,7 @@ class BatchRunner(BaseRunner):
             "inert_digest": record.digest,
         }
         try:
-            batch = await self._journal.create(record, endpoint, metadata)
+            batch = await self._journal.create(record, endpoint, metadata, plan)
         except CallFailed as failure:
             if failure.definite:
                 store.transition(
