@@ -32,6 +32,7 @@ IGNORED = shutil.ignore_patterns(
     "mutants",
     "__pycache__",
     ".mypy_cache",
+    ".mypy_cache_mutants",
     ".ruff_cache",
     ".pytest_cache",
     ".hypothesis",
@@ -76,9 +77,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "downloads are not retried on transient errors",
         "src/inert/_runners/_batch/_journal.py",
-        "            return response.content\n\n        try:\n"
+        "            return await remote.download(file_id)\n\n        try:\n"
         "            return await retrying(what, once, self._calls)",
-        "            return response.content\n\n        try:\n"
+        "            return await remote.download(file_id)\n\n        try:\n"
         "            return await retrying(what, once, Backoff(0.0, 0.0, 1))",
     ),
     Mutation(

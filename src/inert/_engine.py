@@ -31,7 +31,8 @@ and makes no cycles of its own) and runs while the runner fetches.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping, Sequence
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast
 
 from returns.result import Failure, Result, Success
@@ -62,8 +63,12 @@ RawOutcome = Result[JSON, RequestError]
 Outcome: TypeAlias = JSON | RequestError
 """An op's outcome inside the engine: the raw response body, or the RequestError itself."""
 
-Fetch = Callable[[Sequence[Op[Any]]], Awaitable[Mapping[str, Outcome | RawOutcome]]]
-"""The runner seam: given distinct ops, return one outcome per op key (bare or in a Result)."""
+Outcomes: TypeAlias = Mapping[str, Outcome | RawOutcome] | list[Outcome]
+"""A fetch's answer: one outcome per op key (bare or in a Result), or a list of bare
+outcomes in the order of the ops asked (cheaper for a runner that answers in bulk)."""
+
+Fetch = Callable[[Sequence[Op[Any]]], Awaitable[Outcomes]]
+"""The runner seam: given distinct ops, return one outcome for each."""
 
 _MAP, _THEN, _RECOVER, _GEN, _SLOT = range(5)
 _EVAL, _OK, _ERR = range(3)
@@ -146,6 +151,55 @@ def _outcome_of(op: Op[Any], outcomes: Mapping[str, Outcome | RawOutcome]) -> Ou
     return cast(Outcome, outcome)
 
 
+def _in_order(
+    ops: Sequence[Op[Any]], outcomes: Mapping[str, Outcome | RawOutcome]
+) -> list[Outcome]:
+    """The bare outcomes of ``ops``, in their order."""
+    found = outcomes.get
+    in_order: list[Outcome] = []
+    for op in ops:
+        outcome = found(op._key)
+        in_order.append(
+            outcome if outcome.__class__ is dict else _outcome_of(op, outcomes)  # pyright: ignore[reportArgumentType]  # narrowed by the class check (pyright does not narrow on __class__)
+        )
+    return in_order
+
+
+class _Rest:
+    """Awaits the rest of a coroutine whose first step has already been taken.
+
+    What ``await`` does for a coroutine, from its second step on (PEP 380): each
+    future it waits on goes up to the event loop, and what the loop sends or throws
+    in (a cancellation) goes down to it.
+    """
+
+    __slots__ = ("_coroutine", "_signal")
+
+    def __init__(self, coroutine: Coroutine[Any, Any, Outcomes], signal: object) -> None:
+        self._coroutine = coroutine
+        self._signal = signal
+
+    def __await__(self) -> Generator[Any, Any, Outcomes]:
+        coroutine = self._coroutine
+        signal = self._signal
+        while True:
+            try:
+                sent = yield signal
+            except GeneratorExit:
+                coroutine.close()
+                raise
+            except BaseException as thrown:
+                try:
+                    signal = coroutine.throw(thrown)
+                except StopIteration as done:
+                    return cast(Outcomes, done.value)
+            else:
+                try:
+                    signal = coroutine.send(sent)
+                except StopIteration as done:
+                    return cast(Outcomes, done.value)
+
+
 def _unanswered(op: Op[Any]) -> UnansweredError:
     return UnansweredError(f"the runner returned no outcome for {op!r} ({op.endpoint})")
 
@@ -213,48 +267,76 @@ class Engine:
     async def _run_rounds(self) -> None:
         report = self._report
         ops: list[Op[Any]] = []
-        outcomes: Mapping[str, Outcome | RawOutcome] = {}
-        while True:
-            # Paused even for a round of one op: ending the pause moves what the
-            # round built to the oldest generation, untraversed (see inert._gc).
-            _gc.pause()
-            try:
+        outcomes: Outcomes = {}
+        # The collector is paused while the engine steps and settles, and over every
+        # fetch that answers without waiting (a fake, a store that has every answer);
+        # it runs while a fetch waits for I/O. Paused even for rounds of one op:
+        # ending the pause moves what the rounds built to the oldest generation,
+        # untraversed (see inert._gc).
+        _gc.pause()
+        try:
+            while True:
                 self._settle_round(ops, outcomes)
                 self._drain()
-            finally:
+                ops = self._new
+                if not ops:
+                    return
+                self._new = []
+                report.rounds += 1
+                report.round_sizes.append(len(ops))
+                fetching = self._fetch(ops)
+                if isinstance(fetching, CoroutineType):
+                    try:
+                        # Its first step: a fetch that needs no I/O ends here.
+                        signal = fetching.send(None)
+                    except StopIteration as done:
+                        outcomes = done.value
+                        continue
+                    fetching = _Rest(fetching, signal)
                 _gc.resume()
-            ops = self._new
-            if not ops:
-                return
-            self._new = []
-            report.rounds += 1
-            report.round_sizes.append(len(ops))
-            outcomes = await self._fetch(ops)
+                try:
+                    outcomes = await fetching
+                finally:
+                    _gc.pause()
+        finally:
+            _gc.resume()
 
-    def _settle_round(
-        self, ops: list[Op[Any]], outcomes: Mapping[str, Outcome | RawOutcome]
-    ) -> None:
-        """Resume every waiter of every op of a round with its outcome."""
+    def _settle_round(self, ops: list[Op[Any]], outcomes: Outcomes) -> None:
+        """Resume every waiter of every op of a round with its outcome.
+
+        In rounds, the ops waited on are exactly the ops of the round, registered
+        in the same order: their waiters are read in order, not looked up by key.
+        """
+        if not ops:
+            return
         memo = self._memo
         waiting = self._waiting
+        self._waiting = {}
         queue = self._queue
         wake = self._wake
-        for op in ops:
-            key = op._key
-            outcome = outcomes.get(key)
-            if outcome.__class__ is not dict:  # the common case is a bare answer
-                outcome = _outcome_of(op, outcomes)
+        answers = outcomes if isinstance(outcomes, list) else _in_order(ops, outcomes)
+        for op, waiters, outcome in zip(ops, waiting.values(), answers, strict=True):
             if op.dedup:
-                memo[key] = outcome  # pyright: ignore[reportArgumentType]  # narrowed by the class check (pyright does not narrow on __class__)
-            waiters = waiting.pop(key)
+                memo[op._key] = outcome
             if waiters.__class__ is list:
                 for waiter in waiters:
-                    wake(waiter, outcome, 0)  # pyright: ignore[reportArgumentType]  # narrowed by the class check (pyright does not narrow on __class__)
+                    wake(waiter, outcome, 0)
                 continue
             if len(waiters) == 2:
-                wake(waiters, outcome, 0)  # pyright: ignore[reportArgumentType]  # narrowed by the class check (pyright does not narrow on __class__)
+                # One fiber waits for this op (a chain of thens), inline.
+                fiber, wanted = waiters
+                if outcome.__class__ is dict:
+                    try:
+                        queue.append((fiber, _OK, wanted.decode(outcome)))
+                    except RequestError as error:
+                        queue.append((fiber, _ERR, error))
+                    except Exception as exc:
+                        queue.append((fiber, _ERR, _invalid(wanted, exc)))
+                else:
+                    ok, value = decode(wanted, outcome)
+                    queue.append((fiber, _OK if ok else _ERR, value))
                 continue
-            # The common case, inline: one gather slot waits for this op.
+            # The common case of a wide round, inline: one gather slot waits for this op.
             join, slot, wanted = waiters
             if outcome.__class__ is dict:
                 try:
@@ -264,7 +346,7 @@ class Engine:
                 except Exception as exc:
                     join.fail(slot, _invalid(wanted, exc))
             else:
-                ok, value = decode(wanted, outcome)  # pyright: ignore[reportArgumentType]  # narrowed by the class check (pyright does not narrow on __class__)
+                ok, value = decode(wanted, outcome)
                 if ok:
                     join.values[slot] = value
                 else:
@@ -301,12 +383,10 @@ class Engine:
     async def _run_pipelined(self) -> None:
         import asyncio  # here, not at the top: `import inert` stays quick
 
-        in_flight: dict[asyncio.Future[Mapping[str, Outcome | RawOutcome]], Op[Any]] = {}
+        in_flight: dict[asyncio.Future[Outcomes], Op[Any]] = {}
         # Finished fetches are queued by their done-callbacks, so each completion
         # costs O(1) however many fetches are under way (asyncio.wait would scan all).
-        finished: asyncio.Queue[asyncio.Future[Mapping[str, Outcome | RawOutcome]]] = (
-            asyncio.Queue()
-        )
+        finished: asyncio.Queue[asyncio.Future[Outcomes]] = asyncio.Queue()
         try:
             while True:
                 _gc.pause()
@@ -352,10 +432,10 @@ class Engine:
         self._report.rounds = rounds
         self._report.round_sizes = [per_level[level] for level in range(1, rounds + 1)]
 
-    def _settle(self, op: Op[Any], outcomes: Mapping[str, Outcome | RawOutcome]) -> None:
+    def _settle(self, op: Op[Any], outcomes: Outcomes) -> None:
         """Resume every waiter of one op (pipelined: as soon as its answer is in)."""
         key = op._key
-        outcome = _outcome_of(op, outcomes)
+        outcome = outcomes[0] if isinstance(outcomes, list) else _outcome_of(op, outcomes)
         if op.dedup:
             self._memo[key] = outcome
         depth = self._op_depth[key]
@@ -470,6 +550,18 @@ class Engine:
                     continue
                 if kind is _Call:
                     op = node.op
+                    key = op._key
+                    if (
+                        op.dedup
+                        and not self._pipelined
+                        and key not in self._memo
+                        and key not in self._waiting
+                    ):
+                        # The common case, inline: a new distinct call of this round.
+                        self._waiting[key] = (fiber, op)
+                        self._new.append(op)
+                        self._requested += 1
+                        return
                     found = self._wait(op, (fiber, op), fiber.depth)
                     if found is None:
                         return
@@ -611,7 +703,7 @@ class Engine:
 
 
 async def _stop(
-    fetches: Mapping[asyncio.Future[Mapping[str, Outcome | RawOutcome]], Op[Any]],
+    fetches: Mapping[asyncio.Future[Outcomes], Op[Any]],
 ) -> None:
     """Cancel every fetch under way and wait until each has kept what it was paid for.
 

@@ -21,10 +21,10 @@ where the problem is.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
+from hashlib import sha256
 from typing import Any, Final, TypeAlias, Union, cast
 
 JSON: TypeAlias = Union[bool, int, float, str, list["JSON"], dict[str, "JSON"], None]  # noqa: UP007
@@ -205,14 +205,15 @@ def _make_encoder() -> Callable[[object, int], Sequence[str]]:
     return encoder
 
 
-_encoder: Final = _make_encoder()
+ENCODER: Final = _make_encoder()
+"""The canonical encoder: ``"".join(ENCODER(value, 0))`` is the canonical text."""
 
 
 def _encode(value: object) -> str:
-    return "".join(_encoder(value, 0))
+    return "".join(ENCODER(value, 0))
 
 
-_scan: Any = cast(Any, json.JSONDecoder()).scan_once
+SCAN: Any = cast(Any, json.JSONDecoder()).scan_once
 """The C scanner of ``json.loads`` without its Python wrapper."""
 
 
@@ -227,10 +228,11 @@ def op_key(endpoint: str, body: JSON) -> str:
     The emulator's ledger uses the same function, so tests can match what was billed
     to the ops that asked for it.
     """
-    return hashlib.sha256(_encode([endpoint, body]).encode("utf-8")).hexdigest()
+    return sha256(_encode([endpoint, body]).encode("utf-8")).hexdigest()
 
 
 _DIGITS: Final = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+"""``bytes.translate`` table: every digit becomes ``0``, every other byte a space."""
 _LONG_NUMBER: Final = b"0" * 19
 """Nineteen digits in a row: the shortest integer that may be outside 64 bits."""
 
@@ -247,7 +249,7 @@ def _may_break_limits(data: bytes, depth: int) -> bool:
     return len(data) > 2 * depth and data.count(b"[") + data.count(b"{") > depth
 
 
-def _breaks_limits(value: JSON, level: int) -> bool:
+def breaks_limits(value: JSON, level: int) -> bool:
     """True if plain ``value``, at ``level`` of a body, nests too deep or has a wide int."""
     work: list[tuple[JSON, int]] = [(value, level)]
     while work:
@@ -265,32 +267,63 @@ def _breaks_limits(value: JSON, level: int) -> bool:
     return False
 
 
+SCREENED: Final = 2 * (MAX_DEPTH + 1)
+"""Canonical text of an API call at most this long cannot nest past the limit."""
+
+
+class WideIntegerError(ValueError):
+    """An integer outside 64 bits, met by :data:`SCAN_CHECKED` (the slow walk names it)."""
+
+
+def _int64(digits: str) -> int:
+    value = int(digits)
+    if len(digits) > 18 and not INT_MIN <= value <= INT_MAX:
+        raise WideIntegerError(digits)
+    return value
+
+
+SCAN_CHECKED: Any = cast(Any, json.JSONDecoder(parse_int=_int64)).scan_once
+"""The C scanner, refusing integers outside 64 bits as it parses them."""
+
+
 def checked_call(endpoint: str, body: object) -> tuple[JSON, str]:
     """``(plain body, key)`` of an API call, or the error of a body no API can take.
 
     The fast check: the canonical text (which the key needs anyway) is written by
     the C encoder, which refuses what is not JSON, NaN, and cycles or nesting past
     its recursion limit; UTF-8 encoding refuses lone surrogates; a parse of the text
-    back (in C) gives the plain copy, and comparing it with ``body`` finds what the
-    encoder silently rewrites (non-string keys; tuples, which are fine). Only a body
-    that fails, or that the screens of :func:`_may_break_limits` cannot vouch for,
-    is walked in Python.
+    back (in C, refusing integers outside 64 bits) gives the plain copy, and
+    comparing it with ``body`` finds what the encoder silently rewrites (non-string
+    keys; tuples, which are fine). Only a body that fails, or that is long enough
+    to nest past the limit, is walked in Python. ``Op`` runs the same steps inline.
     """
     try:
-        text = "".join(_encoder([endpoint, body], 0))
+        text = "".join(ENCODER([endpoint, body], 0))
         data = text.encode("utf-8")
+        plain = SCAN_CHECKED(text, 0)[0][1]
     except (TypeError, ValueError, RecursionError):
-        # Raises with the place; or the body is fine but not made of dicts and lists
-        # (another Mapping or Sequence), and its plain copy encodes.
-        plain = validate_slowly(body)
-        data = _encode([endpoint, plain]).encode("utf-8")
-        return plain, hashlib.sha256(data).hexdigest()
-    plain = _scan(text, 0)[0][1]
+        return checked_slowly(endpoint, body)
     if plain != body:
         plain = validate_slowly(body)  # tuples are fine; other rewrites raise
-    if _may_break_limits(data, MAX_DEPTH + 1) and _breaks_limits(plain, 1):
-        validate_slowly(body)  # raises, naming the place
-    return plain, hashlib.sha256(data).hexdigest()
+    if len(data) > SCREENED and data.count(b"[") + data.count(b"{") > MAX_DEPTH + 1:
+        checked_deeply(plain, body)
+    return plain, sha256(data).hexdigest()
+
+
+def checked_slowly(endpoint: str, body: object) -> tuple[JSON, str]:
+    """``(plain body, key)`` of a body the fast check refused: raises, naming the place.
+
+    Or the body is fine but not made of dicts and lists (another Mapping or
+    Sequence), and its plain copy is returned with its key.
+    """
+    plain = validate_slowly(body)
+    return plain, sha256(_encode([endpoint, plain]).encode("utf-8")).hexdigest()
+
+
+def checked_deeply(plain: JSON, body: object) -> None:
+    """Raise, naming the place, if ``plain`` (the copy of ``body``) nests too deep."""
+    if breaks_limits(plain, 1):
+        validate_slowly(body)
 
 
 def trusted_key(endpoint: str, body: JSONObject) -> str:
@@ -304,7 +337,7 @@ def trusted_key(endpoint: str, body: JSONObject) -> str:
     except ValueError:
         validate_slowly(body)  # names the place of the surrogate
         raise
-    return hashlib.sha256(data).hexdigest()
+    return sha256(data).hexdigest()
 
 
 def validate_json(value: object, *, path: tuple[str | int, ...] = ()) -> JSON:
@@ -324,10 +357,10 @@ def validate_json(value: object, *, path: tuple[str | int, ...] = ()) -> JSON:
         data = text.encode("utf-8")
     except (TypeError, ValueError, RecursionError):
         return validate_slowly(value, path=path)
-    plain: JSON = _scan(text, 0)[0]
+    plain: JSON = SCAN(text, 0)[0]
     if plain != value:
         plain = validate_slowly(value, path=path)  # tuples are fine; other rewrites raise
     depth = MAX_DEPTH - len(path)
-    if _may_break_limits(data, depth) and _breaks_limits(plain, len(path) + 1):
+    if _may_break_limits(data, depth) and breaks_limits(plain, len(path) + 1):
         validate_slowly(value, path=path)  # raises, naming the place
     return plain

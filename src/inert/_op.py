@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from hashlib import sha256
 from typing import Any, Generic, TypeVar
 
-from inert._json import JSON, JSONObject, canonical_dumps, checked_call, op_key, trusted_key
+from inert._json import (
+    ENCODER,
+    JSON,
+    MAX_DEPTH,
+    SCAN_CHECKED,
+    SCREENED,
+    JSONObject,
+    canonical_dumps,
+    checked_deeply,
+    checked_slowly,
+    op_key,
+    trusted_key,
+    validate_slowly,
+)
 
 T_co = TypeVar("T_co", covariant=True)
 
@@ -72,9 +86,21 @@ class Op(Generic[T_co]):
             raise TypeError(f"body must be a JSON object (a mapping); got {type(body).__name__}")
         if not callable(decode):
             raise TypeError(f"decode must be callable; got {type(decode).__name__}")
-        plain, key = checked_call(endpoint, body)
+        # inert._json.checked_call, inline: this runs for every op built by hand.
+        try:
+            text = "".join(ENCODER([endpoint, body], 0))
+            data = text.encode("utf-8")
+            plain = SCAN_CHECKED(text, 0)[0][1]
+        except (TypeError, ValueError, RecursionError):
+            plain, key = checked_slowly(endpoint, body)
+        else:
+            if plain != body:
+                plain = validate_slowly(body)  # tuples are fine; other rewrites raise
+            if len(data) > SCREENED and data.count(b"[") + data.count(b"{") > MAX_DEPTH + 1:
+                checked_deeply(plain, body)
+            key = sha256(data).hexdigest()
         self.endpoint = endpoint
-        self._body: JSONObject = plain  # type: ignore[assignment]  # pyright: ignore[reportAttributeAccessIssue]  # a mapping checks as an object
+        self._body: JSONObject = plain  # pyright: ignore[reportAttributeAccessIssue]  # a mapping checks as an object
         self.decode = decode
         self.dedup = dedup
         self.occurrence = occurrence

@@ -11,7 +11,7 @@ creates a new round only when its function needs the earlier result.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Generator, Iterator
-from typing import Any, Generic, Never, TypeVar, final, overload
+from typing import Any, Final, Generic, Never, TypeVar, cast, final, overload
 
 import attrs
 from returns.result import Failure, Result, Success
@@ -171,11 +171,18 @@ def fail(error: RequestError) -> Request[Never]:
     return _Fail(error)
 
 
+_new_node: Final = object.__new__
+_set_call_op: Final = cast(Callable[[object, object], None], _Call.__dict__["op"].__set__)
+"""Sets the slot of a new ``_Call`` (what its ``__init__`` does, without the call)."""
+
+
 def call(op: Op[T]) -> Request[T]:
     """The request that performs ``op`` and decodes its response."""
-    if not isinstance(op, Op):
+    if op.__class__ is not Op and not isinstance(op, Op):
         raise TypeError(f"call() takes an Op; got {type(op).__name__}")
-    return _Call(op)
+    node: _Call[T] = _new_node(_Call)
+    _set_call_op(node, op)
+    return node
 
 
 @overload

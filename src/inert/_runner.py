@@ -226,12 +226,16 @@ class BaseRunner(abc.ABC):
         return self._report
 
     @abc.abstractmethod
-    async def _send(self, ops: Sequence[Op[Any]], report: ReportBuilder) -> Mapping[str, Sent]:
+    async def _send(
+        self, ops: Sequence[Op[Any]], report: ReportBuilder
+    ) -> Mapping[str, Sent] | list[Outcome]:
         """Perform the distinct ``ops`` and return one raw outcome per op key.
 
         An outcome is ``Success(raw)`` or ``Failure(error)``, or, cheaper for a
         runner that answers many ops at once, the raw body or the RequestError
-        itself (a JSON value is never an exception, so nothing is ambiguous).
+        itself (a JSON value is never an exception, so nothing is ambiguous). A
+        runner that answers every op may return the bare outcomes as a list in the
+        order of ``ops`` instead of a mapping.
         """
 
     async def run(self, request: Request[T]) -> T:
@@ -293,7 +297,7 @@ class BaseRunner(abc.ABC):
 
     async def _fetch(
         self, ops: Sequence[Op[Any]], report: ReportBuilder, keeping: _Keeping | None = None
-    ) -> Mapping[str, Outcome]:
+    ) -> Mapping[str, Outcome] | list[Outcome]:
         """Answer ``ops`` from the store, send the rest, and store what comes back.
 
         Only answers are stored (see :mod:`inert._answers`): a body that is an error
@@ -309,6 +313,12 @@ class BaseRunner(abc.ABC):
         if keeping.error is not None:  # the store failed earlier in this run: pay for no more
             raise keeping.error.with_traceback(None) from keeping.error.__cause__
         store = self._store
+        if store is None and self.sends_bare_outcomes:  # a fake: nothing to look up or keep
+            report.ops_sent += len(ops)
+            sent = await self._send(ops, report)
+            if isinstance(sent, list):
+                return self._settled_in_order(ops, sent, report)
+            return self._settled_bare(ops, cast(Mapping[str, Outcome], sent), report)
         to_send = ops
         outcomes: dict[str, Outcome] = {}
         if store is not None:
@@ -325,6 +335,10 @@ class BaseRunner(abc.ABC):
                     return outcomes
         report.ops_sent += len(to_send)
         sent = await self._send(to_send, report)
+        if isinstance(sent, list):
+            if store is None:
+                return self._settled_in_order(to_send, sent, report)
+            sent = {op.key: outcome for op, outcome in zip(to_send, sent, strict=True)}
         if store is None and self.sends_bare_outcomes:
             return self._settled_bare(to_send, cast(Mapping[str, Outcome], sent), report)
         fresh: list[tuple[Op[Any], JSON]] = []
@@ -386,6 +400,37 @@ class BaseRunner(abc.ABC):
         report.ops_paid += paid
         self._account(priced, report)
         return {**sent, **errors} if errors else sent
+
+    def _settled_in_order(
+        self, sent_ops: Sequence[Op[Any]], sent: list[Outcome], report: ReportBuilder
+    ) -> list[Outcome]:
+        """Count and price what ``_send`` answered as a list in the order of the ops.
+
+        One pass that looks nothing up; the list goes to the engine as it is, unless
+        an answer is an error object (sent with 200), which becomes its ApiError.
+        """
+        unpaid = 0
+        priced: list[tuple[Op[Any], JSON]] = []
+        errors: list[tuple[int, RequestError]] = []
+        for i, raw in enumerate(sent):
+            if raw.__class__ is dict:
+                if "usage" in raw or "error" in raw:  # pyright: ignore[reportOperatorIssue]  # a dict, checked above
+                    body: JSON = raw  # pyright: ignore[reportAssignmentType]  # a dict, checked above
+                    refusal = error_object(body)  # an error object sent with 200: no answer
+                    if refusal is not None:
+                        errors.append((i, refusal))
+                    elif "usage" in raw:  # pyright: ignore[reportOperatorIssue]  # a dict, checked above
+                        priced.append((sent_ops[i], body))
+            elif isinstance(raw, RequestError):
+                unpaid += 1
+        report.ops_paid += len(sent) - unpaid - len(errors)
+        if priced:
+            self._account(priced, report)
+        if errors:
+            sent = list(sent)
+            for i, failed in errors:
+                sent[i] = failed
+        return sent
 
     def _account(self, answered: Iterable[tuple[Op[Any], JSON]], report: ReportBuilder) -> None:
         """Add the tokens and cost of a round's answers to the report, priced per model."""

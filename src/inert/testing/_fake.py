@@ -303,7 +303,10 @@ class FakeRunner(BaseRunner):
 
     sends_bare_outcomes = True
 
-    async def _send(self, ops: Sequence[Op[Any]], report: ReportBuilder) -> Mapping[str, Outcome]:
+    async def _send(
+        self, ops: Sequence[Op[Any]], report: ReportBuilder
+    ) -> Mapping[str, Outcome] | list[Outcome]:
+        """The answers of ``ops``: a list in their order, or by key when shuffled."""
         self.calls.extend(ops)
         self.rounds_log.append(list(ops))
         order: Sequence[Op[Any]] = ops
@@ -316,10 +319,13 @@ class FakeRunner(BaseRunner):
         respond = self._respond
         # An answer kept in a store must be exactly what an API could send; one
         # that is not a dict is checked too (a model instance or a string returned
-        # by mistake). Other dicts go to the decoder as they are.
+        # by mistake). Other dicts go to the decoder as they are: the fake made them.
         check = self._store is not None
-        outcomes: dict[str, Outcome] = {}
-        _gc.pause()
+        answers: list[Outcome] = []
+        append = answers.append
+        bulk = len(ops) >= _BULK
+        if bulk:
+            _gc.pause()
         try:
             for op in order:
                 try:
@@ -327,13 +333,22 @@ class FakeRunner(BaseRunner):
                     if raw.__class__ is not dict or check:
                         if inspect.isawaitable(raw):
                             raw = await raw
-                        raw = validate_json(raw) if raw.__class__ is not dict or check else raw
-                    outcomes[op.key] = raw  # pyright: ignore[reportArgumentType]  # narrowed by the class check (pyright does not narrow on __class__)
+                        if raw.__class__ is not dict or check:
+                            raw = validate_json(raw)
                 except RequestError as error:
-                    outcomes[op.key] = error
+                    append(error)
+                    continue
+                append(raw)  # pyright: ignore[reportArgumentType]  # narrowed by the class check (pyright does not narrow on __class__)
         finally:
-            _gc.resume()
-        return outcomes
+            if bulk:
+                _gc.resume()
+        if order is ops:
+            return answers
+        return {op.key: answer for op, answer in zip(order, answers, strict=True)}
+
+
+_BULK = 256
+"""Rounds of at least this many ops answer with the collector paused."""
 
 
 class FakeRunnerFactory(Protocol):

@@ -71,7 +71,9 @@ class ReplayRunner(FakeRunner):
         self._found = {}
         self.unanswered = []
 
-    async def _send(self, ops: Sequence[Op[Any]], report: ReportBuilder) -> Mapping[str, Outcome]:
+    async def _send(
+        self, ops: Sequence[Op[Any]], report: ReportBuilder
+    ) -> Mapping[str, Outcome] | list[Outcome]:
         # One lookup per fetch rather than one per op.
         self._found.update(self._recording.get_responses([op.key for op in ops]))
         return await super()._send(ops, report)
