@@ -26,7 +26,7 @@ from typing import Any, Final
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import builder_overhead, engine_overhead, import_time, lexicon_rounds
+from benchmarks import batch_path, builder_overhead, engine_overhead, import_time, lexicon_rounds
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 BENCHMARKS: Final = ROOT / "benchmarks"
@@ -114,23 +114,11 @@ def parse_batch(text: str) -> dict[str, float | None]:
     }
 
 
-BATCH_PATH_PHASES: Final = (
-    "build",
-    "journal",
-    "jsonl",
-    "upload",
-    "create",
-    "collect",
-    "decode",
-    "store write",
-)
-
-
 def parse_batch_path(text: str) -> dict[str, Any]:
     """Each phase's CPU growth, its goal, and the memory per op ``batch_path`` prints."""
     ratios = {
         phase: _number(rf"(?m)^{re.escape(phase)} .*\]\s+([\d.]+)x", text)
-        for phase in BATCH_PATH_PHASES
+        for phase in batch_path.PHASES
     }
     sizes = re.search(r"overhead at ([\d,]+) ops: ([\d.-]+) KB/op", text)
     return {

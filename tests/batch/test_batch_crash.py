@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import openai
@@ -17,6 +14,7 @@ from inert import BatchRunner, ImmediateRunner, Store
 from inert.emulator import Emulator
 from inert.testing import op_of
 
+from ._crash import kill_at_marker
 from ._support import Words, crash_requests
 
 CHILD = Path(__file__).with_name("_crash_child.py")
@@ -32,22 +30,6 @@ def start_child(emu: Emulator, store_path: Path, marker: Path, point: str) -> su
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def kill_at_marker(child: subprocess.Popen[str], marker: Path) -> None:
-    """Wait for the child to reach its point, then SIGKILL it."""
-    deadline = time.monotonic() + 30
-    while not marker.exists():
-        if child.poll() is not None:
-            _, err = child.communicate()
-            raise AssertionError(f"the child ended before its crash point:\n{err}")
-        if time.monotonic() > deadline:
-            child.kill()
-            raise AssertionError("the child never reached its crash point")
-        time.sleep(0.01)
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
-    assert -signal.SIGKILL == child.returncode
 
 
 @pytest.fixture

@@ -8,11 +8,8 @@ from the emulator's ledger once every batch at the server has run to its end.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ import anthropic
 import httpx2
 import pytest
 from returns.result import Failure, Success
+from tests.batch._crash import kill_at_marker
 from tests.batch._transport import LossyTransport
 from tests.billing import assert_billed_once, keys_of, settled_ledger
 
@@ -204,18 +202,7 @@ def kill_child_at(emu: Emulator, store_path: Path, marker: Path, point: str) -> 
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 30
-    while not marker.exists():
-        if child.poll() is not None:
-            _, err = child.communicate()
-            raise AssertionError(f"the child ended before its crash point:\n{err}")
-        if time.monotonic() > deadline:
-            child.kill()
-            raise AssertionError("the child never reached its crash point")
-        time.sleep(0.01)
-    os.kill(child.pid, signal.SIGKILL)
-    child.communicate()
-    assert -signal.SIGKILL == child.returncode
+    kill_at_marker(child, marker)
 
 
 async def test_a_run_killed_after_the_create_answered_re_attaches_and_pays_once(

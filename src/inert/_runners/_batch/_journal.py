@@ -472,6 +472,22 @@ class BatchJournal:
                     if is_success(line) and (keep is None or keep(cid, line.body))
                 ]
         doubtful = output is not None and bool(output[0].malformed)
+
+        def finish(state: str, error: str | None = None) -> None:
+            """Close the shard with what this collection matched."""
+            store.finish_shard(
+                record,
+                state=state,
+                remote_status=batch.status,
+                answers=answers,
+                completed=completed,
+                failed=failed,
+                output_file_id=batch.output_file_id,
+                error_file_id=batch.error_file_id,
+                anomalies=matched.anomalies,
+                error=error,
+            )
+
         if output is None or errors_file is None:
             gone = "output" if output is None else "error"
             message = (
@@ -480,18 +496,7 @@ class BatchJournal:
                 "requests submits the unanswered lines again"
             )
             logger.warning("%s", message)
-            store.finish_shard(
-                record,
-                state=LOST_STATE,
-                remote_status=batch.status,
-                answers=answers,
-                completed=completed,
-                failed=failed,
-                output_file_id=batch.output_file_id,
-                error_file_id=batch.error_file_id,
-                anomalies=matched.anomalies,
-                error=message,
-            )
+            finish(LOST_STATE, error=message)
             return Collected(
                 batch.id, "lost", matched.lines, matched.conflicts, cancel=cancel, doubtful=doubtful
             )
@@ -511,17 +516,7 @@ class BatchJournal:
         for odd_id, detail in matched.anomalies:
             logger.warning("anomaly in shard %s (custom_id %s): %s", record.id, odd_id, detail)
         with self.phases.timing("store write"):
-            store.finish_shard(
-                record,
-                state="downloaded",
-                remote_status=batch.status,
-                answers=answers,
-                completed=completed,
-                failed=failed,
-                output_file_id=batch.output_file_id,
-                error_file_id=batch.error_file_id,
-                anomalies=matched.anomalies,
-            )
+            finish("downloaded")
         return Collected(
             batch.id,
             batch.status,
