@@ -174,7 +174,11 @@ def recheck(name: str) -> None:
 
 def run_alone(where: Path, mutant: str, tests: list[str], limit: float) -> str:
     """``killed``, ``survived`` or ``hang``: the mutant's tests run once, stopped at ``limit``."""
-    env = {**os.environ, "MUTANT_UNDER_TEST": mutant, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "MUTANT_UNDER_TEST": mutant,
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+    }
     command = [
         "nice", "-n", "10", str(VENV_BIN / "python"), "-m", "pytest", "-x", "-q",
         "-p", "no:cacheprovider", "--rootdir=.", "-o", f"faulthandler_timeout={int(limit) - 5}",
@@ -184,7 +188,12 @@ def run_alone(where: Path, mutant: str, tests: list[str], limit: float) -> str:
     log.parent.mkdir(exist_ok=True)
     with log.open("w") as out:
         child = subprocess.Popen(
-            command, cwd=where, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=where,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             status = child.wait(limit)
@@ -211,7 +220,10 @@ def tally(name: str) -> dict[str, Counter[str]]:
     verdicts = rechecked(name)
     same = equivalents()
     by_module: dict[str, Counter[str]] = {}
+    wanted = set(pieces()[name]["modules"])
     for module, meta in metas(name).items():
+        if module not in wanted:
+            continue  # mutated by an earlier definition of the piece, now measured elsewhere
         counts: Counter[str] = Counter()
         for mutant, code in meta["exit_code_by_key"].items():
             status = STATUS.get(code, "suspicious")
@@ -251,23 +263,32 @@ def row(label: str, counts: Counter[str]) -> str:
 def survivors(name: str) -> None:
     verdicts = rechecked(name)
     same = equivalents()
-    for meta in metas(name).values():
+    wanted = set(pieces()[name]["modules"])
+    for module, meta in metas(name).items():
+        if module not in wanted:
+            continue
         for mutant, code in meta["exit_code_by_key"].items():
             status = STATUS.get(code, "suspicious")
             if status == "timeout":
                 status = verdicts.get(mutant, "timeout (not rechecked)")
             if status in ("killed", "type check", "hang"):
                 continue
-            note = f"  [equivalent: {same[mutant]}]" if mutant in same and status == "survived" else ""
+            note = (
+                f"  [equivalent: {same[mutant]}]" if mutant in same and status == "survived" else ""
+            )
             print(f"{mutant}: {status}{note}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run")
     run_parser.add_argument("name")
-    run_parser.add_argument("--workers", type=int, default=int(os.environ.get("INERT_MUTANT_WORKERS", "1")))
+    run_parser.add_argument(
+        "--workers", type=int, default=int(os.environ.get("INERT_MUTANT_WORKERS", "1"))
+    )
     run_parser.add_argument("--resume", action="store_true")
     commands.add_parser("recheck").add_argument("name")
     commands.add_parser("score").add_argument("names", nargs="*")
