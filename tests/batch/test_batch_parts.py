@@ -25,6 +25,7 @@ from openai.types import Batch, FileObject
 from inert._errors import ApiError, ConnectionFailedError, RateLimitError
 from inert._json import JSON
 from inert._op import Op
+from inert._runners._batch import _http
 from inert._runners._batch._capacity import REFUSALS_ALONE_LIMIT, Capacity, limits_of
 from inert._runners._batch._http import (
     RETRYABLE_STATUSES,
@@ -690,3 +691,75 @@ async def test_before_retry_returning_none_retries(sleeps: list[float]) -> None:
     call = Calls(status_error(500))
     assert "done" == await retrying("creating", call, FAST, before_retry=look)
     assert 2 == call.count
+
+
+def test_both_sdks_errors_are_known_once_anthropic_is_loaded() -> None:
+    anthropic = pytest.importorskip("anthropic")
+    errors = _http._Errors()
+    assert [openai.APIStatusError] == list(errors.status)
+    assert errors.now() is errors
+    assert (openai.APIStatusError, anthropic.APIStatusError) == errors.status
+    assert (openai.APIConnectionError, anthropic.APIConnectionError) == errors.connection
+    assert (
+        openai.APIResponseValidationError,
+        anthropic.APIResponseValidationError,
+    ) == errors.validation
+    assert (openai.APIError, anthropic.APIError) == errors.sdk
+    errors.now()
+    assert 2 == len(errors.status)  # added once
+
+
+class Waits:
+    """``asyncio.wait_for`` that never waits: it records each timeout and times out at
+    once, and after ``then_after`` calls runs ``then`` (a change nobody announced)."""
+
+    def __init__(self, then_after: int, then: Callable[[], None]) -> None:
+        self.timeouts: list[float] = []
+        self.then_after = then_after
+        self.then = then
+
+    async def __call__(self, awaitable: Awaitable[object], seconds: float) -> object:
+        self.timeouts.append(seconds)
+        close = getattr(awaitable, "close", None)
+        if close is not None:
+            close()
+        if len(self.timeouts) == self.then_after:
+            self.then()
+        raise TimeoutError
+
+
+async def test_acquire_waits_half_again_as_long_each_time_up_to_max_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    capacity = Capacity(100, first_wait=1.0, max_wait=3.0)
+    await capacity.acquire("m", 90)
+    waits = Waits(5, lambda: capacity._queued.__setitem__("m", 0))
+    monkeypatch.setattr(asyncio, "wait_for", waits)
+    await capacity.acquire("m", 20)
+    assert [1.0, 1.5, 2.25, 3.0, 3.0] == waits.timeouts
+    assert 20 == capacity.queued("m")
+
+
+async def test_after_a_refusal_the_wait_grows_half_again_each_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    capacity = Capacity(None, first_wait=1.0, max_wait=3.0)
+    await capacity.acquire("m", 1)
+    waits = Waits(5, lambda: capacity._finished.__setitem__("m", 1))
+    monkeypatch.setattr(asyncio, "wait_for", waits)
+    await capacity.after_refusal("m", 1)
+    assert [1.0, 1.5, 2.25, 3.0, 3.0] == waits.timeouts
+
+
+async def test_after_a_refusal_one_token_in_flight_is_waited_for() -> None:
+    """However little is queued, the wait is for a batch of the model to finish, counted
+    from the ones already finished."""
+    capacity = Capacity(None, first_wait=0.005, max_wait=0.01)
+    await capacity.acquire("m", 5)
+    await capacity.release("m", 5)  # one batch of the model finished before
+    await capacity.acquire("m", 1)
+    waiting = asyncio.create_task(capacity.after_refusal("m", 1))
+    await asyncio.sleep(0.03)
+    assert not waiting.done()
+    await capacity.release("m", 1)
+    await asyncio.wait_for(waiting, 1)
