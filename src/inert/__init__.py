@@ -17,7 +17,7 @@ from inert._json import JSON, JSONObject
 from inert._op import Op
 from inert._pricing import Price
 from inert._program import Program, Steps, program
-from inert._report import FailureGroup, RunReport
+from inert._report import FailureGroup, RunReport, Usage
 from inert._request import Request, call, fail, gather, gather_all, pure, traverse
 from inert._runner import BaseRunner, Runner
 from inert._store import Store
@@ -42,6 +42,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, pinned by a test
     "Runner",
     "Steps",
     "Store",
+    "Usage",
     "call",
     "fail",
     "gather",
