@@ -23,6 +23,7 @@ left out of the score only when they survive) and mutants no test reaches.
 
     python scripts/mutant_pieces.py run NAME [--workers N] [--resume]
     python scripts/mutant_pieces.py recheck NAME
+    python scripts/mutant_pieces.py verify NAME
     python scripts/mutant_pieces.py score [NAME...]
     python scripts/mutant_pieces.py survivors NAME
 """
@@ -121,6 +122,7 @@ def run(name: str, workers: int, resume: bool) -> int:
                 ROOT / part, where / part, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
             )
         (where / "pyproject.toml").write_text(piece_pyproject(piece))
+        (where / "commit.txt").write_text(commit() + "\n")
     env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
     started = time.monotonic()
     status = subprocess.call(
@@ -130,6 +132,20 @@ def run(name: str, workers: int, resume: bool) -> int:
     )
     print(f"piece {name}: mutmut exited {status} after {time.monotonic() - started:.0f}s")
     return status
+
+
+def commit() -> str:
+    """The commit measured, marked ``+changes`` when the work tree differs from it."""
+    head = subprocess.run(
+        ["git", "rev-parse", "--short=10", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no", "src", "tests"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return head + ("+changes" if dirty else "")
 
 
 def metas(name: str) -> dict[str, dict[str, Any]]:
@@ -155,11 +171,19 @@ def rechecked(name: str) -> dict[str, str]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def check_trampolines(where: Path, tests: list[str]) -> None:
+    """Make sure a run of ``tests`` in ``where`` imports the mutated code: with mutmut's
+    ``fail`` mutant every mutated function raises, so the tests must fail."""
+    if run_alone(where, "fail", tests, 3600) != "killed":
+        sys.exit(f"{where}: the tests pass with every mutant failing: not the mutated code")
+
+
 def recheck(name: str) -> None:
     """Run each timed-out mutant's tests again, alone, with a generous limit."""
     verdicts = rechecked(name)
     tests = tests_by_function(name)
     where = piece_dir(name) / "mutants"
+    check_trampolines(where, pieces()[name]["tests"])
     for meta in metas(name).values():
         for mutant, code in meta["exit_code_by_key"].items():
             if STATUS.get(code) != "timeout" or mutant in verdicts:
@@ -176,7 +200,9 @@ def run_alone(where: Path, mutant: str, tests: list[str], limit: float) -> str:
     """``killed``, ``survived`` or ``hang``: the mutant's tests run once, stopped at ``limit``."""
     env = {
         **os.environ,
-        "MUTANT_UNDER_TEST": mutant,
+        "MUTANT_UNDER_TEST": mutant,  # "" runs the unmutated code, "fail" fails every call
+        # Before the editable install's path to the project's own src/, which is not mutated.
+        "PYTHONPATH": str(where / "src"),
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
     }
     command = [
@@ -184,7 +210,7 @@ def run_alone(where: Path, mutant: str, tests: list[str], limit: float) -> str:
         "-p", "no:cacheprovider", "--rootdir=.", "-o", f"faulthandler_timeout={int(limit) - 5}",
         *tests,
     ]  # fmt: skip
-    log = where.parent / "rechecks" / f"{mutant}.log"
+    log = where.parent / "rechecks" / f"{mutant or 'no-mutant'}.log"
     log.parent.mkdir(exist_ok=True)
     with log.open("w") as out:
         child = subprocess.Popen(
@@ -202,6 +228,39 @@ def run_alone(where: Path, mutant: str, tests: list[str], limit: float) -> str:
             child.wait()
             return "hang"
     return "survived" if status == 0 else "killed"
+
+
+def verify(name: str) -> None:
+    """Run each survivor again against the piece's tests as they are now.
+
+    Tests written after a piece ran are not in its copy, nor in mutmut's map of which
+    test reaches which function: the project's current ``tests/`` is copied into the
+    piece, checked to pass with no mutant active, and each survivor (and each
+    timeout not yet rechecked) runs against every test file of the piece, with the
+    mutation on. A failure is a kill (recorded as ``killed`` in ``rechecked.json``).
+    """
+    where = piece_dir(name) / "mutants"
+    shutil.rmtree(where / "tests")
+    shutil.copytree(ROOT / "tests", where / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    tests = pieces()[name]["tests"]
+    check_trampolines(where, tests)
+    if run_alone(where, "", tests, 3600) != "survived":
+        sys.exit(f"piece {name}: its tests fail (or hang) with no mutant active; see rechecks/.log")
+    verdicts = rechecked(name)
+    wanted = set(pieces()[name]["modules"])
+    for module, meta in metas(name).items():
+        if module not in wanted:
+            continue
+        for mutant, code in meta["exit_code_by_key"].items():
+            status = STATUS.get(code, "suspicious")
+            if status == "timeout":
+                status = verdicts.get(mutant, "timeout")
+            if status not in ("survived", "timeout"):
+                continue
+            estimate = float(meta["estimated_durations_by_key"].get(mutant, 1.0))
+            verdicts[mutant] = run_alone(where, mutant, tests, max(RECHECK_FLOOR, 20 * estimate))
+            print(f"{mutant}: {verdicts[mutant]} (current tests)", flush=True)
+            rechecked_path(name).write_text(json.dumps(verdicts, indent=1, sort_keys=True))
 
 
 def equivalents() -> dict[str, str]:
@@ -229,6 +288,8 @@ def tally(name: str) -> dict[str, Counter[str]]:
             status = STATUS.get(code, "suspicious")
             if status == "timeout":
                 status = verdicts.get(mutant, "timeout (not rechecked)")
+            elif status == "survived":
+                status = verdicts.get(mutant, status)
             if status == "survived" and mutant in same:
                 status = "equivalent"
             counts["mutants"] += 1
@@ -271,6 +332,8 @@ def survivors(name: str) -> None:
             status = STATUS.get(code, "suspicious")
             if status == "timeout":
                 status = verdicts.get(mutant, "timeout (not rechecked)")
+            elif status == "survived":
+                status = verdicts.get(mutant, status)
             if status in ("killed", "type check", "hang"):
                 continue
             note = (
@@ -293,11 +356,14 @@ def main() -> None:
     commands.add_parser("recheck").add_argument("name")
     commands.add_parser("score").add_argument("names", nargs="*")
     commands.add_parser("survivors").add_argument("name")
+    commands.add_parser("verify").add_argument("name")
     args = parser.parse_args()
     if args.command == "run":
         sys.exit(run(args.name, args.workers, args.resume))
     if args.command == "recheck":
         recheck(args.name)
+    elif args.command == "verify":
+        verify(args.name)
     elif args.command == "score":
         score(args.names or [name for name in pieces() if (piece_dir(name) / "mutants").exists()])
     else:
