@@ -28,13 +28,13 @@ from typing import Any, Final, Self
 
 import attrs
 
+from inert._claims import Claim, ClaimTables, ShardIntent
 from inert._journal import (
     ATTACHED_STATES,
     JOURNAL_DDL,
     LOST_STATE,
     PENDING_STATES,
     UNSENT_STATES,
-    JournalTables,
     ShardRecord,
     custom_ids_digest,
     migrate_journal,
@@ -60,11 +60,12 @@ from inert._store_file import (
     make_private,
 )
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """The layout this version of inert writes; older files are migrated, newer ones refused.
 
 1: the first layout; 2: shards carry their token estimate and parent, runs their
-cancellation request (see :mod:`inert._journal`).
+cancellation request (see :mod:`inert._journal`); 3: shards carry their owner and
+lease, and each line's key is claimed by one shard (see :mod:`inert._claims`).
 """
 
 DEFAULT_PATH: Final = Path(".inert") / "store.sqlite3"
@@ -218,6 +219,8 @@ __all__ = [
     "PENDING_STATES",
     "SCHEMA_VERSION",
     "UNSENT_STATES",
+    "Claim",
+    "ShardIntent",
     "ShardRecord",
     "Store",
     "StoreError",
@@ -225,7 +228,7 @@ __all__ = [
 ]
 
 
-class Store(JournalTables):
+class Store(ClaimTables):
     """One SQLite file: raw responses by op key, the batch journal and usage.
 
     Args:
