@@ -5,9 +5,12 @@ Building a request performs no I/O; a runner interprets it. The data dependencie
 in the request tree decide the rounds, identical calls are made once, and every
 paid answer is kept in the :class:`Store`.
 
-The two runners are imported when first used (``inert.BatchRunner``), so that
-``import inert`` does not load the OpenAI SDK, rich or the emulator: a script
-that only builds requests, or the ``inert`` command's help, starts quickly.
+Only the request core (``Request``, ``Op``, the builders, ``@program`` and the
+errors) is loaded by ``import inert``. The other public names are imported on
+first use (``inert.Store``, ``inert.BatchRunner``; PEP 562 module ``__getattr__``),
+so that a script that only builds requests, or the ``inert`` command's help,
+starts without the OpenAI SDK, rich, the emulator, sqlite3 or attrs. Type
+checkers read the ``TYPE_CHECKING`` imports below, so they see every name exactly.
 """
 
 import typing as _typing
@@ -15,16 +18,16 @@ import typing as _typing
 from inert._errors import RequestError
 from inert._json import JSON, JSONObject
 from inert._op import Op
-from inert._pricing import Price
 from inert._program import Program, Steps, program
-from inert._report import FailureGroup, RunReport
 from inert._request import Request, call, fail, gather, gather_all, pure, traverse
-from inert._runner import BaseRunner, Runner
-from inert._store import Store
 
 if _typing.TYPE_CHECKING:
+    from inert._pricing import Price
+    from inert._report import FailureGroup, RunReport
+    from inert._runner import BaseRunner, Runner
     from inert._runners._batch import BatchRunner
     from inert._runners._immediate import ImmediateRunner
+    from inert._store import Store
 
 __all__ = [  # noqa: RUF022 - plain sorted order, pinned by a test
     "BaseRunner",
@@ -52,10 +55,20 @@ __all__ = [  # noqa: RUF022 - plain sorted order, pinned by a test
 ]
 
 _LAZY = {
+    "BaseRunner": "inert._runner",
     "BatchRunner": "inert._runners._batch",
+    "FailureGroup": "inert._report",
     "ImmediateRunner": "inert._runners._immediate",
+    "Price": "inert._pricing",
+    "RunReport": "inert._report",
+    "Runner": "inert._runner",
+    "Store": "inert._store",
 }
-"""Public names whose modules load the OpenAI SDK: imported on first use."""
+"""Public names imported on first use, and the module each is read from.
+
+``inert._store`` stays the one place ``Store`` is read from whichever backend
+module defines it, so the store (and sqlite3) load only when a store is used.
+"""
 
 
 def _public(obj: _typing.Any) -> _typing.Any:

@@ -18,14 +18,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from inert import _cli_store
-from inert._store import DEFAULT_PATH, LOST_STATE, PENDING_STATES, ShardRecord, Store
 from inert._store_errors import StoreError
 
 if TYPE_CHECKING:
     import openai
 
+    from inert._store import ShardRecord, Store
+
 # The SDK (and the emulator, and rich) are imported by the commands that use them,
-# so that `inert --help` and `inert batches list` start without loading them.
+# so that `inert --help` and `inert batches list` start without loading them; the
+# store (and sqlite3) by the commands that open one, so that `inert --help` does not.
 
 _EXIT_USAGE = 2
 _EXIT_INTERRUPTED = 130
@@ -130,6 +132,8 @@ def _print_table(records: Sequence[ShardRecord]) -> None:
 
 
 def _batches_list(args: argparse.Namespace, store: Store) -> int:
+    from inert._store import PENDING_STATES
+
     records = store.shards(run_id=args.run)
     if args.pending:
         records = [r for r in records if r.state in PENDING_STATES]
@@ -212,6 +216,7 @@ async def _batches_cancel(args: argparse.Namespace, store: Store) -> int:
 
 async def _batches_resume(args: argparse.Namespace, store: Store) -> int:
     from inert._runners._batch import BatchJournal, ProgressView, is_success
+    from inert._store import LOST_STATE
 
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     async with _client(args) as client:
@@ -243,6 +248,8 @@ async def _batches_resume(args: argparse.Namespace, store: Store) -> int:
 
 
 async def _batches_abandon(args: argparse.Namespace, store: Store) -> int:
+    from inert._store import LOST_STATE
+
     record = store.find_shard(args.id)
     if record is None:
         raise _UsageError(
@@ -309,6 +316,8 @@ def _add_batches(commands: Any) -> None:
 
 
 def _run_batches(args: argparse.Namespace) -> int:
+    from inert._store import DEFAULT_PATH, Store
+
     path = Path(DEFAULT_PATH if args.store is None else args.store)
     try:
         # A mistyped path must not look like "no batches": nothing is created there.
@@ -354,6 +363,8 @@ def _run_demo(rest: list[str]) -> int:
 
 def _interrupted(args: argparse.Namespace) -> str:
     """What an interrupted command leaves: the answers its store holds, and how to go on."""
+    from inert._store import DEFAULT_PATH, Store
+
     path = Path(DEFAULT_PATH if getattr(args, "store", None) is None else args.store)
     try:
         with Store(path, create=False) as store:

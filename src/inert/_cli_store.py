@@ -16,11 +16,15 @@ import datetime
 import json
 import re
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from inert._store import Store, StoredAnswer
 from inert._store_errors import DamagedStoreError, StoreError
-from inert._store_recover import recover
+
+if TYPE_CHECKING:
+    from inert._store import Store, StoredAnswer
+
+# The store (and sqlite3) are imported by the commands that open one: `inert --help`
+# builds this parser without them.
 
 EXIT_NO: Final = 1
 _KEY_PREFIX: Final = re.compile(r"[0-9a-f]{6,64}")
@@ -44,6 +48,8 @@ def _when(stamp: float) -> str:
 
 
 def _open(args: argparse.Namespace) -> Store:
+    from inert._store import Store
+
     try:
         return Store(args.store, create=False)
     except StoreError as exc:
@@ -154,6 +160,8 @@ def _forget(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from inert._store import Store
+
     try:
         opened = Store(args.store, create=False)
     except DamagedStoreError as exc:
@@ -177,6 +185,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _recover(args: argparse.Namespace) -> int:
+    from inert._store_recover import recover
+
     try:
         report = recover(Path(args.damaged), Path(args.new))
     except StoreError as exc:

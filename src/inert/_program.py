@@ -12,7 +12,6 @@ run starts a fresh generator, so the request can run any number of times.
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable, Generator
 from typing import Any, Generic, ParamSpec, TypeAlias, TypeVar, final
 
@@ -63,6 +62,8 @@ def program(fn: Callable[P, Generator[Request[object], Any, R]]) -> Program[P, R
     """
     if not callable(fn):
         raise TypeError(f"@program decorates a generator function; got {type(fn).__name__}")
+    import inspect  # here: only decorating needs it, and it is slow to import
+
     if not inspect.isgeneratorfunction(fn):
         raise TypeError(
             f"@program needs a generator function, and {getattr(fn, '__qualname__', fn)!s} "

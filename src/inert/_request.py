@@ -11,14 +11,29 @@ creates a new round only when its function needs the earlier result.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Generator, Iterator
-from typing import Any, Final, Generic, Never, TypeVar, cast, final, overload
-
-import attrs
-from returns.result import Failure, Result, Success
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Final,
+    Generic,
+    Never,
+    NoReturn,
+    TypeVar,
+    cast,
+    final,
+    overload,
+)
 
 from inert._errors import RequestError
 from inert._gc import paused_gc
 from inert._op import Op
+
+if TYPE_CHECKING:
+    from returns.result import Result
+
+# The nodes are plain slotted classes and ``returns`` is imported by ``attempt()``
+# alone: building requests needs neither attrs nor returns, so ``import inert``
+# loads neither (see ``inert/__init__``).
 
 T_co = TypeVar("T_co", covariant=True)
 T = TypeVar("T")
@@ -43,6 +58,12 @@ class Request(Generic[T_co]):
     """
 
     __slots__ = ()
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError(f"a Request is immutable; cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError(f"a Request is immutable; cannot delete {name!r}")
 
     def map(self, f: Callable[[T_co], U]) -> Request[U]:
         """The request whose value is ``f`` of this one's value; it adds no round."""
@@ -71,86 +92,126 @@ class Request(Generic[T_co]):
 
 
 def _success(value: T) -> Result[T, RequestError]:
+    from returns.result import Success
+
     return Success(value)
 
 
 def _failure_of(error: RequestError) -> Request[Result[Any, RequestError]]:
+    from returns.result import Failure
+
     return _Pure(Failure(error))
 
 
+_set: Final = object.__setattr__
+"""Sets a slot of a new node, past ``Request.__setattr__`` (which refuses)."""
+
+
 @final
-@attrs.frozen(eq=False, repr=False, slots=True, weakref_slot=False)
 class _Pure(Request[T_co]):
+    __slots__ = ("value",)
     value: T_co
+
+    def __init__(self, value: T_co) -> None:
+        _set(self, "value", value)
 
     def __repr__(self) -> str:
         return f"pure({self.value!r:.60})"
 
 
 @final
-@attrs.frozen(eq=False, repr=False, slots=True, weakref_slot=False)
 class _Fail(Request[Never]):
+    __slots__ = ("error",)
     error: RequestError
+
+    def __init__(self, error: RequestError) -> None:
+        _set(self, "error", error)
 
     def __repr__(self) -> str:
         return f"fail({self.error!r})"
 
 
 @final
-@attrs.frozen(eq=False, repr=False, slots=True, weakref_slot=False)
 class _Call(Request[T_co]):
+    __slots__ = ("op",)
     op: Op[T_co]
+
+    def __init__(self, op: Op[T_co]) -> None:
+        _set(self, "op", op)
 
     def __repr__(self) -> str:
         return f"call({self.op!r})"
 
 
 @final
-@attrs.frozen(eq=False, repr=False, slots=True, weakref_slot=False)
 class _Map(Request[Any]):
+    __slots__ = ("f", "source")
     source: Request[Any]
     f: Callable[[Any], Any]
+
+    def __init__(self, source: Request[Any], f: Callable[[Any], Any]) -> None:
+        _set(self, "source", source)
+        _set(self, "f", f)
 
     def __repr__(self) -> str:
         return "<Request map>"
 
 
 @final
-@attrs.frozen(eq=False, repr=False, slots=True, weakref_slot=False)
 class _Then(Request[Any]):
+    __slots__ = ("f", "source")
     source: Request[Any]
     f: Callable[[Any], Request[Any]]
+
+    def __init__(self, source: Request[Any], f: Callable[[Any], Request[Any]]) -> None:
+        _set(self, "source", source)
+        _set(self, "f", f)
 
     def __repr__(self) -> str:
         return "<Request then>"
 
 
 @final
-@attrs.frozen(eq=False, repr=False, slots=True, weakref_slot=False)
 class _Recover(Request[Any]):
+    __slots__ = ("handler", "source")
     source: Request[Any]
     handler: Callable[[RequestError], Request[Any]]
+
+    def __init__(
+        self, source: Request[Any], handler: Callable[[RequestError], Request[Any]]
+    ) -> None:
+        _set(self, "source", source)
+        _set(self, "handler", handler)
 
     def __repr__(self) -> str:
         return "<Request recover>"
 
 
 @final
-@attrs.frozen(eq=False, repr=False, slots=True, weakref_slot=False)
 class _Gather(Request[tuple[Any, ...]]):
+    __slots__ = ("parts",)
     parts: tuple[Request[Any], ...]
+
+    def __init__(self, parts: tuple[Request[Any], ...]) -> None:
+        _set(self, "parts", parts)
 
     def __repr__(self) -> str:
         return f"<Request gather of {len(self.parts)}>"
 
 
 @final
-@attrs.frozen(eq=False, repr=False, slots=True, weakref_slot=False)
 class _Suspend(Request[Any]):
     """A program: ``start()`` makes a fresh generator each time the request runs."""
 
+    __slots__ = ("name", "start")
     start: Callable[[], Generator[Request[object], Any, Any]]
     name: str
+
+    def __init__(
+        self, start: Callable[[], Generator[Request[object], Any, Any]], name: str
+    ) -> None:
+        _set(self, "start", start)
+        _set(self, "name", name)
 
     def __repr__(self) -> str:
         return f"<Request program {self.name}>"

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import fcntl
 import os
-import sqlite3
 import struct
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:  # only named in a signature: `inert --help` imports this module
+    import sqlite3
 
 from inert._json import JSON
 
