@@ -23,7 +23,7 @@ from inert._request import Request, call, fail, gather, gather_all, pure, traver
 
 if _typing.TYPE_CHECKING:
     from inert._pricing import Price
-    from inert._report import FailureGroup, RunReport
+    from inert._report import FailureGroup, RunReport, Usage
     from inert._runner import BaseRunner, Runner
     from inert._runners._batch import BatchRunner
     from inert._runners._immediate import ImmediateRunner
@@ -45,6 +45,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, pinned by a test
     "Runner",
     "Steps",
     "Store",
+    "Usage",
     "call",
     "fail",
     "gather",
@@ -63,6 +64,7 @@ _LAZY = {
     "RunReport": "inert._report",
     "Runner": "inert._runner",
     "Store": "inert._store",
+    "Usage": "inert._report",
 }
 """Public names imported on first use, and the module each is read from.
 

@@ -33,7 +33,6 @@ to submit again.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Final
 
@@ -43,6 +42,7 @@ from inert._answers import error_object
 from inert._gc import paused_gc
 from inert._journal import PENDING_STATES, SHARD_COLUMNS, JournalTables, ShardRecord
 from inert._json import JSON
+from inert._sql import SqlConnection
 
 _CHUNK: Final = 500
 """Keys per ``IN (...)`` list (SQLite allows 32,766 parameters; PostgreSQL 65,535)."""
@@ -177,7 +177,7 @@ class ClaimTables(JournalTables):
             shard_of={key: sid for key, sid in claimed.items() if sid in kept},
         )
 
-    def _answered(self, conn: sqlite3.Connection, keys: Sequence[str]) -> dict[str, JSON]:
+    def _answered(self, conn: SqlConnection, keys: Sequence[str]) -> dict[str, JSON]:
         found: dict[str, JSON] = {}
         for chunk in _chunks(keys):
             rows = conn.execute(
@@ -192,7 +192,7 @@ class ClaimTables(JournalTables):
 
     def _insert_intents(
         self,
-        conn: sqlite3.Connection,
+        conn: SqlConnection,
         run_id: str,
         intents: Sequence[ShardIntent],
         free: set[str],

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -34,6 +33,7 @@ import attrs
 
 from inert._gc import paused_gc
 from inert._json import JSON
+from inert._sql import SqlConnection
 
 PENDING_STATES: Final = ("intended", "uploaded", "created", "cancelling", "lost")
 """Shards whose answers have not been collected yet (a run carrying their ops looks at these)."""
@@ -126,7 +126,7 @@ _MIGRATIONS: Final[Mapping[int, Sequence[str]]] = {
 }
 
 
-def migrate_journal(conn: sqlite3.Connection, version: int, target: int) -> None:
+def migrate_journal(conn: SqlConnection, version: int, target: int) -> None:
     """Bring the journal tables from ``version`` to ``target`` (inside the caller's transaction)."""
     for step in range(version + 1, target + 1):
         for statement in _MIGRATIONS.get(step, ()):
@@ -192,15 +192,15 @@ class JournalTables:
     """The journal half of :class:`~inert.Store` (a mixin over its connection and lock)."""
 
     path: Path
-    _conn: sqlite3.Connection
+    _conn: SqlConnection
     _lock: threading.RLock
 
-    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+    def _transaction(self) -> contextlib.AbstractContextManager[SqlConnection]:
         raise NotImplementedError  # pragma: no cover - Store provides it
 
     def _insert_responses(
         self,
-        conn: sqlite3.Connection,
+        conn: SqlConnection,
         rows: Iterable[tuple[str, str, str | None, JSON]],
         source: str,
     ) -> None:
@@ -212,7 +212,8 @@ class JournalTables:
         """Journal a run (one ``run_all`` of a batch runner)."""
         with self._transaction() as conn:
             conn.execute(
-                "INSERT OR IGNORE INTO runs (id, created_at, metadata) VALUES (?, ?, ?)",
+                "INSERT INTO runs (id, created_at, metadata) VALUES (?, ?, ?) "
+                "ON CONFLICT (id) DO NOTHING",
                 (run_id, time.time(), _dumps(dict(metadata))),
             )
 
@@ -301,7 +302,7 @@ class JournalTables:
 
     def _insert_shard(
         self,
-        conn: sqlite3.Connection,
+        conn: SqlConnection,
         *,
         run_id: str,
         shard: int,

@@ -12,7 +12,10 @@ from collections.abc import Mapping
 import attrs
 
 BATCH_DISCOUNT = 0.5
-"""The Batch API bills half the immediate price."""
+"""Both batch APIs bill half the immediate price: OpenAI's Batch API
+(https://openai.com/api/pricing) and Anthropic's Message Batches API ("a 50%
+discount on both input and output tokens",
+https://docs.anthropic.com/en/docs/about-claude/pricing#batch-processing)."""
 
 
 @attrs.frozen
@@ -40,6 +43,22 @@ DEFAULT_PRICES: Mapping[str, Price] = {
     "gpt-5-nano": Price(0.05, 0.40),
     "text-embedding-3-small": Price(0.02, 0.0),
     "text-embedding-3-large": Price(0.13, 0.0),
+    # Anthropic's published prices, base input and output tokens, from
+    # https://docs.anthropic.com/en/docs/about-claude/pricing ("Model pricing").
+    # Keys are the model ids and aliases of the models overview; a dated id such
+    # as claude-sonnet-4-5-20250929 is priced by its alias prefix. Opus 4 and
+    # Sonnet 4 are keyed by alias and dated id, because their bare prefixes
+    # (claude-opus-4) would also price later models that cost otherwise.
+    "claude-opus-4-1": Price(15.00, 75.00),
+    "claude-opus-4-0": Price(15.00, 75.00),
+    "claude-opus-4-20250514": Price(15.00, 75.00),
+    "claude-sonnet-4-5": Price(3.00, 15.00),
+    "claude-sonnet-4-0": Price(3.00, 15.00),
+    "claude-sonnet-4-20250514": Price(3.00, 15.00),
+    "claude-3-7-sonnet": Price(3.00, 15.00),
+    "claude-haiku-4-5": Price(1.00, 5.00),
+    "claude-3-5-haiku": Price(0.80, 4.00),
+    "claude-3-haiku": Price(0.25, 1.25),
 }
 
 

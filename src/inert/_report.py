@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Final
 
 import attrs
 
 from inert._errors import ApiError, RequestError
+from inert._providers import NAMES, PROVIDERS, Provider
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
@@ -34,6 +35,51 @@ class FailureGroup:
 
     def __str__(self) -> str:
         return f"{self.kind} ×{self.count}: {self.example}"
+
+
+@attrs.frozen(kw_only=True)
+class Usage:
+    """What one model's (or one provider's) calls of a run used and cost.
+
+    Attributes:
+        provider: the provider that served these calls (``"openai"``, ``"anthropic"``).
+        calls: answers billed in this run that reported their ``usage`` (every
+            answer of a real API does; a fake's answer may not).
+        prompt_tokens: input tokens billed, from the answers' ``usage``.
+        completion_tokens: output tokens billed.
+        cost_usd: estimated cost, batch discount applied (rounded to 1e-10 USD);
+            0 for a model missing from the price table.
+        full_price_usd: the same calls at the immediate (undiscounted) price.
+    """
+
+    provider: Provider = "openai"
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    full_price_usd: float = 0.0
+
+    def __add__(self, other: Usage) -> Usage:
+        """Both usages together (the provider is this one's)."""
+        return Usage(
+            provider=self.provider,
+            calls=self.calls + other.calls,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cost_usd=round(self.cost_usd + other.cost_usd, MONEY_DIGITS),
+            full_price_usd=round(self.full_price_usd + other.full_price_usd, MONEY_DIGITS),
+        )
+
+    def __str__(self) -> str:
+        priced = (
+            money(self.cost_usd)
+            if self.full_price_usd or not (self.prompt_tokens or self.completion_tokens)
+            else "no price known"
+        )
+        return (
+            f"{counted(self.calls, 'call')}, {self.prompt_tokens:,} in, "
+            f"{self.completion_tokens:,} out, {priced}"
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -74,6 +120,11 @@ class RunReport:
             (rounded to 1e-10 USD).
         full_price_usd: the same calls at the immediate (undiscounted) price.
         wall_seconds: elapsed time of the run.
+        by_model: the tokens, calls and cost above broken down by the model named
+            in each call's body (``"-"`` for a call whose body names none).
+        by_provider: the same broken down by provider (``"openai"``,
+            ``"anthropic"``), decided by each call's endpoint; only providers this
+            run paid for appear.
     """
 
     rounds: int = 0
@@ -92,6 +143,30 @@ class RunReport:
     cost_usd: float = 0.0
     full_price_usd: float = 0.0
     wall_seconds: float = 0.0
+    by_model: Mapping[str, Usage] = attrs.field(factory=dict, hash=False)
+    by_provider: Mapping[Provider, Usage] = attrs.field(factory=dict, hash=False)
+
+    def breakdown_lines(self) -> list[str]:
+        """The per-provider and per-model lines under the tokens line (none for one model).
+
+        A provider line is shown when the run paid more than one provider, a model
+        line when it used more than one model; model lines sit under their provider's.
+        """
+        if len(self.by_model) < 2 and len(self.by_provider) < 2:
+            return []
+        several = len(self.by_provider) > 1
+        lines: list[str] = []
+        for provider in PROVIDERS:
+            usage = self.by_provider.get(provider)
+            if usage is None:
+                continue
+            if several:
+                lines.append(f"  {NAMES[provider]}: {usage}")
+            models = sorted(m for m, u in self.by_model.items() if u.provider == provider)
+            if len(self.by_model) > 1:
+                indent = "    " if several else "  "
+                lines += [f"{indent}{model}: {self.by_model[model]}" for model in models]
+        return lines
 
     def summary_lines(self) -> list[str]:
         """The report as a few lines of prose (what ``str()`` joins)."""
@@ -105,6 +180,7 @@ class RunReport:
             + (f", {counted(self.batches_created, 'batch job')}" if self.batches_created else ""),
             f"tokens: {self.prompt_tokens:,} in, {self.completion_tokens:,} out; "
             f"cost {money(self.cost_usd)} ({money(self.full_price_usd)} at the immediate price)",
+            *self.breakdown_lines(),
         ]
         if self.requests_failed:
             lines.append(f"failed: {counted(self.requests_failed, 'request')}")
@@ -123,10 +199,14 @@ class RunReport:
         table = Table(box=box.SIMPLE_HEAD, show_header=False, title="run report")
         table.add_column("figure", style="bold")
         table.add_column("value", overflow="fold")
-        head, calls, tokens, failed, *groups = self.summary_lines()
+        breakdown = self.breakdown_lines()
+        head, calls, tokens, *rest = self.summary_lines()
+        failed, *groups = rest[len(breakdown) :]
         table.add_row("rounds", head)
         table.add_row("calls", calls.removeprefix("calls: "))
         table.add_row("tokens", tokens.removeprefix("tokens: "))
+        for line in breakdown:
+            table.add_row("", line.removeprefix("  "))
         table.add_row("failed", failed.removeprefix("failed: "))
         for group in groups:
             table.add_row("", group.strip())
@@ -185,11 +265,46 @@ class ReportBuilder:
     cost_usd: float = 0.0
     full_price_usd: float = 0.0
     wall_seconds: float = 0.0
+    usage: dict[tuple[Provider, str], list[float]] = attrs.field(factory=dict)
+    """Per (provider, model): ``[calls, prompt, completion, cost, full price]``."""
+
+    def add_usage(
+        self,
+        provider: Provider,
+        model: str | None,
+        figures: tuple[int, int, int, float, float],
+    ) -> None:
+        """Count ``(calls, prompt, completion, cost, full price)`` for one provider's model."""
+        key = (provider, "-" if model is None else model)
+        totals = self.usage.get(key)
+        if totals is None:
+            self.usage[key] = list(figures)
+        else:
+            for i, figure in enumerate(figures):
+                totals[i] += figure
 
     def freeze(self) -> RunReport:
         """The report as an immutable value, its money rounded to 1e-10 USD."""
         values = attrs.asdict(self, recurse=False)
+        del values["usage"]
         values["round_sizes"] = tuple(self.round_sizes)
         values["cost_usd"] = round(self.cost_usd, MONEY_DIGITS)
         values["full_price_usd"] = round(self.full_price_usd, MONEY_DIGITS)
-        return RunReport(**values)
+        by_model: dict[str, Usage] = {}
+        by_provider: dict[Provider, Usage] = {}
+        for (provider, model), (calls, prompt, completion, cost, full) in sorted(
+            self.usage.items()
+        ):
+            usage = Usage(
+                provider=provider,
+                calls=int(calls),
+                prompt_tokens=int(prompt),
+                completion_tokens=int(completion),
+                cost_usd=round(cost, MONEY_DIGITS),
+                full_price_usd=round(full, MONEY_DIGITS),
+            )
+            by_model[model] = by_model[model] + usage if model in by_model else usage
+            by_provider[provider] = (
+                by_provider[provider] + usage if provider in by_provider else usage
+            )
+        return RunReport(**values, by_model=by_model, by_provider=by_provider)

@@ -37,6 +37,7 @@ from inert._errors import RequestError, RequestErrorGroup
 from inert._json import JSON
 from inert._op import Op
 from inert._pricing import DEFAULT_PRICES, Price, price_for
+from inert._providers import provider_of
 from inert._report import ReportBuilder, RunReport, group_failures
 from inert._request import Request
 from inert._store_errors import UnstoredAnswersError
@@ -433,31 +434,33 @@ class BaseRunner(abc.ABC):
         return sent
 
     def _account(self, answered: Iterable[tuple[Op[Any], JSON]], report: ReportBuilder) -> None:
-        """Add the tokens and cost of a round's answers to the report, priced per model."""
-        tokens: dict[str | None, list[int]] = {}
+        """Add the tokens and cost of a round's answers to the report, priced per model
+        and broken down by provider and model (``RunReport.by_model``/``by_provider``)."""
+        tokens: dict[tuple[str, str | None], list[int]] = {}
         for op, raw in answered:
             if not isinstance(raw, dict) or "usage" not in raw:
                 continue
             prompt, completion = usage_of(raw)
-            if prompt or completion:
-                model = op.model
-                counts = tokens.get(model)
-                if counts is None:
-                    tokens[model] = [prompt, completion]
-                else:
-                    counts[0] += prompt
-                    counts[1] += completion
-        for model, (prompt, completion) in tokens.items():
+            group = (op.endpoint, op.model)
+            counts = tokens.get(group)
+            if counts is None:
+                tokens[group] = [1, prompt, completion]
+            else:
+                counts[0] += 1
+                counts[1] += prompt
+                counts[2] += completion
+        for (endpoint, model), (calls, prompt, completion) in tokens.items():
             report.prompt_tokens += prompt
             report.completion_tokens += completion
             try:
                 price = self._price_cache[model]
             except KeyError:
                 price = self._price_cache[model] = price_for(model, self._prices)
-            if price is not None:
-                full = price.cost(prompt, completion)
-                report.full_price_usd += full
-                report.cost_usd += full * self.price_factor
+            full = 0.0 if price is None else price.cost(prompt, completion)
+            cost = full * self.price_factor
+            report.full_price_usd += full
+            report.cost_usd += cost
+            report.add_usage(provider_of(endpoint), model, (calls, prompt, completion, cost, full))
 
     # Blocking twins, for scripts and notebooks without an event loop.
 

@@ -1,8 +1,10 @@
 """Costs in the run report are the published prices of the tokens the server billed.
 
 The expected figures are computed here from OpenAI's published price table (US
-dollars per million tokens, standard and Batch tiers, https://openai.com/api/pricing)
-and the token counts in the emulator's ledger, never from inert's own formula.
+dollars per million tokens, standard and Batch tiers, https://openai.com/api/pricing),
+Anthropic's (base input and output tokens, and the Batch processing table,
+https://docs.anthropic.com/en/docs/about-claude/pricing) and the token counts in
+the emulator's ledger, never from inert's own formula.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import pytest
 from tests.billing import assert_billed_once, keys_of, settled_ledger
 
 from inert import BatchRunner, ImmediateRunner, Price, Request, Store
-from inert._pricing import DEFAULT_PRICES
+from inert._pricing import BATCH_DISCOUNT, DEFAULT_PRICES, price_for
 from inert.emulator import Emulator
 from inert.openai import chat, embedding
 
@@ -37,6 +39,30 @@ BATCH = {
 }
 """Published Batch API prices of the models the runs below use."""
 
+ANTHROPIC_STANDARD = {
+    "claude-opus-4-1": (15.00, 75.00),
+    "claude-opus-4-0": (15.00, 75.00),
+    "claude-opus-4-20250514": (15.00, 75.00),
+    "claude-sonnet-4-5": (3.00, 15.00),
+    "claude-sonnet-4-0": (3.00, 15.00),
+    "claude-sonnet-4-20250514": (3.00, 15.00),
+    "claude-3-7-sonnet": (3.00, 15.00),
+    "claude-haiku-4-5": (1.00, 5.00),
+    "claude-3-5-haiku": (0.80, 4.00),
+    "claude-3-haiku": (0.25, 1.25),
+}
+"""Anthropic's published base input and output prices, dollars per million tokens, by
+model id or alias (an Opus 4 / Sonnet 4 id is listed as alias and dated id)."""
+
+ANTHROPIC_BATCH = {
+    "claude-opus-4-1": (7.50, 37.50),
+    "claude-sonnet-4-5": (1.50, 7.50),
+    "claude-haiku-4-5": (0.50, 2.50),
+    "claude-3-5-haiku": (0.40, 2.00),
+    "claude-3-haiku": (0.125, 0.625),
+}
+"""Anthropic's published Message Batches prices of some of those models."""
+
 
 def requests_for(model: str) -> list[Request[object]]:
     """Three distinct calls to ``model``: chat completions, or embeddings for an embedding model."""
@@ -58,7 +84,37 @@ def dollars(
 
 def test_default_prices_are_the_published_ones() -> None:
     """Every model in the default price table carries its published input and output price."""
-    assert {m: Price(i, o) for m, (i, o) in STANDARD.items()} == dict(DEFAULT_PRICES)
+    published = {**STANDARD, **ANTHROPIC_STANDARD}
+    assert {m: Price(i, o) for m, (i, o) in published.items()} == dict(DEFAULT_PRICES)
+
+
+@pytest.mark.parametrize("model", sorted(ANTHROPIC_BATCH))
+def test_the_batch_discount_gives_anthropics_published_batch_prices(model: str) -> None:
+    """Half the default price is the Message Batches price Anthropic publishes for the model."""
+    price = DEFAULT_PRICES[model]
+    assert ANTHROPIC_BATCH[model] == (
+        price.input_per_million * BATCH_DISCOUNT,
+        price.output_per_million * BATCH_DISCOUNT,
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "family"),
+    [
+        ("claude-sonnet-4-5-20250929", "claude-sonnet-4-5"),
+        ("claude-haiku-4-5-20251001", "claude-haiku-4-5"),
+        ("claude-opus-4-1-20250805", "claude-opus-4-1"),
+        ("claude-3-5-haiku-20241022", "claude-3-5-haiku"),
+    ],
+)
+def test_a_dated_claude_model_is_priced_as_its_alias(model: str, family: str) -> None:
+    """A dated Claude id costs its alias's published price (the longest matching name)."""
+    assert Price(*ANTHROPIC_STANDARD[family]) == price_for(model, DEFAULT_PRICES)
+
+
+def test_a_later_claude_model_is_not_priced_as_an_older_one() -> None:
+    """An id the table does not list (a newer Opus) gets no price rather than Opus 4's."""
+    assert price_for("claude-opus-4-5-20251101", DEFAULT_PRICES) is None
 
 
 @pytest.mark.parametrize("model", sorted(BATCH))

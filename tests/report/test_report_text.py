@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from inert import FailureGroup, RunReport
+from inert import FailureGroup, RunReport, Usage
 from inert._report import money
 
 FULL = RunReport(
@@ -29,6 +29,37 @@ FULL = RunReport(
     full_price_usd=0.0009126,
     wall_seconds=1.5,
 )
+
+
+MINI = Usage(
+    calls=2, prompt_tokens=1000, completion_tokens=40, cost_usd=0.0003, full_price_usd=0.0006
+)
+FOUR = Usage(
+    calls=1, prompt_tokens=34, completion_tokens=6, cost_usd=0.00005, full_price_usd=0.0001
+)
+HAIKU = Usage(
+    provider="anthropic",
+    calls=1,
+    prompt_tokens=200,
+    completion_tokens=10,
+    cost_usd=0.00015,
+    full_price_usd=0.0003,
+)
+MIXED = RunReport(
+    rounds=1,
+    round_sizes=(4,),
+    ops_requested=4,
+    ops_sent=4,
+    ops_paid=4,
+    prompt_tokens=1234,
+    completion_tokens=56,
+    cost_usd=0.0005,
+    full_price_usd=0.001,
+    wall_seconds=0.25,
+    by_model={"gpt-4o-mini": MINI, "gpt-4o": FOUR, "claude-haiku-4-5": HAIKU},
+    by_provider={"openai": MINI + FOUR, "anthropic": HAIKU},
+)
+"""Three models of two providers: the report breaks its tokens and cost down."""
 
 
 def rendered(report: RunReport, *, width: int, color: bool = False) -> list[str]:
@@ -56,6 +87,49 @@ def test_str_of_a_full_report_is_these_lines() -> None:
     ] == str(FULL).split("\n")
 
 
+def test_str_of_a_mixed_report_breaks_usage_down_by_provider_then_model() -> None:
+    """Under the tokens line: each provider's figures (OpenAI first), its models by name below."""
+    assert [
+        "1 round (distinct calls per round: 4), 0.25s",
+        "calls: 4 built, 0 merged as duplicates, 0 from the store, 4 sent, 4 paid, 0 retries",
+        "tokens: 1,234 in, 56 out; cost $0.000500 ($0.001000 at the immediate price)",
+        "  OpenAI: 3 calls, 1,034 in, 46 out, $0.000350",
+        "    gpt-4o: 1 call, 34 in, 6 out, $0.000050",
+        "    gpt-4o-mini: 2 calls, 1,000 in, 40 out, $0.000300",
+        "  Anthropic: 1 call, 200 in, 10 out, $0.000150",
+        "    claude-haiku-4-5: 1 call, 200 in, 10 out, $0.000150",
+        "failed: none",
+    ] == str(MIXED).split("\n")
+
+
+def test_one_provider_with_two_models_shows_model_lines_only() -> None:
+    """A provider line would repeat the totals: with one provider only the models are listed."""
+    report = RunReport(
+        by_model={"gpt-4o-mini": MINI, "gpt-4o": FOUR}, by_provider={"openai": MINI + FOUR}
+    )
+    assert [
+        "tokens: 0 in, 0 out; cost $0.0000 ($0.0000 at the immediate price)",
+        "  gpt-4o: 1 call, 34 in, 6 out, $0.000050",
+        "  gpt-4o-mini: 2 calls, 1,000 in, 40 out, $0.000300",
+        "failed: none",
+    ] == str(report).split("\n")[2:]
+
+
+def test_one_model_adds_no_breakdown() -> None:
+    """A run of one model says its figures once, on the tokens line."""
+    report = RunReport(by_model={"gpt-4o": FOUR}, by_provider={"openai": FOUR})
+    assert str(RunReport()).count("\n") == str(report).count("\n")
+
+
+def test_an_unpriced_model_says_so_instead_of_costing_nothing() -> None:
+    """Tokens of a model missing from the price table show "no price known", not $0."""
+    unpriced = Usage(calls=1, prompt_tokens=5, completion_tokens=2)
+    report = RunReport(
+        by_model={"gpt-4o": FOUR, "my-model": unpriced}, by_provider={"openai": FOUR + unpriced}
+    )
+    assert "  my-model: 1 call, 5 in, 2 out, no price known" in str(report).split("\n")
+
+
 def test_str_of_an_empty_report_says_none() -> None:
     """A run that did nothing says so: no rounds, nothing failed, no batch jobs."""
     assert [
@@ -80,6 +154,24 @@ def test_rich_shows_a_titled_table_of_the_same_figures() -> None:
         "           ExpiredError ×1: gone",
         "",
     ] == rendered(FULL, width=100)
+
+
+def test_rich_shows_the_breakdown_under_the_tokens_row() -> None:
+    """rich puts the provider and model lines in unlabelled rows after "tokens"."""
+    assert [
+        "                                       run report",
+        "",
+        "  rounds   1 round (distinct calls per round: 4), 0.25s",
+        "  calls    4 built, 0 merged as duplicates, 0 from the store, 4 sent, 4 paid, 0 retries",
+        "  tokens   1,234 in, 56 out; cost $0.000500 ($0.001000 at the immediate price)",
+        "           OpenAI: 3 calls, 1,034 in, 46 out, $0.000350",
+        "             gpt-4o: 1 call, 34 in, 6 out, $0.000050",
+        "             gpt-4o-mini: 2 calls, 1,000 in, 40 out, $0.000300",
+        "           Anthropic: 1 call, 200 in, 10 out, $0.000150",
+        "             claude-haiku-4-5: 1 call, 200 in, 10 out, $0.000150",
+        "  failed   none",
+        "",
+    ] == rendered(MIXED, width=100)
 
 
 def test_rich_folds_a_long_message_instead_of_cutting_it() -> None:

@@ -25,17 +25,17 @@ def one_shard(keys: Sequence[str]) -> list[ShardIntent]:
     return [ShardIntent("/v1/x", "m", list(keys))] if keys else []
 
 
-def opened(tmp_path: Path, *runs: str) -> Store:
-    """A fresh store with these runs journaled."""
-    store = Store(tmp_path / "claims.sqlite3")
+def opened(location: str, *runs: str) -> Store:
+    """A fresh store (of the parametrised backend) with these runs journaled."""
+    store = Store(location)
     for run in runs:
         store.begin_run(run, {})
     return store
 
 
-def test_free_keys_go_into_new_shards_that_the_run_holds(tmp_path: Path) -> None:
+def test_free_keys_go_into_new_shards_that_the_run_holds(store_location: str) -> None:
     """A first claim journals one intended shard, owned by the run, claiming every key."""
-    with opened(tmp_path, "a") as store:
+    with opened(store_location, "a") as store:
         claim = store.claim_shards(
             run_id="a", keys=["k1", "k2"], plan=one_shard, lease=LEASE, now=100
         )
@@ -46,9 +46,9 @@ def test_free_keys_go_into_new_shards_that_the_run_holds(tmp_path: Path) -> None
         assert ["k1", "k2"] == sorted(store.shard_custom_ids(record.id))
 
 
-def test_a_shard_under_a_live_lease_is_held_and_not_copied(tmp_path: Path) -> None:
+def test_a_shard_under_a_live_lease_is_held_and_not_copied(store_location: str) -> None:
     """Another run asking the same keys while the lease is live gets the shard to wait for."""
-    with opened(tmp_path, "a", "b") as store:
+    with opened(store_location, "a", "b") as store:
         (mine,) = store.claim_shards(
             run_id="a", keys=["k1", "k2"], plan=one_shard, lease=LEASE, now=100
         ).records
@@ -62,9 +62,9 @@ def test_a_shard_under_a_live_lease_is_held_and_not_copied(tmp_path: Path) -> No
         assert 2 == len(store.shards())
 
 
-def test_a_shard_whose_lease_expired_is_taken_over_not_copied(tmp_path: Path) -> None:
+def test_a_shard_whose_lease_expired_is_taken_over_not_copied(store_location: str) -> None:
     """Once the owner's lease ran out, the next run holds the same shard; nothing new is made."""
-    with opened(tmp_path, "a", "b") as store:
+    with opened(store_location, "a", "b") as store:
         (mine,) = store.claim_shards(
             run_id="a", keys=["k1"], plan=one_shard, lease=LEASE, now=100
         ).records
@@ -78,9 +78,9 @@ def test_a_shard_whose_lease_expired_is_taken_over_not_copied(tmp_path: Path) ->
         assert store.mark_uploaded(mine.id, "file-b", held_by="b") is not None
 
 
-def test_answered_keys_are_answered_and_claim_nothing(tmp_path: Path) -> None:
+def test_answered_keys_are_answered_and_claim_nothing(store_location: str) -> None:
     """A key whose answer is stored comes back with its body; only the others are claimed."""
-    with opened(tmp_path, "a", "b") as store:
+    with opened(store_location, "a", "b") as store:
         (first,) = store.claim_shards(
             run_id="a", keys=["k1"], plan=one_shard, lease=LEASE, now=100
         ).records
@@ -94,10 +94,10 @@ def test_answered_keys_are_answered_and_claim_nothing(tmp_path: Path) -> None:
 
 
 def test_a_released_shard_is_taken_at_once_and_a_collected_one_frees_its_keys(
-    tmp_path: Path,
+    store_location: str,
 ) -> None:
     """Released: taken over without waiting; collected and its claims released: keys free."""
-    with opened(tmp_path, "a", "b", "c") as store:
+    with opened(store_location, "a", "b", "c") as store:
         (pending,) = store.claim_shards(
             run_id="a", keys=["k1"], plan=one_shard, lease=LEASE, now=100
         ).records
@@ -118,9 +118,11 @@ def test_a_released_shard_is_taken_at_once_and_a_collected_one_frees_its_keys(
         assert ["k2"] == store.claims_of(fresh.id)
 
 
-def test_a_lost_shard_nobody_holds_is_given_up_and_its_keys_claimed_anew(tmp_path: Path) -> None:
+def test_a_lost_shard_nobody_holds_is_given_up_and_its_keys_claimed_anew(
+    store_location: str,
+) -> None:
     """A shard whose output expired is abandoned by the next claim; its keys go in a new shard."""
-    with opened(tmp_path, "a", "b") as store:
+    with opened(store_location, "a", "b") as store:
         (lost,) = store.claim_shards(
             run_id="a", keys=["k1"], plan=one_shard, lease=LEASE, now=100
         ).records
@@ -131,9 +133,9 @@ def test_a_lost_shard_nobody_holds_is_given_up_and_its_keys_claimed_anew(tmp_pat
         assert ["k1"] == store.claims_of(fresh.id)
 
 
-def test_take_over_is_a_compare_and_set_on_the_lease(tmp_path: Path) -> None:
+def test_take_over_is_a_compare_and_set_on_the_lease(store_location: str) -> None:
     """take_over succeeds only once the lease expired, and never for a collected shard."""
-    with opened(tmp_path, "a") as store:
+    with opened(store_location, "a") as store:
         (record,) = store.claim_shards(
             run_id="a", keys=["k1"], plan=one_shard, lease=LEASE, now=100
         ).records
@@ -147,9 +149,9 @@ def test_take_over_is_a_compare_and_set_on_the_lease(tmp_path: Path) -> None:
         assert store.take_over(record.id, owner="c", lease=LEASE, now=500) is None
 
 
-def test_a_resubmission_moves_the_claims_of_its_lines(tmp_path: Path) -> None:
+def test_a_resubmission_moves_the_claims_of_its_lines(store_location: str) -> None:
     """A child shard of the owner takes its lines' claims from the parent it resubmits."""
-    with opened(tmp_path, "a") as store:
+    with opened(store_location, "a") as store:
         (parent,) = store.claim_shards(
             run_id="a", keys=["k1", "k2"], plan=one_shard, lease=LEASE, now=100
         ).records
@@ -169,9 +171,9 @@ def test_a_resubmission_moves_the_claims_of_its_lines(tmp_path: Path) -> None:
         assert ["k2"] == store.claims_of(child.id)
 
 
-def test_a_planner_that_reuses_a_key_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+def test_a_planner_that_reuses_a_key_is_refused_and_nothing_is_written(store_location: str) -> None:
     """Claiming is one transaction: a bad plan leaves no shard and no claim behind."""
-    with opened(tmp_path, "a") as store:
+    with opened(store_location, "a") as store:
         with pytest.raises(ValueError, match="not free"):
             store.claim_shards(
                 run_id="a",
