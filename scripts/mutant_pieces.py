@@ -76,6 +76,8 @@ STATUS = {
 
 
 def pieces() -> dict[str, dict[str, list[str]]]:
+    """Each piece: ``modules`` to mutate, fast ``tests`` for mutmut, ``more_tests`` for
+    its survivors."""
     with PIECES.open("rb") as file:
         return tomllib.load(file)
 
@@ -231,18 +233,21 @@ def run_alone(where: Path, mutant: str, tests: list[str], limit: float) -> str:
 
 
 def verify(name: str) -> None:
-    """Run each survivor again against the piece's tests as they are now.
+    """Run each survivor again against the piece's tests and more tests, as they are now.
 
-    Tests written after a piece ran are not in its copy, nor in mutmut's map of which
-    test reaches which function: the project's current ``tests/`` is copied into the
-    piece, checked to pass with no mutant active, and each survivor (and each
-    timeout not yet rechecked) runs against every test file of the piece, with the
-    mutation on. A failure is a kill (recorded as ``killed`` in ``rechecked.json``).
+    mutmut runs a piece's fast ``tests``; its survivors are run again here against
+    those and the piece's ``more_tests`` (slower tests of the same code). Tests written
+    after a piece ran are not in its copy, nor in mutmut's map of which test reaches
+    which function: the project's current ``tests/`` is copied into the piece, checked
+    to pass with no mutant active, and each survivor (and each timeout not yet
+    rechecked) runs against every test file of both lists, with the mutation on. A
+    failure is a kill, recorded in ``rechecked.json``.
     """
     where = piece_dir(name) / "mutants"
     shutil.rmtree(where / "tests")
     shutil.copytree(ROOT / "tests", where / "tests", ignore=shutil.ignore_patterns("__pycache__"))
-    tests = pieces()[name]["tests"]
+    piece = pieces()[name]
+    tests = [*piece["tests"], *piece.get("more_tests", [])]
     check_trampolines(where, tests)
     if run_alone(where, "", tests, 3600) != "survived":
         sys.exit(f"piece {name}: its tests fail (or hang) with no mutant active; see rechecks/.log")

@@ -7,7 +7,7 @@ lines, and sums of usages keep every figure.
 
 from __future__ import annotations
 
-from inert._report import RunReport, Usage
+from inert._report import ReportBuilder, RunReport, Usage
 
 
 def usage(
@@ -78,3 +78,20 @@ def test_one_model_of_one_provider_adds_no_lines() -> None:
     only = usage("openai", 1, 10, 1, 0.01, 0.02)
     assert [] == RunReport(by_model={"m": only}, by_provider={"openai": only}).breakdown_lines()
     assert [] == RunReport().breakdown_lines()
+
+
+def test_a_model_billed_by_two_providers_sums_both_in_by_model() -> None:
+    builder = ReportBuilder()
+    builder.add_usage("openai", "m", (1, 10, 1, 0.01, 0.02))
+    builder.add_usage("anthropic", "m", (2, 20, 2, 0.02, 0.04))
+    builder.add_usage("openai", "m", (1, 5, 5, 0.005, 0.01))
+    builder.add_usage("openai", None, (1, 1, 1, 0.001, 0.002))
+    report = builder.freeze()
+    assert {
+        "m": usage("anthropic", 4, 35, 8, 0.035, 0.07),
+        "-": usage("openai", 1, 1, 1, 0.001, 0.002),
+    } == dict(report.by_model)
+    assert {
+        "openai": usage("openai", 3, 16, 7, 0.016, 0.032),
+        "anthropic": usage("anthropic", 2, 20, 2, 0.02, 0.04),
+    } == dict(report.by_provider)
