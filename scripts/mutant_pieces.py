@@ -233,38 +233,53 @@ def run_alone(where: Path, mutant: str, tests: list[str], limit: float) -> str:
 
 
 def verify(name: str) -> None:
-    """Run each survivor again against the piece's tests and more tests, as they are now.
+    """Run each survivor again against the piece's tests, then its more tests, as they are now.
 
-    mutmut runs a piece's fast ``tests``; its survivors are run again here against
-    those and the piece's ``more_tests`` (slower tests of the same code). Tests written
-    after a piece ran are not in its copy, nor in mutmut's map of which test reaches
-    which function: the project's current ``tests/`` is copied into the piece, checked
-    to pass with no mutant active, and each survivor (and each timeout not yet
-    rechecked) runs against every test file of both lists, with the mutation on. A
-    failure is a kill, recorded in ``rechecked.json``.
+    Tests written after a piece ran are not in its copy, nor in mutmut's map of which
+    test reaches which function: the project's current ``tests/`` is copied into the
+    piece and checked to pass with no mutant active (and to fail with mutmut's
+    ``fail`` mutant, which proves the mutated code is what is imported). Then each
+    survivor, timeout not yet rechecked and mutant no fast test reached runs, in a
+    fresh process with the mutation on, against every file of the piece's ``tests``;
+    those still passing (unless listed as equivalent) run against ``tests`` and
+    ``more_tests`` together, the slower tests of the same code. A failure is a kill,
+    a run past three times the clean run (and at least a minute) a hang; both are
+    recorded in ``rechecked.json``.
     """
     where = piece_dir(name) / "mutants"
     shutil.rmtree(where / "tests")
     shutil.copytree(ROOT / "tests", where / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     piece = pieces()[name]
-    tests = [*piece["tests"], *piece.get("more_tests", [])]
-    check_trampolines(where, tests)
-    if run_alone(where, "", tests, 3600) != "survived":
-        sys.exit(f"piece {name}: its tests fail (or hang) with no mutant active; see rechecks/.log")
+    stages = [piece["tests"]]
+    if piece.get("more_tests"):
+        stages.append([*piece["tests"], *piece["more_tests"]])
     verdicts = rechecked(name)
-    wanted = set(pieces()[name]["modules"])
+    same = equivalents()
+    wanted = set(piece["modules"])
+    open_: list[str] = []
     for module, meta in metas(name).items():
         if module not in wanted:
             continue
         for mutant, code in meta["exit_code_by_key"].items():
             status = STATUS.get(code, "suspicious")
-            if status == "timeout":
-                status = verdicts.get(mutant, "timeout")
-            if status not in ("survived", "timeout"):
-                continue
-            estimate = float(meta["estimated_durations_by_key"].get(mutant, 1.0))
-            verdicts[mutant] = run_alone(where, mutant, tests, max(RECHECK_FLOOR, 20 * estimate))
-            print(f"{mutant}: {verdicts[mutant]} (current tests)", flush=True)
+            if status in ("survived", "timeout", "no tests") and verdicts.get(mutant) in (
+                None,
+                "survived",
+            ):
+                open_.append(mutant)
+    for number, tests in enumerate(stages):
+        if number > 0:
+            open_ = [m for m in open_ if verdicts.get(m) == "survived" and m not in same]
+        if not open_:
+            break
+        check_trampolines(where, tests)
+        started = time.monotonic()
+        if run_alone(where, "", tests, 3600) != "survived":
+            sys.exit(f"piece {name}: its tests fail with no mutant active; see rechecks/")
+        limit = max(RECHECK_FLOOR, 3 * (time.monotonic() - started))
+        for mutant in open_:
+            verdicts[mutant] = run_alone(where, mutant, tests, limit)
+            print(f"{mutant}: {verdicts[mutant]} (stage {number + 1})", flush=True)
             rechecked_path(name).write_text(json.dumps(verdicts, indent=1, sort_keys=True))
 
 
@@ -293,7 +308,7 @@ def tally(name: str) -> dict[str, Counter[str]]:
             status = STATUS.get(code, "suspicious")
             if status == "timeout":
                 status = verdicts.get(mutant, "timeout (not rechecked)")
-            elif status == "survived":
+            elif status in ("survived", "no tests"):
                 status = verdicts.get(mutant, status)
             if status == "survived" and mutant in same:
                 status = "equivalent"
@@ -337,7 +352,7 @@ def survivors(name: str) -> None:
             status = STATUS.get(code, "suspicious")
             if status == "timeout":
                 status = verdicts.get(mutant, "timeout (not rechecked)")
-            elif status == "survived":
+            elif status in ("survived", "no tests"):
                 status = verdicts.get(mutant, status)
             if status in ("killed", "type check", "hang"):
                 continue

@@ -763,3 +763,61 @@ async def test_after_a_refusal_one_token_in_flight_is_waited_for() -> None:
     assert not waiting.done()
     await capacity.release("m", 1)
     await asyncio.wait_for(waiting, 1)
+
+
+def test_a_limit_of_one_token_per_model_is_valid() -> None:
+    assert {"m": 1} == limits_of({"m": 1})
+
+
+async def test_a_per_model_limit_holds_for_its_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    capacity = Capacity({"m": 100}, first_wait=1.0, max_wait=1.0)
+    await capacity.acquire("m", 90)
+    waits = Waits(2, lambda: capacity._queued.__setitem__("m", 0))
+    monkeypatch.setattr(asyncio, "wait_for", waits)
+    await capacity.acquire("m", 20)
+    assert [1.0, 1.0] == waits.timeouts
+    await capacity.acquire("other", 500)  # no limit known for it: never waits
+    assert 2 == len(waits.timeouts)
+
+
+async def test_one_queued_token_is_enough_to_wait_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    capacity = Capacity(10, first_wait=1.0, max_wait=1.0)
+    await capacity.acquire("m", 1)
+    waits = Waits(1, lambda: capacity._queued.__setitem__("m", 0))
+    monkeypatch.setattr(asyncio, "wait_for", waits)
+    await capacity.acquire("m", 10)
+    assert [1.0] == waits.timeouts
+
+
+async def test_after_a_refusal_each_finished_batch_wakes_the_waiter_again() -> None:
+    """With two batches of the model in flight, the first to finish ends the wait (the
+    other is still queued); a second refusal then waits for the second to finish."""
+    capacity = Capacity(None, first_wait=0.005, max_wait=0.01)
+    await capacity.acquire("m", 10)
+    await capacity.acquire("m", 10)
+    await capacity.acquire("m", 10)
+    for left in (2, 1):
+        waiting = asyncio.create_task(capacity.after_refusal("m", 1))
+        await asyncio.sleep(0.03)
+        assert not waiting.done()
+        await capacity.release("m", 10)
+        await asyncio.wait_for(waiting, 1)
+        assert 10 * left == capacity.queued("m")
+
+
+def test_a_cut_shard_keeps_its_endpoint_and_model() -> None:
+    members = ops(*"abc")
+    plans, _ = plan_shards(members, max_requests=2, max_bytes=10_000)
+    assert [(members[0].endpoint, members[0].model)] * 2 == [(p.endpoint, p.model) for p in plans]
+    assert members[0].model is not None
+
+
+def test_a_value_that_is_no_batch_or_file_is_named_in_the_error() -> None:
+    with pytest.raises(NotJsonError) as raised:
+        checked_batch("polling batch b", "<html>")
+    assert "polling batch b: the API answered with a body that is not JSON: '<html>'" == str(
+        raised.value
+    )
+    with pytest.raises(NotJsonError) as raised:
+        checked_file("uploading", [1])
+    assert "uploading: the API answered with a body that is not JSON: 'list'" == str(raised.value)
