@@ -321,8 +321,8 @@ def tally(name: str) -> dict[str, Counter[str]]:
 def score(names: list[str]) -> None:
     """A markdown table: per module, then the total and the score."""
     total: Counter[str] = Counter()
-    print("| module | " + " | ".join(COLUMNS) + " | score |")
-    print("| --- " * (len(COLUMNS) + 2) + "|")
+    print("| module | " + " | ".join(COLUMNS) + " | score | by tests alone |")
+    print("| --- " * (len(COLUMNS) + 3) + "|")
     others: Counter[str] = Counter()
     for name in names:
         for module, counts in tally(name).items():
@@ -338,7 +338,11 @@ def row(label: str, counts: Counter[str]) -> str:
     counted = counts["mutants"] - counts["equivalent"]
     detected = counts["killed"] + counts["type check"] + counts["hang"]
     share = f"{100 * detected / counted:.1f} %" if counted else "-"
-    return f"| {label} | " + " | ".join(str(counts[c]) for c in COLUMNS) + f" | {share} |"
+    tested = counted - counts["type check"]
+    by_tests = counts["killed"] + counts["hang"]
+    alone = f"{100 * by_tests / tested:.1f} %" if tested else "-"
+    cells = " | ".join(str(counts[c]) for c in COLUMNS)
+    return f"| {label} | {cells} | {share} | {alone} |"
 
 
 def survivors(name: str) -> None:

@@ -10,7 +10,7 @@ or how a batch whose create answer was lost is found again, fails here.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -734,3 +734,233 @@ async def test_openai_adapter_serves_the_batch_api_endpoints() -> None:
         "/v1/completions",
         "/v1/moderations",
     } == set(adapter.endpoints())
+
+
+# No SDK retries, exact error texts, the list path
+
+
+def failing(status: int = 500) -> Handler:
+    return lambda request: json_response(
+        {"error": {"message": "boom", "type": "api_error"}}, status
+    )
+
+
+async def test_anthropic_calls_are_tried_once_by_the_sdk() -> None:
+    """The journal retries (through ``retrying``); the SDK must not retry a POST that may
+    have made a batch."""
+    adapter, seen = anthropic_adapter(failing())
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: adapter.retrieve("b1"),
+        lambda: adapter.cancel("b1"),
+        lambda: adapter.download("https://anthropic.test/v1/messages/batches/b1/results"),
+        lambda: adapter._listed(0.0),
+    ]
+    for number, call in enumerate(calls, start=1):
+        with pytest.raises(anthropic.APIStatusError):
+            await call()
+        assert number == len(seen.requests)
+
+
+async def test_an_anthropic_create_is_tried_once_by_the_sdk() -> None:
+    from inert._runners._batch._lines import plan_shards
+    from inert.anthropic import message
+    from inert.testing import op_of
+
+    op = op_of(
+        message(model="claude-haiku-4-5", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    )
+    (plan,), _ = plan_shards([op], max_requests=10, max_bytes=10**6)
+    adapter, seen = anthropic_adapter(failing(503))
+    with pytest.raises(anthropic.APIStatusError):
+        await adapter.create(cast("ShardRecord", Record(1, T0)), plan, MESSAGES, {})
+    assert 1 == len(seen.requests)
+    html, _ = anthropic_adapter(lambda request: httpx2.Response(200, text="<html>"))
+    with pytest.raises(NotJsonError, match=r"^creating the message batch: .*'<html>'$"):
+        await html.create(cast("ShardRecord", Record(1, T0)), plan, MESSAGES, {})
+
+
+async def test_openai_calls_are_tried_once_by_the_sdk() -> None:
+    adapter, seen = openai_adapter(failing())
+    with pytest.raises(openai.APIStatusError):
+        await adapter.retrieve("batch_1")
+    assert 1 == len(seen.requests)
+
+
+async def test_the_list_of_message_batches_is_read_from_its_path() -> None:
+    paths: list[str] = []
+    inner = paged([message_batch("b1", created=T0, counts=(1, 0, 0, 0, 0))])
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        paths.append(request.url.path)
+        return inner(request)
+
+    adapter, _ = anthropic_adapter(handler, FakeStore(set(), {1: ["a"]}))
+    assert ["b1"] == [b.id for b in (await adapter.scan(records(Record(1, T0)))).values()]
+    assert ["/v1/messages/batches"] == paths
+
+
+async def test_anthropic_scan_goes_on_after_a_shard_without_candidates() -> None:
+    batches = [message_batch("fits-two", created=T0 + 20, counts=(2, 0, 0, 0, 0))]
+    store = FakeStore(set(), {1: ["a", "b", "c"], 2: ["d", "e"]})
+    adapter, _ = anthropic_adapter(paged(batches, per_page=10), store)
+    found = await adapter.scan(records(Record(1, T0), Record(2, T0 + 5)))
+    assert {2: "fits-two"} == {k: v.id for k, v in found.items()}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xff<html>",
+        b'["\xff"]',
+        b'{"data": [{"id": "\xff"}]}',
+    ],
+)
+def test_bodies_that_are_not_utf8_are_shown_with_replacements(data: bytes) -> None:
+    shown = repr(data.decode("utf-8", "replace")[:120])
+    with pytest.raises(NotJsonError) as raised:
+        _page(data)
+    assert (
+        f"listing message batches: the API answered with a body that is not JSON: {shown}"
+        == str(raised.value)
+    )
+    with pytest.raises(NotJsonError) as raised:
+        _message_batch("polling", data)
+    assert f"polling: the API answered with a body that is not JSON: {shown}" == str(raised.value)
+
+
+@pytest.mark.parametrize("data", [b"<html>", b"[1]", b'{"data": 3}', b'{"data": [{"id": 1}]}'])
+def test_a_list_page_that_is_not_one_shows_its_text(data: bytes) -> None:
+    with pytest.raises(NotJsonError) as raised:
+        _page(data)
+    assert (
+        f"listing message batches: the API answered with a body that is not JSON: {data.decode()!r}"
+        == str(raised.value)
+    )
+
+
+async def test_an_openai_list_item_that_is_no_batch_is_not_json() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return json_response({"object": "list", "data": [{"id": 5}], "has_more": False})
+
+    adapter, _ = openai_adapter(handler)
+    with pytest.raises(NotJsonError, match=r"^listing batches: "):
+        await adapter.scan(records(Record(1, T0, "r", 0, "d")))
+
+
+# The OpenAI adapter's calls over a mocked API
+
+
+class FakePlan:
+    """A shard plan that writes fixed lines."""
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+
+    def write_to(self, file: Any) -> None:
+        file.write(self.payload)
+
+
+async def test_openai_upload_sends_the_lines_and_retries_through_the_journal() -> None:
+    from inert._runners._batch._http import Backoff
+    from inert._runners._batch._phases import Phases
+
+    bodies: list[bytes] = []
+    answers = [
+        json_response({"error": {"message": "busy"}}, 500),
+        json_response({"id": "file_1", "object": "file", "bytes": 3, "created_at": 0, "filename": "f",
+                       "purpose": "batch", "status": "processed"}),
+    ]  # fmt: skip
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        bodies.append(request.content)
+        return answers[len(bodies) - 1]
+
+    adapter, seen = openai_adapter(handler)
+    lost: list[int | None] = []
+
+    async def note(failure: Any) -> None:
+        lost.append(failure.status)
+
+    phases = Phases()
+    file_id = await adapter.upload(
+        cast("Any", FakePlan(b'{"line": 1}\n')),
+        "shard.jsonl",
+        Backoff(0.001, 0.001, 3),
+        note,
+        phases,
+    )
+    assert "file_1" == file_id
+    assert [500] == lost
+    assert 2 == len(seen.requests)
+    assert all(("POST", "/v1/files") == (r.method, r.url.path) for r in seen.requests)
+    for body in bodies:
+        assert b'{"line": 1}\n' in body
+        assert b'name="purpose"\r\n\r\nbatch' in body
+        assert b'filename="shard.jsonl"' in body
+
+
+async def test_openai_create_names_the_file_endpoint_window_and_metadata() -> None:
+    sent: list[Any] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        sent.append(json.loads(request.content))
+        return json_response(openai_batch("batch_9", T0, {"inert_run": "r"}))
+
+    adapter, _ = openai_adapter(handler)
+    record = cast("ShardRecord", type("R", (), {"input_file_id": "file_7"})())
+    batch = await adapter.create(
+        record, cast("Any", None), "/v1/chat/completions", {"inert_run": "r"}
+    )
+    assert "batch_9" == batch.id
+    assert [
+        {
+            "input_file_id": "file_7",
+            "endpoint": "/v1/chat/completions",
+            "completion_window": "24h",
+            "metadata": {"inert_run": "r"},
+        }
+    ] == sent
+
+
+async def test_openai_retrieve_and_cancel_read_the_batch() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return json_response(openai_batch("batch_3", T0, None))
+
+    adapter, seen = openai_adapter(handler)
+    assert "batch_3" == (await adapter.retrieve("batch_3")).id
+    assert "batch_3" == (await adapter.cancel("batch_3")).id
+    assert [("GET", "/v1/batches/batch_3"), ("POST", "/v1/batches/batch_3/cancel")] == [
+        (r.method, r.url.path) for r in seen.requests
+    ]
+    html, _ = openai_adapter(lambda request: httpx2.Response(200, json=[1]))
+    with pytest.raises(NotJsonError, match=r"^polling batch b: "):
+        await html.retrieve("b")
+    with pytest.raises(NotJsonError, match=r"^cancelling batch b: "):
+        await html.cancel("b")
+
+
+async def test_openai_download_streams_into_a_rewound_file() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        assert "/v1/files/file_2/content" == request.url.path
+        return httpx2.Response(200, content=b"line 1\nline 2\n")
+
+    adapter, _ = openai_adapter(handler)
+    spool = await adapter.download("file_2")
+    try:
+        assert b"line 1\nline 2\n" == spool.read()
+    finally:
+        spool.close()
+
+
+async def test_a_download_that_breaks_off_is_a_connection_error() -> None:
+    class Broken(httpx2.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            yield b"line 1\n"
+            raise httpx2.ReadError("peer closed")
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, stream=Broken())
+
+    adapter, _ = openai_adapter(handler)
+    with pytest.raises(openai.APIConnectionError, match="the download broke off: peer closed"):
+        await adapter.download("file_2")
