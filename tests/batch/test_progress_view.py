@@ -133,3 +133,56 @@ def test_rows_count_lines_done_of_the_batch_total(screen: io.StringIO) -> None:
         view.show(record(0), batch("d", "validating", (0, 0, 0)))
         assert (0, None) == (progress.tasks[2].completed, progress.tasks[2].total)
         assert "round 1 · batch 3 · d" == progress.tasks[2].description
+
+
+@pytest.fixture
+def terminal(monkeypatch: pytest.MonkeyPatch) -> Console:
+    """A narrow colour terminal the display draws on (recorded, not shown)."""
+    console = Console(
+        file=io.StringIO(),
+        width=60,
+        force_terminal=True,
+        color_system="truecolor",
+        highlight=False,
+        record=True,
+    )
+    monkeypatch.setattr(_progress, "stderr_console", lambda: console)
+    return console
+
+
+def test_a_row_shows_the_batch_its_status_lines_and_failures(terminal: Console) -> None:
+    with ProgressView(True, round_number=1) as view:
+        view.show(record(7), batch("b", "validating", None))
+        view.show(record(7), batch("b", "in_progress", (2, 1, 9)))
+        progress = view._progress
+        assert progress is not None
+        assert 9 == progress.tasks[0].total
+        with terminal.capture() as captured:
+            terminal.print(progress.get_renderable())
+        row = captured.get()
+    assert "round 1 · batch 1 · b" in row
+    assert "in_progress" in row
+    assert "3/9" in row
+    assert "failed 1" in row
+
+
+def test_log_and_final_lines_are_plain_and_never_wrapped(terminal: Console) -> None:
+    long = "batch batch_x re-attached " + "x" * 100
+    with ProgressView(True, round_number=12) as view:
+        view.log(long)
+        view.show(record(1234), batch("batch_" + "y" * 60, "completed", (1234, 0, 1234)))
+    styled = terminal.export_text(styles=True, clear=False).splitlines()
+    text = terminal.export_text().splitlines()
+    assert long in text
+    finals = [
+        i for i, line in enumerate(text) if ": completed, 1,234/1,234 lines, 0 failed, " in line
+    ]
+    assert 1 == len(finals)
+    final = text[finals[0]]
+    assert final.startswith("round 12 · batch 1 · batch_" + "y" * 60)
+    seconds = float(final.rsplit(", ", 1)[1].removesuffix("s"))
+    assert 0 <= seconds < 60
+    # plain: with highlighting, escape codes would split the numbers and ids
+    assert any(long in line for line in styled)
+    assert any(final.split(": ", 1)[1].rsplit(", ", 1)[0] in line for line in styled)
+    assert any("round 12 · batch 1 · batch_" + "y" * 60 + ": completed" in line for line in styled)
