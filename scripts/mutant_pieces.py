@@ -75,7 +75,7 @@ STATUS = {
 }
 
 
-def pieces() -> dict[str, dict[str, list[str]]]:
+def pieces() -> dict[str, dict[str, Any]]:
     """Each piece: ``modules`` to mutate, fast ``tests`` for mutmut, ``more_tests`` for
     its survivors."""
     with PIECES.open("rb") as file:
@@ -104,7 +104,11 @@ def piece_pyproject(piece: dict[str, list[str]]) -> str:
         f"also_copy = {toml_list(config.get('also_copy', []))}",
         f"pytest_add_cli_args_test_selection = {toml_list(piece['tests'])}",
         f"pytest_add_cli_args = {toml_list(config.get('pytest_add_cli_args', []))}",
-        f"type_check_command = {toml_list(check + piece['modules'])}",
+        (
+            f"type_check_command = {toml_list(check + piece['modules'])}"
+            if piece.get("type_check", True)
+            else "type_check_command = []"
+        ),
         f"timeout_multiplier = {config.get('timeout_multiplier', 15.0)}",
         f"timeout_constant = {TIMEOUT_CONSTANT}",
         "",
