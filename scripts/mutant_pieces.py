@@ -236,7 +236,7 @@ def run_alone(where: Path, mutant: str, tests: list[str], limit: float) -> str:
     return "survived" if status == 0 else "killed"
 
 
-def verify(name: str) -> None:
+def verify(name: str, first_stage: int = 1) -> None:
     """Run each survivor again against the piece's tests, then its more tests, as they are now.
 
     Tests written after a piece ran are not in its copy, nor in mutmut's map of which
@@ -272,8 +272,12 @@ def verify(name: str) -> None:
             ):
                 open_.append(mutant)
     for number, tests in enumerate(stages):
+        if number + 1 < first_stage:
+            continue
         if number > 0:
-            open_ = [m for m in open_ if verdicts.get(m) == "survived" and m not in same]
+            open_ = [
+                m for m in open_ if verdicts.get(m, "survived") == "survived" and m not in same
+            ]
         if not open_:
             break
         check_trampolines(where, tests)
@@ -384,14 +388,16 @@ def main() -> None:
     commands.add_parser("recheck").add_argument("name")
     commands.add_parser("score").add_argument("names", nargs="*")
     commands.add_parser("survivors").add_argument("name")
-    commands.add_parser("verify").add_argument("name")
+    verify_parser = commands.add_parser("verify")
+    verify_parser.add_argument("name")
+    verify_parser.add_argument("--stage", type=int, default=1, help="start at this stage")
     args = parser.parse_args()
     if args.command == "run":
         sys.exit(run(args.name, args.workers, args.resume))
     if args.command == "recheck":
         recheck(args.name)
     elif args.command == "verify":
-        verify(args.name)
+        verify(args.name, args.stage)
     elif args.command == "score":
         score(args.names or [name for name in pieces() if (piece_dir(name) / "mutants").exists()])
     else:
