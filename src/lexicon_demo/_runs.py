@@ -43,8 +43,8 @@ class Estimate:
 
     Attributes:
         calls: distinct calls all first runs send together (the second runs send none).
-        usd: their cost at the model's price, batch discount applied; None when the
-            price table has no price for the model.
+        usd: their cost at the models' prices, batch discount applied; None when the
+            price table has no price for one of the models.
     """
 
     calls: int
@@ -117,7 +117,9 @@ async def estimate(
             await runner.run_all_settled(entry_requests(lexicon, words))
     report = runner.report
     usd: float | None = None
-    if report.full_price_usd > 0 or not report.ops_paid:  # 0 for paid calls: no price known
+    # A model that used tokens but cost nothing has no price: then the sum is no estimate.
+    unpriced = [u for u in report.by_model.values() if u.calls and not u.full_price_usd]
+    if not unpriced:
         usd = sum(report.full_price_usd * (0.5 if name == "batch" else 1.0) for name in runners)
     return Estimate(calls=report.ops_sent * len(runners), usd=usd)
 

@@ -92,7 +92,7 @@ def _demo(options: Options, in_use: StoreInUse) -> int:
             figures = asyncio.run(
                 estimate(words, runners=options.runners, lexicon=lexicon, seed=options.seed)
             )
-            console.print(estimate_line(figures, options.model))
+            console.print(estimate_line(figures, _models(options)))
             if not options.yes and not _confirm(base_url):
                 console.print("nothing sent")
                 return EXIT_FAILED

@@ -157,3 +157,27 @@ def test_a_real_run_on_claude_needs_the_anthropic_key(
     err = capsys.readouterr().err
     assert "ANTHROPIC_API_KEY, which is not set" in err
     assert "--provider openai" in err
+
+
+@pytest.mark.parametrize(
+    ("claude_model", "says"),
+    [
+        ("claude-haiku-4-5", r"about \$\d+\.\d{4} at gpt-4o-mini and claude-haiku-4-5"),
+        ("claude-unlisted-1", r"cost unknown \(no price for gpt-4o-mini and claude-unlisted-1"),
+    ],
+)
+def test_a_real_mixed_run_is_estimated_at_both_providers_prices(
+    claude_model: str,
+    says: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A real mixed run's estimate prices both models; a Claude model without a price makes
+    it unknown rather than GPT's share alone. Nothing is sent without confirmation."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-not-used")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-not-used")
+    argv = ["--words", "1", "--provider", "mixed", "--claude-model", claude_model]
+    assert 2 == main([*argv, "--base-url", "http://127.0.0.1:9/v1"])  # nothing listens there
+    captured = capsys.readouterr()
+    assert re.search(says, captured.out)
+    assert "pass --yes to send" in captured.err
