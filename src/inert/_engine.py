@@ -67,8 +67,11 @@ Outcomes: TypeAlias = Mapping[str, Outcome | RawOutcome] | list[Outcome]
 """A fetch's answer: one outcome per op key (bare or in a Result), or a list of bare
 outcomes in the order of the ops asked (cheaper for a runner that answers in bulk)."""
 
-Fetch = Callable[[Sequence[Op[Any]]], Awaitable[Outcomes]]
-"""The runner seam: given distinct ops, return one outcome for each."""
+Fetch = Callable[[Sequence[Op[Any]]], Awaitable[Outcomes] | Outcomes]
+"""The runner seam: given distinct ops, return one outcome for each.
+
+A fetch that has the answers without waiting (a fake) may return them as they are
+instead of an awaitable; only the rounds schedule is given such a fetch."""
 
 _MAP, _THEN, _RECOVER, _GEN, _SLOT = range(5)
 _EVAL, _OK, _ERR = range(3)
@@ -267,24 +270,63 @@ class Engine:
     async def _run_rounds(self) -> None:
         report = self._report
         ops: list[Op[Any]] = []
-        outcomes: Outcomes = {}
+        outcomes: Any = {}  # Outcomes: a list or a mapping, told apart by class
         # The collector is paused while the engine steps and settles, and over every
         # fetch that answers without waiting (a fake, a store that has every answer);
         # it runs while a fetch waits for I/O. Paused even for rounds of one op:
         # ending the pause moves what the rounds built to the oldest generation,
         # untraversed (see inert._gc).
+        queue = self._queue
+        step = self._step
+        fetch = self._fetch
+        memo = self._memo
+        round_sizes = report.round_sizes
         _gc.pause()
         try:
             while True:
-                self._settle_round(ops, outcomes)
-                self._drain()
+                fiber_waiting: Any = None
+                if len(ops) == 1 and outcomes.__class__ is list and len(outcomes) == 1:
+                    fiber_waiting = self._waiting[ops[0]._key]
+                    if fiber_waiting.__class__ is not tuple or len(fiber_waiting) != 2:
+                        fiber_waiting = None  # a gather slot, or several waiters
+                if fiber_waiting is not None:
+                    # One op that one fiber waits for (a chain of thens, round after
+                    # round), inline: the fiber steps on at once, as the queue would next.
+                    op = ops[0]
+                    key = op._key
+                    del self._waiting[key]
+                    outcome = outcomes[0]
+                    if op.dedup:
+                        memo[key] = outcome
+                    fiber, wanted = fiber_waiting
+                    if outcome.__class__ is dict:
+                        try:
+                            value = wanted.decode(outcome)
+                        except RequestError as error:
+                            mode, value = _ERR, error
+                        except Exception as exc:
+                            mode, value = _ERR, _invalid(wanted, exc)
+                        else:
+                            mode = _OK
+                    else:
+                        ok, value = decode(wanted, outcome)
+                        mode = _OK if ok else _ERR
+                    step(fiber, mode, value)
+                elif ops:
+                    self._settle_round(ops, outcomes)
+                while queue:
+                    fiber, mode, payload = queue.pop()
+                    step(fiber, mode, payload)
                 ops = self._new
                 if not ops:
                     return
                 self._new = []
                 report.rounds += 1
-                report.round_sizes.append(len(ops))
-                fetching = self._fetch(ops)
+                round_sizes.append(len(ops))
+                fetching = fetch(ops)
+                if fetching.__class__ is list or fetching.__class__ is dict:
+                    outcomes = fetching
+                    continue
                 if isinstance(fetching, CoroutineType):
                     try:
                         # Its first step: a fetch that needs no I/O ends here.
@@ -295,7 +337,7 @@ class Engine:
                     fetching = _Rest(fetching, signal)
                 _gc.resume()
                 try:
-                    outcomes = await fetching
+                    outcomes = await cast(Awaitable[Outcomes], fetching)
                 finally:
                     _gc.pause()
         finally:
@@ -397,7 +439,9 @@ class Engine:
                 if self._check is not None and self._new:
                     self._check(self._new)
                 for op in self._new:
-                    task = asyncio.ensure_future(self._fetch((op,)))
+                    task = asyncio.ensure_future(
+                        cast(Awaitable[Outcomes], self._fetch((op,)))  # never bare: see Fetch
+                    )
                     in_flight[task] = op
                     task.add_done_callback(finished.put_nowait)
                 self._new = []
