@@ -83,12 +83,11 @@ _NODES: Final = frozenset({_Pure, _Fail, _Call, _Map, _Then, _Recover, _Gather, 
 class _Fiber:
     """One strand of evaluation: its frame stack and its dependency depth."""
 
-    __slots__ = ("depth", "index", "stack")
+    __slots__ = ("depth", "stack")
 
-    def __init__(self, stack: list[tuple[Any, ...]], depth: int, index: int) -> None:
+    def __init__(self, stack: list[tuple[Any, ...]], depth: int) -> None:
         self.stack = stack
         self.depth = depth
-        self.index = index  # top-level position, or -1 for a gather part
 
 
 class _Join:
@@ -232,7 +231,8 @@ class Engine:
         self._op_depth: dict[str, int] = {}
         self._occurrences: dict[str, int] = {}
         self._queue: list[tuple[_Fiber, int, Any]] = []
-        self._results: list[Result[Any, RequestError] | None] = []
+        self._requests: tuple[Request[Any], ...] = ()
+        self._roots: _Join | None = None
         self._requested = 0
         self._deduplicated = 0
 
@@ -249,9 +249,7 @@ class Engine:
                     f"request {i} is a {type(request).__name__}, not a Request{hint}; "
                     "runners take Request values built with inert's builders"
                 )
-        self._results = [None] * len(requests)
-        self._queue = [(_Fiber([], 0, i), _EVAL, r) for i, r in enumerate(requests)]
-        self._queue.reverse()  # the queue pops from the end: keep input order
+        self._requests = tuple(requests)
         try:
             if self._pipelined:
                 await self._run_pipelined()
@@ -260,12 +258,23 @@ class Engine:
         finally:
             self._report.ops_requested += self._requested
             self._report.ops_deduplicated += self._deduplicated
-        results: list[Result[Any, RequestError]] = []
-        for i, result in enumerate(self._results):
-            if result is None:  # pragma: no cover - an engine bug, never a user error
-                raise RuntimeError(f"request {i} neither finished nor failed")
-            results.append(result)
-        return results
+        roots = self._roots
+        if roots is None or roots.remaining:  # pragma: no cover - an engine bug, never a user error
+            raise RuntimeError("a request neither finished nor failed")
+        errors = roots.errors
+        if not errors:
+            return [Success(value) for value in roots.values]
+        self._report.requests_failed += len(errors)
+        return [
+            Failure(errors[i]) if i in errors else Success(value)
+            for i, value in enumerate(roots.values)
+        ]
+
+    def _start(self) -> None:
+        """Begin with the top-level requests as the parts of one gather, each settled on
+        its own: a request that is a call waits on its op directly (no fiber), the others
+        become fibers, stepped in input order."""
+        self._roots = self._gather(_Fiber([], 0), self._requests)
 
     async def _run_rounds(self) -> None:
         report = self._report
@@ -283,6 +292,7 @@ class Engine:
         round_sizes = report.round_sizes
         _gc.pause()
         try:
+            self._start()
             while True:
                 fiber_waiting: Any = None
                 if len(ops) == 1 and outcomes.__class__ is list and len(outcomes) == 1:
@@ -430,6 +440,11 @@ class Engine:
         # costs O(1) however many fetches are under way (asyncio.wait would scan all).
         finished: asyncio.Queue[asyncio.Future[Outcomes]] = asyncio.Queue()
         try:
+            _gc.pause()
+            try:
+                self._start()
+            finally:
+                _gc.resume()
             while True:
                 _gc.pause()
                 try:
@@ -577,7 +592,7 @@ class Engine:
                 # The rest become fibers, stepped in order after this one blocks.
                 queue = self._queue
                 for j in range(len(parts) - 1, i - 1, -1):
-                    queue.append((_Fiber([(_SLOT, join, j)], depth, -1), _EVAL, parts[j]))
+                    queue.append((_Fiber([(_SLOT, join, j)], depth), _EVAL, parts[j]))
                 break
         return join
 
@@ -645,8 +660,7 @@ class Engine:
                     raise TypeError(f"not a Request node: {node!r}")
             # Unwind the stack with a value (mode _OK) or an error (mode _ERR).
             if not stack:
-                self._finish(fiber, mode, payload)
-                return
+                return  # the fiber of the top-level gather: results are read from its join
             frame = stack.pop()
             tag = frame[0]
             if tag == _SLOT:
@@ -737,13 +751,6 @@ class Engine:
             _refuse_node(yielded, "program")
         stack.append((_GEN, gen))
         return _EVAL, None, yielded
-
-    def _finish(self, fiber: _Fiber, mode: int, payload: Any) -> None:
-        if mode == _OK:
-            self._results[fiber.index] = Success(payload)
-        else:
-            self._report.requests_failed += 1
-            self._results[fiber.index] = Failure(payload)
 
 
 async def _stop(
