@@ -6,10 +6,14 @@ never loads the conftest of a test folder: hooks it must run belong here.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from tests._postgres import Cluster, fresh_schema, running_cluster, server_binaries
 
 TALLY_KEY = pytest.StashKey[Counter[str]]()
 """Where the reliability suite's counts live: requests, faults injected, kills, ..."""
@@ -64,3 +68,42 @@ def pytest_terminal_summary(
     ]
     terminalreporter.write_sep("-", "reliability")
     terminalreporter.write_line("reliability: " + ", ".join(parts))
+
+
+# --- a throwaway PostgreSQL server (tests/_postgres.py), one per test process ------------
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Cluster]:
+    """A PostgreSQL server for this test process, started once and stopped at the end.
+
+    Skipped, with the reason, only where the machine has no server binaries; on CI
+    (``CI`` set) a missing server fails instead, so the PostgreSQL tests cannot
+    silently not run.
+    """
+    binaries = server_binaries()
+    if binaries is None:
+        reason = (
+            "no PostgreSQL server binaries (initdb, pg_ctl, postgres) on PATH, in "
+            "`pg_config --bindir` or /usr/lib/postgresql/*/bin: install the postgresql "
+            "package to run the PostgreSQL store tests"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with running_cluster(binaries) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: Cluster) -> str:
+    """The URL of an empty schema of its own on the test server (a new store per test)."""
+    return fresh_schema(postgres_cluster)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a store of the parametrised backend lives: a SQLite path or a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store.sqlite3")
+    return str(request.getfixturevalue("postgres_url"))

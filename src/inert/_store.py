@@ -24,17 +24,17 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, ClassVar, Final, Self
 
 import attrs
 
+from inert._claims import Claim, ClaimTables, ShardIntent
 from inert._journal import (
     ATTACHED_STATES,
     JOURNAL_DDL,
     LOST_STATE,
     PENDING_STATES,
     UNSENT_STATES,
-    JournalTables,
     ShardRecord,
     custom_ids_digest,
     migrate_journal,
@@ -42,6 +42,7 @@ from inert._journal import (
 from inert._json import JSON
 from inert._op import Op
 from inert._runner import usage_of
+from inert._sql import SqlConnection, is_url
 from inert._store_errors import (
     DamagedStoreError,
     NewerStoreError,
@@ -60,11 +61,12 @@ from inert._store_file import (
     make_private,
 )
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """The layout this version of inert writes; older files are migrated, newer ones refused.
 
 1: the first layout; 2: shards carry their token estimate and parent, runs their
-cancellation request (see :mod:`inert._journal`).
+cancellation request (see :mod:`inert._journal`); 3: shards carry their owner and
+lease, and each line's key is claimed by one shard (see :mod:`inert._claims`).
 """
 
 DEFAULT_PATH: Final = Path(".inert") / "store.sqlite3"
@@ -218,6 +220,8 @@ __all__ = [
     "PENDING_STATES",
     "SCHEMA_VERSION",
     "UNSENT_STATES",
+    "Claim",
+    "ShardIntent",
     "ShardRecord",
     "Store",
     "StoreError",
@@ -225,13 +229,16 @@ __all__ = [
 ]
 
 
-class Store(JournalTables):
-    """One SQLite file: raw responses by op key, the batch journal and usage.
+class Store(ClaimTables):
+    """Raw responses by op key, the batch journal and usage: a SQLite file or a PostgreSQL database.
 
     Args:
         path: the file; ``None`` uses ``.inert/store.sqlite3`` under the current
             directory (the directory is created). ``~`` and symlinks are resolved:
-            the store is the file the path finally names.
+            the store is the file the path finally names. A ``postgresql://`` URL
+            opens a store on a PostgreSQL server instead (a
+            :class:`~inert._store_pg.PostgresStore`, shared by many workers and
+            machines; needs ``pip install inert[postgres]``).
         create: make a new store when there is none at ``path`` (``False``: raise
             :class:`~inert.errors.StoreNotFoundError`, as commands that only read do).
         busy_timeout: seconds to wait for another connection's lock before raising
@@ -255,6 +262,20 @@ class Store(JournalTables):
     within a process, calls are serialised by a lock.
     """
 
+    _not_an_answer: ClassVar[str] = _NOT_AN_ANSWER
+    location: str
+    """Where the store is, for messages: the file's path, or the server's URL without a password."""
+
+    def __new__(
+        cls, path: str | os.PathLike[str] | None = None, *args: Any, **kwargs: Any
+    ) -> Store:
+        """A URL picks the PostgreSQL store; anything else is a SQLite file."""
+        if cls is Store and is_url(path):
+            from inert._store_pg import PostgresStore
+
+            return object.__new__(PostgresStore)
+        return object.__new__(cls)
+
     def __init__(
         self,
         path: str | os.PathLike[str] | None = None,
@@ -269,15 +290,17 @@ class Store(JournalTables):
                 default.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             path = default
         self.path: Path = locate(path)
+        self.location = str(self.path)
         self._lock = threading.RLock()
         look = inspect(self.path, create=create)
-        self._conn = self._connect(look)
+        self._sqlite = self._connect(look)
+        self._conn: SqlConnection = self._sqlite
         try:
             self._open(look)
         except BaseException:
-            self._conn.close()
+            self._sqlite.close()
             raise
-        self._conn.translate = self._translate
+        self._sqlite.translate = self._translate
 
     # --- opening ----------------------------------------------------------------------
 
@@ -330,7 +353,7 @@ class Store(JournalTables):
                 time.sleep(0.02)
 
     def _open_once(self) -> None:
-        conn = self._conn
+        conn = self._sqlite
         tables = self._tables()
         if tables:
             self._check_version(tables)  # refuses foreign files before any write
@@ -356,7 +379,7 @@ class Store(JournalTables):
         return {row[0] for row in rows}
 
     def _create_schema(self) -> None:
-        conn = self._conn
+        conn = self._sqlite
         for statement in (s.strip() for s in _SCHEMA.split(";")):
             if statement:
                 conn.execute(statement)
@@ -393,7 +416,7 @@ class Store(JournalTables):
     def _migrate(self) -> None:
         """Bring a store written by an older inert to this layout (inside the open's
         ``BEGIN IMMEDIATE``: with several openers, exactly one migrates)."""
-        conn = self._conn
+        conn = self._sqlite
         (text,) = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         migrate_journal(conn, int(text), SCHEMA_VERSION)
         conn.execute(
@@ -401,9 +424,9 @@ class Store(JournalTables):
         )
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> Iterator[SqlConnection]:
         with self._lock:
-            conn = self._conn
+            conn = self._sqlite
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -417,7 +440,7 @@ class Store(JournalTables):
     def close(self) -> None:
         """Close the file (the store cannot be used afterwards)."""
         with self._lock:
-            self._conn.close()
+            self._sqlite.close()
 
     def __enter__(self) -> Store:
         return self
@@ -458,7 +481,7 @@ class Store(JournalTables):
 
     def _insert_responses(
         self,
-        conn: sqlite3.Connection,
+        conn: SqlConnection,
         rows: Iterable[tuple[str, str, str | None, JSON]],
         source: str,
     ) -> None:
@@ -473,7 +496,7 @@ class Store(JournalTables):
             "prompt_tokens = excluded.prompt_tokens, "
             "completion_tokens = excluded.completion_tokens, "
             "created_at = excluded.created_at, source = excluded.source "
-            f"WHERE {_NOT_AN_ANSWER.format(column='responses.response')}",
+            f"WHERE {self._not_an_answer.format(column='responses.response')}",
             # In key order (the key index then grows at its end, page after page) and
             # from a generator: a round of 50,000 answers is never held twice as text.
             (
@@ -519,7 +542,7 @@ class Store(JournalTables):
         where = ["key >= ?", "key < ?"]
         params: list[object] = [prefix, prefix + "\uffff"]
         if failed:
-            where.append(_NOT_AN_ANSWER.format(column="response"))
+            where.append(self._not_an_answer.format(column="response"))
         if endpoint is not None:
             where.append("endpoint = ?")
             params.append(endpoint)
@@ -547,7 +570,8 @@ class Store(JournalTables):
                 "GROUP BY endpoint, model, source ORDER BY endpoint, model, source"
             ).fetchall()
             (failed,) = conn.execute(
-                "SELECT COUNT(*) FROM responses WHERE " + _NOT_AN_ANSWER.format(column="response")
+                "SELECT COUNT(*) FROM responses WHERE "
+                + self._not_an_answer.format(column="response")
             ).fetchone()
             shard_states = conn.execute(
                 "SELECT state, COUNT(*) FROM shards GROUP BY state ORDER BY state"

@@ -12,6 +12,7 @@ that is certainly not an inert store is called that::
     ├── DamagedStoreError        an inert store whose file is damaged: recover its answers
     ├── StoreReadOnlyError       the file, its directory or its filesystem cannot be written
     ├── StoreBusyError           another process holds its lock too long (``pid``)
+    ├── StoreConnectionError     a PostgreSQL store's server cannot be reached or refuses us
     └── StoreWriteError          a write failed (the disk is full, an I/O error)
         └── UnstoredAnswersError a run's paid answers could not be stored; it stops the run
 
@@ -88,6 +89,13 @@ class StoreBusyError(StoreError):
     def __init__(self, message: str, *, path: Path | None = None, pid: int | None = None) -> None:
         super().__init__(message, path=path)
         self.pid = pid
+
+
+class StoreConnectionError(StoreError):
+    """A PostgreSQL store's server cannot be reached, or refuses the URL's user or database.
+
+    The message names the server by its URL without the password, and says what to check.
+    """
 
 
 class StoreWriteError(StoreError):
@@ -250,6 +258,7 @@ for _error in (
     DamagedStoreError,
     StoreReadOnlyError,
     StoreBusyError,
+    StoreConnectionError,
     StoreWriteError,
     UnstoredAnswersError,
 ):

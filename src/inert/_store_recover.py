@@ -246,7 +246,7 @@ def recover(damaged: Path, new: Path) -> Recovery:
 def _recover_tables(source: sqlite3.Connection, present: set[str], target_path: Path) -> Recovery:
     tables: list[tuple[str, int, int]] = []
     with Store(target_path) as store:
-        target = store._conn  # the new store's own connection: one process, one file
+        target = store._sqlite  # the new store's own connection: one process, one file
         target.execute("PRAGMA foreign_keys = OFF")  # a shard row may be lost, not its lines
         target.execute("BEGIN IMMEDIATE")
         try:

@@ -1,0 +1,91 @@
+"""A child process for the many-runs tests: one run on a shared store, or one frozen mid-shard.
+
+Usage: ``python _many_runs_child.py BASE_URL STORE [--lease S] [--delay S] [--freeze POINT MARKER]``.
+It runs the two-round requests of :mod:`tests.batch._many_runs` through a
+``BatchRunner`` on ``STORE``, over a slow network (``--delay`` seconds per upload and
+per create), and prints one JSON line: ``{"answers": [...]}``, or
+``{"refused": "..."}`` (exit status 3) when the store refused the run with a
+:class:`~inert.errors.StoreError`. With ``--freeze`` it runs the one-round crash
+requests instead and, at POINT (upload, create or poll, as in ``_crash_child.py``),
+writes MARKER and blocks the whole process (heartbeat included) until it is killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import httpx2
+
+from inert import Store
+from inert.errors import StoreError
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.batch._many_runs import (
+    NETWORK_DELAY,
+    SlowNetwork,
+    batch_runner,
+    many_run_requests,
+    slow_client,
+)
+from tests.batch._support import crash_requests
+from tests.batch._transport import LossyTransport
+
+REFUSED = 3
+"""The exit status of a run the store refused."""
+
+
+def in_progress(response: httpx2.Response) -> bool:
+    """A poll answer that shows the batch running."""
+    return bool(response.json().get("status") == "in_progress")
+
+
+def freeze(transport: LossyTransport, point: str, marker: Path) -> None:
+    """Block the process right after the answer of the remote call at ``point`` arrived."""
+    if point == "upload":
+        transport.freeze_after("POST", "/v1/files", marker)
+    elif point == "create":
+        transport.freeze_after("POST", "/v1/batches", marker)
+    elif point == "poll":
+        transport.freeze_after("GET", "/v1/batches/[^/]+", marker, in_progress)
+    else:
+        raise SystemExit(f"unknown freeze point {point!r}")
+
+
+async def main(args: argparse.Namespace) -> int:
+    transport = LossyTransport()
+    if args.freeze:
+        point, marker = args.freeze
+        freeze(transport, point, Path(marker))
+    network = SlowNetwork(args.delay, inner=transport)
+    async with slow_client(args.base_url, network) as client:
+        try:
+            with Store(args.store) as store:
+                runner = batch_runner(client, store, lease=args.lease)
+                if args.freeze:
+                    crashed = await runner.run_all(crash_requests())
+                    print(json.dumps({"answers": [r.words for r in crashed]}))
+                else:
+                    print(json.dumps({"answers": await runner.run_all(many_run_requests())}))
+        except StoreError as refused:
+            print(json.dumps({"refused": f"{type(refused).__name__}: {refused}"}))
+            return REFUSED
+    return 0
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("base_url")
+    parser.add_argument("store")
+    parser.add_argument("--lease", type=float, default=None)
+    parser.add_argument("--delay", type=float, default=NETWORK_DELAY)
+    parser.add_argument("--freeze", nargs=2, metavar=("POINT", "MARKER"), default=None)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(parse(sys.argv[1:]))))
