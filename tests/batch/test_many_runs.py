@@ -319,7 +319,6 @@ def wait_for(marker: Path, child: subprocess.Popen[str]) -> None:
         time.sleep(0.01)
 
 
-@CLAIMS
 async def test_a_stale_owner_that_wakes_after_a_takeover_pays_nothing_more(
     crash_truth: Truth,
     client: openai.AsyncOpenAI,
