@@ -73,15 +73,22 @@ CREATE TABLE shards (
     updated_at REAL NOT NULL,
     tokens INTEGER NOT NULL DEFAULT 0,
     parent_id INTEGER,
+    owner TEXT,
+    lease_expires_at REAL,
     UNIQUE (run_id, shard)
 );
 CREATE INDEX shards_state ON shards(state);
+CREATE INDEX shards_owner ON shards(owner);
 CREATE TABLE shard_lines (
     shard_id INTEGER NOT NULL REFERENCES shards(id),
     custom_id TEXT NOT NULL,
     PRIMARY KEY (shard_id, custom_id)
 ) WITHOUT ROWID;
-CREATE INDEX shard_lines_custom_id ON shard_lines(custom_id);
+CREATE TABLE claims (
+    custom_id TEXT PRIMARY KEY,
+    shard_id INTEGER NOT NULL REFERENCES shards(id)
+);
+CREATE INDEX claims_shard ON claims(shard_id);
 CREATE TABLE anomalies (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     shard_id INTEGER NOT NULL REFERENCES shards(id),
@@ -102,6 +109,20 @@ _MIGRATIONS: Final[Mapping[int, Sequence[str]]] = {
         "ALTER TABLE shards ADD COLUMN parent_id INTEGER",
         "ALTER TABLE runs ADD COLUMN cancel_requested_at REAL",
     ),
+    # 2 → 3: claims and leases (see :mod:`inert._claims`). A pending shard of an older
+    # inert gets the claims of its lines and no owner: the next run takes it over.
+    3: (
+        "ALTER TABLE shards ADD COLUMN owner TEXT",
+        "ALTER TABLE shards ADD COLUMN lease_expires_at REAL",
+        "CREATE INDEX shards_owner ON shards(owner)",
+        "CREATE TABLE claims (custom_id TEXT PRIMARY KEY, "
+        "shard_id INTEGER NOT NULL REFERENCES shards(id))",
+        "CREATE INDEX claims_shard ON claims(shard_id)",
+        "INSERT INTO claims (custom_id, shard_id) SELECT custom_id, MAX(shard_id) "
+        "FROM shard_lines WHERE shard_id IN (SELECT id FROM shards WHERE state IN "
+        "('intended', 'uploaded', 'created', 'cancelling', 'lost')) GROUP BY custom_id",
+        "DROP INDEX IF EXISTS shard_lines_custom_id",
+    ),
 }
 
 
@@ -117,7 +138,9 @@ class ShardRecord:
     """One journaled Batch API job: which lines it carries and how far it got.
 
     ``tokens`` is the estimate of the prompt tokens it enqueues; ``parent_id`` the
-    shard whose lines it resubmits (``None`` for a first submission).
+    shard whose lines it resubmits (``None`` for a first submission). ``owner`` is
+    the run that holds the shard's lease until ``lease_expires_at`` (seconds since
+    the epoch); ``None``: nobody holds it (see :mod:`inert._claims`).
     """
 
     id: int
@@ -141,9 +164,19 @@ class ShardRecord:
     updated_at: float
     tokens: int = 0
     parent_id: int | None = None
+    owner: str | None = None
+    lease_expires_at: float | None = None
+
+    def leased(self, now: float) -> bool:
+        """Whether a run holds this shard's lease at ``now`` (so nobody else may move it)."""
+        return (
+            self.owner is not None
+            and self.lease_expires_at is not None
+            and self.lease_expires_at > now
+        )
 
 
-_SHARD_COLUMNS: Final = ", ".join(f.name for f in attrs.fields(ShardRecord))
+SHARD_COLUMNS: Final = ", ".join(f.name for f in attrs.fields(ShardRecord))
 
 
 def _dumps(value: JSON) -> str:
@@ -179,7 +212,8 @@ class JournalTables:
         """Journal a run (one ``run_all`` of a batch runner)."""
         with self._transaction() as conn:
             conn.execute(
-                "INSERT OR IGNORE INTO runs (id, created_at, metadata) VALUES (?, ?, ?)",
+                "INSERT INTO runs (id, created_at, metadata) VALUES (?, ?, ?) "
+                "ON CONFLICT (id) DO NOTHING",
                 (run_id, time.time(), _dumps(dict(metadata))),
             )
 
@@ -232,62 +266,125 @@ class JournalTables:
         custom_ids: Sequence[str],
         tokens: int = 0,
         parent_id: int | None = None,
+        owner: str | None = None,
+        lease_expires_at: float | None = None,
     ) -> ShardRecord:
-        """Journal the intent to submit these lines, before anything is uploaded."""
+        """Journal the intent to submit these lines, before anything is uploaded.
+
+        The shard claims its lines (see :mod:`inert._claims`), taking each claim from
+        the shard that held it unless that one is held by another owner's live lease;
+        ``owner`` holds the new shard until ``lease_expires_at``.
+        """
         now = time.time()
-        ordered = sorted(custom_ids)  # sorted keys go into the B-trees in order: fast
-        digest = hashlib.sha256("\n".join(ordered).encode("utf-8")).hexdigest()
         with paused_gc(), self._transaction() as conn:
-            cursor = conn.execute(
-                "INSERT INTO shards (run_id, shard, attempt, endpoint, model, digest, size, "
-                "state, created_at, updated_at, tokens, parent_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'intended', ?, ?, ?, ?)",
-                (
-                    run_id,
-                    shard,
-                    attempt,
-                    endpoint,
-                    model,
-                    digest,
-                    len(ordered),
-                    now,
-                    now,
-                    tokens,
-                    parent_id,
-                ),
+            shard_id = self._insert_shard(
+                conn,
+                run_id=run_id,
+                shard=shard,
+                attempt=attempt,
+                endpoint=endpoint,
+                model=model,
+                custom_ids=custom_ids,
+                tokens=tokens,
+                parent_id=parent_id,
+                owner=owner,
+                lease_expires_at=lease_expires_at,
+                now=now,
             )
-            shard_id = cursor.lastrowid
-            assert shard_id is not None
             conn.executemany(
-                "INSERT INTO shard_lines (shard_id, custom_id) VALUES (?, ?)",
-                [(shard_id, cid) for cid in ordered],
+                "INSERT INTO claims (custom_id, shard_id) VALUES (?, ?) "
+                "ON CONFLICT (custom_id) DO UPDATE SET shard_id = excluded.shard_id "
+                "WHERE claims.shard_id NOT IN (SELECT id FROM shards WHERE owner IS NOT NULL "
+                "AND owner != ? AND lease_expires_at > ?)",
+                [(cid, shard_id, owner or "", now) for cid in sorted(custom_ids)],
             )
         return self.shard(shard_id)
 
+    def _insert_shard(
+        self,
+        conn: SqlConnection,
+        *,
+        run_id: str,
+        shard: int,
+        attempt: int,
+        endpoint: str,
+        model: str | None,
+        custom_ids: Sequence[str],
+        tokens: int,
+        parent_id: int | None,
+        owner: str | None,
+        lease_expires_at: float | None,
+        now: float,
+    ) -> int:
+        """Insert a shard row and its lines (inside the caller's transaction); its row id."""
+        ordered = sorted(custom_ids)  # sorted keys go into the B-trees in order: fast
+        digest = hashlib.sha256("\n".join(ordered).encode("utf-8")).hexdigest()
+        cursor = conn.execute(
+            "INSERT INTO shards (run_id, shard, attempt, endpoint, model, digest, size, "
+            "state, created_at, updated_at, tokens, parent_id, owner, lease_expires_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 'intended', ?, ?, ?, ?, ?, ?) RETURNING id",
+            (
+                run_id,
+                shard,
+                attempt,
+                endpoint,
+                model,
+                digest,
+                len(ordered),
+                now,
+                now,
+                tokens,
+                parent_id,
+                owner,
+                lease_expires_at,
+            ),
+        )
+        (shard_id,) = cursor.fetchone()
+        conn.executemany(
+            "INSERT INTO shard_lines (shard_id, custom_id) VALUES (?, ?)",
+            [(shard_id, cid) for cid in ordered],
+        )
+        return int(shard_id)
+
     def transition(
-        self, shard_id: int, expect: Collection[str], state: str | None = None, **values: object
+        self,
+        shard_id: int,
+        expect: Collection[str],
+        state: str | None = None,
+        *,
+        held_by: str | None = None,
+        **values: object,
     ) -> ShardRecord | None:
         """Set ``state`` (and columns) only if the shard is in one of ``expect``.
 
+        With ``held_by``, only if that owner also holds the shard (a run whose shard
+        was taken over after its lease expired moves it no more).
+
         Returns the updated record, or ``None`` when the shard was in another state
-        (someone else moved it first; read it again with :meth:`shard`).
+        or held by another owner (someone else moved or took it first; read it again
+        with :meth:`shard`).
         """
         if state is not None:
             values["state"] = state
         values["updated_at"] = time.time()
         sets = ", ".join(f"{name} = ?" for name in values)
         marks = ",".join("?" * len(expect))
+        owned = "" if held_by is None else " AND owner = ?"
         with self._transaction() as conn:
             cursor = conn.execute(
-                f"UPDATE shards SET {sets} WHERE id = ? AND state IN ({marks})",
-                [*values.values(), shard_id, *expect],
+                f"UPDATE shards SET {sets} WHERE id = ? AND state IN ({marks}){owned}",
+                [*values.values(), shard_id, *expect, *(() if held_by is None else (held_by,))],
             )
             changed = cursor.rowcount
         return self.shard(shard_id) if changed else None
 
-    def mark_uploaded(self, shard_id: int, input_file_id: str) -> ShardRecord | None:
+    def mark_uploaded(
+        self, shard_id: int, input_file_id: str, *, held_by: str | None = None
+    ) -> ShardRecord | None:
         """Journal the uploaded input file of an ``intended`` shard (``None``: it moved)."""
-        return self.transition(shard_id, ("intended",), "uploaded", input_file_id=input_file_id)
+        return self.transition(
+            shard_id, ("intended",), "uploaded", held_by=held_by, input_file_id=input_file_id
+        )
 
     def mark_created(
         self,
@@ -296,10 +393,16 @@ class JournalTables:
         remote_status: str,
         *,
         expect: Collection[str] = UNSENT_STATES,
+        held_by: str | None = None,
     ) -> ShardRecord | None:
         """Journal the remote batch id of an unsent shard (``None``: it moved)."""
         return self.transition(
-            shard_id, expect, "created", batch_id=batch_id, remote_status=remote_status
+            shard_id,
+            expect,
+            "created",
+            held_by=held_by,
+            batch_id=batch_id,
+            remote_status=remote_status,
         )
 
     def mark_remote(
@@ -326,9 +429,11 @@ class JournalTables:
 
         Returns the record as it now is (moved or not).
         """
-        values: dict[str, object] = {} if error is None else {"error": error}
         expect = only_from if only_from is not None else (self.shard(shard_id).state,)
-        moved = self.transition(shard_id, expect, state, **values)
+        if error is None:
+            moved = self.transition(shard_id, expect, state)
+        else:
+            moved = self.transition(shard_id, expect, state, error=error)
         return moved if moved is not None else self.shard(shard_id)
 
     def note(self, shard_id: int, detail: str, custom_id: str | None = None) -> None:
@@ -361,15 +466,18 @@ class JournalTables:
         anomalies: Sequence[tuple[str | None, str]] = (),
         error: str | None = None,
         expect: Collection[str] = ATTACHED_STATES,
+        held_by: str | None = None,
     ) -> ShardRecord:
         """Store a shard's answers and close its journal entry in ONE transaction.
 
         The answers are kept whatever the shard's state (they were paid); the entry
-        moves to ``state`` only from ``expect``. Either both happen or neither does,
-        so a crash can never leave a shard marked downloaded without its answers.
+        moves to ``state`` only from ``expect`` (and, with ``held_by``, only while that
+        owner holds it). Either both happen or neither does, so a crash can never
+        leave a shard marked downloaded without its answers.
         """
         now = time.time()
         marks = ",".join("?" * len(expect))
+        owned = "" if held_by is None else " AND owner = ?"
         with paused_gc(), self._transaction() as conn:
             self._insert_responses(
                 conn, ((key, shard.endpoint, shard.model, raw) for key, raw in answers), "batch"
@@ -382,7 +490,7 @@ class JournalTables:
             conn.execute(
                 "UPDATE shards SET state = ?, remote_status = ?, completed = ?, failed = ?, "
                 "output_file_id = ?, error_file_id = ?, error = COALESCE(?, error), "
-                f"updated_at = ? WHERE id = ? AND state IN ({marks})",
+                f"updated_at = ? WHERE id = ? AND state IN ({marks}){owned}",
                 (
                     state,
                     remote_status,
@@ -394,6 +502,7 @@ class JournalTables:
                     now,
                     shard.id,
                     *expect,
+                    *(() if held_by is None else (held_by,)),
                 ),
             )
         return self.shard(shard.id)
@@ -404,7 +513,7 @@ class JournalTables:
         """The journal entry with this row id."""
         with self._lock:
             row = self._conn.execute(
-                f"SELECT {_SHARD_COLUMNS} FROM shards WHERE id = ?", (shard_id,)
+                f"SELECT {SHARD_COLUMNS} FROM shards WHERE id = ?", (shard_id,)
             ).fetchone()
         if row is None:
             raise KeyError(f"no shard {shard_id} in the journal of {self.path}")
@@ -414,7 +523,7 @@ class JournalTables:
         """The entry for a batch id, or for a journal row id given as digits."""
         with self._lock:
             row = self._conn.execute(
-                f"SELECT {_SHARD_COLUMNS} FROM shards WHERE batch_id = ?", (ident,)
+                f"SELECT {SHARD_COLUMNS} FROM shards WHERE batch_id = ?", (ident,)
             ).fetchone()
         if row is not None:
             return ShardRecord(*row)
@@ -438,36 +547,28 @@ class JournalTables:
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT {_SHARD_COLUMNS} FROM shards{clause} ORDER BY id", params
+                f"SELECT {SHARD_COLUMNS} FROM shards{clause} ORDER BY id", params
             ).fetchall()
         return [ShardRecord(*row) for row in rows]
 
     def pending_shards_for(self, custom_ids: Iterable[str]) -> list[ShardRecord]:
-        """Pending shards (not yet collected) that carry any of ``custom_ids``, oldest first."""
+        """Pending shards (not yet collected) that claim any of ``custom_ids``, oldest first."""
         marks = ",".join("?" * len(PENDING_STATES))
+        wanted = sorted(set(custom_ids))
+        found: dict[int, ShardRecord] = {}
         with self._lock, paused_gc():
             conn = self._conn
-            if (
-                conn.execute(
-                    f"SELECT 1 FROM shards WHERE state IN ({marks}) LIMIT 1", PENDING_STATES
-                ).fetchone()
-                is None
-            ):
-                return []  # the usual case of a fresh round: nothing to look up
-            conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (custom_id TEXT PRIMARY KEY)")
-            conn.execute("DELETE FROM temp.wanted")
-            conn.executemany(
-                "INSERT OR IGNORE INTO temp.wanted (custom_id) VALUES (?)",
-                ((cid,) for cid in sorted(custom_ids)),
-            )
-            rows = conn.execute(
-                f"SELECT {_SHARD_COLUMNS} FROM shards WHERE state IN ({marks}) AND id IN "
-                "(SELECT shard_id FROM shard_lines JOIN temp.wanted USING (custom_id)) "
-                "ORDER BY id",
-                PENDING_STATES,
-            ).fetchall()
-            conn.execute("DELETE FROM temp.wanted")
-        return [ShardRecord(*row) for row in rows]
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                rows = conn.execute(
+                    f"SELECT {SHARD_COLUMNS} FROM shards WHERE state IN ({marks}) AND id IN "
+                    "(SELECT shard_id FROM claims WHERE custom_id IN "
+                    f"({','.join('?' * len(chunk))}))",
+                    [*PENDING_STATES, *chunk],
+                ).fetchall()
+                for row in rows:
+                    found[row[0]] = ShardRecord(*row)
+        return [found[i] for i in sorted(found)]
 
     def shard_custom_ids(self, shard_id: int) -> list[str]:
         """The custom ids (op keys) of a shard's lines."""

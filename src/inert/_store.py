@@ -28,13 +28,13 @@ from typing import Any, ClassVar, Final, Self
 
 import attrs
 
+from inert._claims import Claim, ClaimTables, ShardIntent
 from inert._journal import (
     ATTACHED_STATES,
     JOURNAL_DDL,
     LOST_STATE,
     PENDING_STATES,
     UNSENT_STATES,
-    JournalTables,
     ShardRecord,
     custom_ids_digest,
     migrate_journal,
@@ -61,11 +61,12 @@ from inert._store_file import (
     make_private,
 )
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """The layout this version of inert writes; older files are migrated, newer ones refused.
 
 1: the first layout; 2: shards carry their token estimate and parent, runs their
-cancellation request (see :mod:`inert._journal`).
+cancellation request (see :mod:`inert._journal`); 3: shards carry their owner and
+lease, and each line's key is claimed by one shard (see :mod:`inert._claims`).
 """
 
 DEFAULT_PATH: Final = Path(".inert") / "store.sqlite3"
@@ -219,6 +220,8 @@ __all__ = [
     "PENDING_STATES",
     "SCHEMA_VERSION",
     "UNSENT_STATES",
+    "Claim",
+    "ShardIntent",
     "ShardRecord",
     "Store",
     "StoreError",
@@ -226,7 +229,7 @@ __all__ = [
 ]
 
 
-class Store(JournalTables):
+class Store(ClaimTables):
     """Raw responses by op key, the batch journal and usage: a SQLite file or a PostgreSQL database.
 
     Args:

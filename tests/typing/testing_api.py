@@ -9,17 +9,22 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import assert_type
 
+from anthropic.types import Message
 from hypothesis import strategies as st
+from openai.types.responses import Response
 from pydantic import BaseModel
 
 from inert import JSON, JSONObject, Op, Request, Store
+from inert.anthropic import message, message_object
 from inert.errors import RequestError
-from inert.openai import structured
+from inert.openai import response, response_object, structured
 from inert.testing import (
     FakeRunner,
     FakeRunnerFactory,
     ReplayRunner,
     Respond,
+    answer_for,
+    anthropic_message,
     chat_completion,
     describe_op,
     expect_calls,
@@ -28,6 +33,7 @@ from inert.testing import (
     failures,
     json_for_schema,
     op_of,
+    openai_response,
     responses_for,
     schema_of,
     values_for,
@@ -59,6 +65,35 @@ assert_type(failure_responses_for(op, kinds=["refusal"]), st.SearchStrategy[JSON
 assert_type(failures(), st.SearchStrategy[RequestError])
 assert_type(json_for_schema(schema_of(Synonyms)), st.SearchStrategy[JSON])
 assert_type(chat_completion(Synonyms(words=["vivid"])), JSONObject)
+
+# The Responses and Anthropic builders get strategies typed by what they decode to.
+sense_gpt = response(model="gpt-4o-mini", input="Synonyms of bright", text_format=Synonyms)
+sense_claude = message(
+    model="claude-haiku-4-5",
+    max_tokens=99,
+    messages=[{"role": "user", "content": "Synonyms of bright"}],
+    output_format=Synonyms,
+)
+assert_type(values_for(sense_gpt), st.SearchStrategy[Synonyms])
+assert_type(values_for(sense_claude), st.SearchStrategy[Synonyms])
+assert_type(values_for(op_of(sense_claude)), st.SearchStrategy[Synonyms])
+assert_type(values_for(response(model="m", input="x")), st.SearchStrategy[str])
+assert_type(values_for(response_object(model="m", input="x")), st.SearchStrategy[Response])
+assert_type(
+    values_for(
+        message_object(model="m", max_tokens=9, messages=[{"role": "user", "content": "x"}])
+    ),
+    st.SearchStrategy[Message],
+)
+assert_type(responses_for(sense_claude), st.SearchStrategy[JSONObject])
+assert_type(
+    failure_responses_for(sense_gpt, kinds=["content_filter"]), st.SearchStrategy[JSONObject]
+)
+# Each provider's answer shape, built by hand or for an op.
+assert_type(openai_response(Synonyms(words=[]), status="incomplete"), JSONObject)
+assert_type(anthropic_message("text", stop_reason="refusal"), JSONObject)
+assert_type(answer_for(sense_claude, Synonyms(words=["vivid"])), JSONObject)
+assert_type(FakeRunner.from_table({sense_gpt: Synonyms(words=[])}).run_sync(sense_gpt), Synonyms)
 
 # Fakes built every way are runners whose results keep the request's type.
 table = FakeRunner.from_table({request: Synonyms(words=["vivid"])})
@@ -144,6 +179,14 @@ def with_fixture(fake_runner: FakeRunnerFactory, store: Store) -> None:
 wrong: st.SearchStrategy[int] = values_for(Synonyms)  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
 # Failure kinds are checked: a typo is rejected.
 failure_responses_for(op, kinds=["refusl"])  # type: ignore[list-item]  # pyright: ignore[reportArgumentType]
+# Each provider's shape takes only the states its API reports.
+anthropic_message("x", stop_reason="done")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+openai_response("x", status="failed")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+openai_response("x", incomplete_reason="length")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+# A strategy for a Claude request of Synonyms is not one of text.
+claude_text: st.SearchStrategy[str] = values_for(sense_claude)  # type: ignore[arg-type]  # pyright: ignore[reportAssignmentType]
+# answer_for takes an op or a request, not a model class.
+answer_for(Synonyms, Synonyms(words=[]))  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 # A table's keys are ops, single-call requests or keys, not arbitrary values.
 FakeRunner.from_table({42: Synonyms(words=[])})  # type: ignore[type-var]  # pyright: ignore[reportArgumentType]
 

@@ -5,7 +5,11 @@
   :meth:`FakeRunner.fail_ops` makes chosen ops fail. :class:`ReplayRunner` answers
   from a store recorded by a real run.
 * Strategies: :func:`values_for`, :func:`responses_for`, :func:`failures`,
-  :func:`failure_responses_for`, :func:`json_for_schema`.
+  :func:`failure_responses_for`, :func:`json_for_schema`, for chat completions,
+  Responses and Anthropic Messages ops alike.
+* Answers in each provider's shape: :func:`chat_completion`,
+  :func:`openai_response`, :func:`anthropic_message`, and :func:`answer_for` (the
+  one an op's provider sends).
 * Assertions: :func:`expect_rounds`, :func:`expect_calls`.
 
 The strategies use Hypothesis, which installs with inert.
@@ -27,11 +31,14 @@ from inert.testing._fake import (
 from inert.testing._replay import ReplayRunner
 from inert.testing._strategies import (
     FailureKind,
+    answer_for,
+    anthropic_message,
     chat_completion,
     failure_kinds_for,
     failure_responses_for,
     failures,
     json_for_schema,
+    openai_response,
     responses_for,
     schema_of,
     values_for,
@@ -45,6 +52,8 @@ __all__ = [
     "OpRef",
     "ReplayRunner",
     "Respond",
+    "answer_for",
+    "anthropic_message",
     "chat_completion",
     "describe_op",
     "expect_calls",
@@ -55,6 +64,7 @@ __all__ = [
     "json_for_schema",
     "key_of",
     "op_of",
+    "openai_response",
     "responses_for",
     "schema_of",
     "values_for",

@@ -36,7 +36,8 @@ OpRef: TypeAlias = Op[object] | Request[object] | str
 """An op, a request that is a single call (as ``structured(...)`` returns), or an op key."""
 
 Answer: TypeAlias = JSON | BaseModel | RequestError
-"""A table entry: a raw body, a model instance (sent as a chat completion), or an error."""
+"""A table entry: a raw body, a model instance (sent in the shape of the op's API: a
+chat completion, a Responses ``Response`` or an Anthropic ``Message``), or an error."""
 
 
 def op_of(request: Request[T]) -> Op[T]:
@@ -103,8 +104,10 @@ def _as_raw(answer: Answer, op: Op[object]) -> JSON:
     if isinstance(answer, RequestError):
         raise answer
     if isinstance(answer, BaseModel):
-        from inert.testing._strategies import chat_completion
+        from inert.testing._strategies import MESSAGES, RESPONSES, answer_for, chat_completion
 
+        if op.endpoint in (RESPONSES, MESSAGES):
+            return answer_for(op, answer)  # in the shape of the op's provider
         return chat_completion(answer, model=op.model or "gpt-test")
     return answer
 
@@ -182,10 +185,11 @@ class FakeRunner(BaseRunner):
     ) -> Self:
         """A fake that answers from a table keyed by op, single-call request or op key.
 
-        A value is a raw response body, a pydantic model instance (answered as a
-        chat completion whose content is its JSON, see
-        :func:`~inert.testing.chat_completion`) or a ``RequestError`` (that op fails
-        with it). An op missing from the table goes to ``default``; without one it
+        A value is a raw response body, a pydantic model instance (answered in the
+        shape of the op's API with its JSON as the text: a chat completion, a
+        Responses ``Response`` or an Anthropic ``Message``, see
+        :func:`~inert.testing.answer_for`) or a ``RequestError`` (that op fails with
+        it). An op missing from the table goes to ``default``; without one it
         fails with an :class:`~inert.errors.UnansweredError` naming the op.
         """
         answers = {key_of(ref): answer for ref, answer in table.items()}

@@ -3,7 +3,13 @@
 Values are derived from the strict JSON schema that the request carries (the one
 ``openai.lib.type_to_response_format_param`` builds from a pydantic model), so a
 strategy for an op needs nothing but the op's body: it works for any op built by
-``inert.openai`` and for ops built by hand with the same ``response_format``.
+``inert.openai`` or ``inert.anthropic`` and for ops built by hand with the same
+format. Each provider's answers come in its own shape: a chat completion for
+``/v1/chat/completions``, a ``Response`` for ``/v1/responses`` (schema under
+``text.format``) and an Anthropic ``Message`` for ``/v1/messages`` (schema under
+``output_config.format``); :func:`chat_completion`, :func:`openai_response` and
+:func:`anthropic_message` build one by hand, :func:`answer_for` the one an op's
+provider would send.
 
 Supported schema keywords: ``type`` (also as a list), ``enum``, ``const``,
 ``anyOf``/``oneOf``, a one-element ``allOf``, ``$ref`` into ``$defs`` (recursion
@@ -44,6 +50,7 @@ from inert._op import Op
 from inert._request import Request
 
 if TYPE_CHECKING:
+    from anthropic.types import StopReason
     from pydantic import BaseModel
 
 M = TypeVar("M", bound="BaseModel")
@@ -51,9 +58,12 @@ T = TypeVar("T")
 
 CHAT_COMPLETIONS: Final = "/v1/chat/completions"
 EMBEDDINGS: Final = "/v1/embeddings"
+RESPONSES: Final = "/v1/responses"
+MESSAGES: Final = "/v1/messages"
 _DEFAULT_MAX_ITEMS: Final = 4
 _DEFAULT_MAX_PROPERTIES: Final = 3
 _TEST_MODEL: Final = "gpt-test"
+_TEST_CLAUDE: Final = "claude-test"
 
 Strategy = st.SearchStrategy
 
@@ -332,8 +342,34 @@ def schema_of(model: type[BaseModel]) -> JSONObject:
 
 
 def _response_schema(op: Op[Any]) -> Mapping[str, Any] | None:
-    """The JSON schema the op's ``response_format`` asks for, or ``None`` for free text."""
-    fmt = op.body.get("response_format")
+    """The JSON schema the op's answer format asks for, or ``None`` for free text.
+
+    The format is ``response_format`` for chat completions, ``text.format`` for the
+    Responses API and ``output_config.format`` for Anthropic's Messages.
+    """
+    body = op.body
+    fmt: object
+    if op.endpoint == RESPONSES:
+        text = body.get("text")
+        fmt = text.get("format") if isinstance(text, dict) else None
+        if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+            schema = fmt.get("schema")
+            return cast(Mapping[str, Any], schema) if isinstance(schema, dict) else None
+    elif op.endpoint == MESSAGES:
+        model = _output_format_of(op)
+        if model is not None:
+            # The SDK's conversion moves what Anthropic's structured outputs do not
+            # enforce (bounds, lengths) from the schema into its description, but the
+            # decoder validates them: draw from the model's own schema, which has them.
+            return schema_of(model)
+        config = body.get("output_config")
+        fmt = config.get("format") if isinstance(config, dict) else None
+        if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+            schema = fmt.get("schema")
+            return cast(Mapping[str, Any], schema) if isinstance(schema, dict) else None
+        return None
+    else:
+        fmt = body.get("response_format")
     if not isinstance(fmt, dict):
         return None
     if fmt.get("type") == "json_object":
@@ -345,6 +381,16 @@ def _response_schema(op: Op[Any]) -> Mapping[str, Any] | None:
         and isinstance(spec.get("schema"), dict)
     ):
         return cast(Mapping[str, Any], spec["schema"])
+    return None
+
+
+def _output_format_of(op: Op[Any]) -> type[BaseModel] | None:
+    """The ``output_format`` model of an op built by :func:`inert.anthropic.message`."""
+    from inert import anthropic
+
+    for model, decoder in anthropic._DECODERS.items():  # inert's own registry of decoders
+        if decoder is op.decode:
+            return model
     return None
 
 
@@ -396,13 +442,174 @@ def chat_completion(
     }
 
 
+def openai_response(
+    content: BaseModel | JSON,
+    *,
+    model: str = _TEST_MODEL,
+    status: Literal["completed", "incomplete"] = "completed",
+    incomplete_reason: Literal["max_output_tokens", "content_filter"] = "max_output_tokens",
+    refusal: str | None = None,
+    input_tokens: int = 10,
+    output_tokens: int = 10,
+    id: str = "resp_test",
+    created: int = 1_700_000_000,
+) -> JSONObject:
+    """The raw body of a Responses API answer (``POST /v1/responses``) saying ``content``.
+
+    One assistant message with one ``output_text`` part (``content`` as for
+    :func:`chat_completion`; ``None`` leaves the message without parts), or a
+    ``refusal`` part when ``refusal`` is given. ``status="incomplete"`` is an answer
+    cut off, for the ``incomplete_reason`` given. The shape is the openai SDK's
+    ``Response`` (openai/openai-openapi), as the emulator sends it.
+    """
+    text = None if content is None else _content_text(content)
+    parts: list[JSON] = []
+    if refusal is not None:
+        parts.append({"type": "refusal", "refusal": refusal})
+    elif text is not None:
+        parts.append({"type": "output_text", "text": text, "annotations": [], "logprobs": []})
+    return {
+        "id": id,
+        "object": "response",
+        "created_at": created,
+        "status": status,
+        "completed_at": created if status == "completed" else None,
+        "error": None,
+        "incomplete_details": {"reason": incomplete_reason} if status == "incomplete" else None,
+        "instructions": None,
+        "model": model,
+        "output": [
+            {
+                "id": f"msg_{id}",
+                "type": "message",
+                "role": "assistant",
+                "status": status,
+                "content": parts,
+            }
+        ],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": {
+            "input_tokens": input_tokens,
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            "output_tokens": output_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": input_tokens + output_tokens,
+        },
+        "metadata": {},
+    }
+
+
+def anthropic_message(
+    content: BaseModel | JSON,
+    *,
+    model: str = _TEST_CLAUDE,
+    stop_reason: StopReason = "end_turn",
+    input_tokens: int = 10,
+    output_tokens: int = 10,
+    id: str = "msg_test",
+) -> JSONObject:
+    """The raw body of an Anthropic Messages answer (``POST /v1/messages``) saying ``content``.
+
+    One ``text`` block (``content`` as for :func:`chat_completion`; ``None`` leaves
+    ``content`` empty). ``stop_reason="refusal"`` is a refusal and ``"max_tokens"``
+    an answer cut off, as Anthropic reports them. The shape is the anthropic SDK's
+    ``Message``, as the emulator sends it.
+    """
+    text = None if content is None else _content_text(content)
+    blocks: list[JSON] = [] if text is None else [{"type": "text", "text": text}]
+    return {
+        "id": id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": blocks,
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+    }
+
+
+def answer_for(op: Op[Any] | Request[Any], content: BaseModel | JSON) -> JSONObject:
+    """The raw, successful answer that ``op``'s API sends saying ``content``.
+
+    A chat completion, a Responses ``Response`` or an Anthropic ``Message``, by the
+    op's endpoint (with the op's model): what a respond function of a
+    :class:`~inert.testing.FakeRunner` returns, whichever provider the op calls.
+
+    Raises:
+        ValueError: the op's endpoint answers no text (embeddings, a hand-made one).
+    """
+    source = _source(op)
+    assert isinstance(source, Op)
+    endpoint = source.endpoint
+    if endpoint == RESPONSES:
+        return openai_response(content, model=source.model or _TEST_MODEL)
+    if endpoint == MESSAGES:
+        return anthropic_message(content, model=source.model or _TEST_CLAUDE)
+    if endpoint == CHAT_COMPLETIONS:
+        return chat_completion(content, model=source.model or _TEST_MODEL)
+    raise ValueError(
+        f"no text answer for {endpoint} ({source!r}); {_ANSWERED_WORDS} are answered "
+        "with text: answer other ops with a raw body"
+    )
+
+
 def _envelopes(
     model: str,
     contents: Strategy[str | None],
     *,
     finish_reason: str = "stop",
     refusal: Strategy[str | None] | None = None,
+    endpoint: str = CHAT_COMPLETIONS,
 ) -> Strategy[JSONObject]:
+    """Answers of ``endpoint``'s shape; ``finish_reason`` in chat terms (``"length"``:
+    cut off, ``"content_filter"``: withheld), ``refusal``: the refusal's words."""
+    if endpoint == RESPONSES:
+        return st.builds(
+            lambda content, refused, ident, created, prompt, out: openai_response(
+                content,
+                model=model,
+                status="completed" if finish_reason == "stop" else "incomplete",
+                incomplete_reason=(
+                    "content_filter" if finish_reason == "content_filter" else "max_output_tokens"
+                ),
+                refusal=refused,
+                id=f"resp_{ident}",
+                created=created,
+                input_tokens=prompt,
+                output_tokens=out,
+            ),
+            contents,
+            st.none() if refusal is None else refusal,
+            st.text("0123456789abcdef", min_size=8, max_size=8),
+            st.integers(1_600_000_000, 1_900_000_000),
+            st.integers(1, 4000),
+            st.integers(1, 4000),
+        )
+    if endpoint == MESSAGES:
+        return st.builds(
+            lambda content, refused, ident, prompt, out: anthropic_message(
+                refused if refused is not None else content,
+                model=model,
+                stop_reason=(
+                    "refusal"
+                    if refused is not None
+                    else "max_tokens"
+                    if finish_reason == "length"
+                    else "end_turn"
+                ),
+                id=f"msg_{ident}",
+                input_tokens=prompt,
+                output_tokens=out,
+            ),
+            contents,
+            st.none() if refusal is None else refusal,
+            st.text("0123456789abcdef", min_size=24, max_size=24),
+            st.integers(1, 4000),
+            st.integers(1, 4000),
+        )
     return st.builds(
         lambda content, refused, ident, created, prompt, out: chat_completion(
             content,
@@ -459,18 +666,28 @@ def _contents(
     source = _source(source)
     if values is not None:
         model = source.model if isinstance(source, Op) else None
-        return model or _TEST_MODEL, values.map(_content_text)
+        default = (
+            _TEST_CLAUDE if isinstance(source, Op) and source.endpoint == MESSAGES else _TEST_MODEL
+        )
+        return model or default, values.map(_content_text)
     if isinstance(source, Op):
-        if source.endpoint != CHAT_COMPLETIONS:
+        if source.endpoint not in _ANSWERED:
             raise ValueError(
-                f"no response strategy for {source.endpoint} ({source!r}); chat completions "
-                "and embeddings are supported: answer other ops with a table or a function"
+                f"no response strategy for {source.endpoint} ({source!r}); "
+                f"{_ANSWERED_WORDS} and embeddings are supported: answer other ops with "
+                "a table or a function"
             )
+        model = source.model or (_TEST_CLAUDE if source.endpoint == MESSAGES else _TEST_MODEL)
         schema = _response_schema(source)
         if schema is None:
-            return source.model or _TEST_MODEL, st.text()
-        return source.model or _TEST_MODEL, json_for_schema(schema).map(_content_text)
+            return model, st.text()
+        return model, json_for_schema(schema).map(_content_text)
     return _TEST_MODEL, json_for_schema(schema_of(source)).map(_content_text)
+
+
+_ANSWERED: Final = (CHAT_COMPLETIONS, RESPONSES, MESSAGES)
+"""The endpoints whose answers carry text (or structured output) these strategies draw."""
+_ANSWERED_WORDS: Final = "chat completions, Responses and Anthropic Messages"
 
 
 def responses_for(
@@ -484,7 +701,10 @@ def responses_for(
     ``model``, ``choices[0].message`` with ``content`` and ``refusal: null``,
     ``finish_reason: "stop"``, ``usage``); its content is the JSON text of a value
     valid for the op's ``response_format`` schema, or free text when it has none.
-    For an embeddings op it is one vector per input.
+    A Responses op gets a ``Response`` (:func:`openai_response`, its text valid for
+    ``text.format``), an Anthropic Messages op a ``Message``
+    (:func:`anthropic_message`, valid for ``output_config.format``); a model class
+    gets chat completions. For an embeddings op it is one vector per input.
 
     Args:
         source: an op or a single-call request (its body decides the schema), or a
@@ -496,7 +716,8 @@ def responses_for(
     if isinstance(source, Op) and source.endpoint == EMBEDDINGS and values is None:
         return _embeddings(source)
     model, contents = _contents(source, values)
-    return _envelopes(model, contents)
+    endpoint = source.endpoint if isinstance(source, Op) else CHAT_COMPLETIONS
+    return _envelopes(model, contents, endpoint=endpoint)
 
 
 @overload
@@ -549,7 +770,7 @@ def failures() -> Strategy[RequestError]:
 
 
 FailureKind = Literal["refusal", "truncation", "content_filter", "invalid_output"]
-"""A kind of bad answer that a chat completion decoder turns into a typed error."""
+"""A kind of bad answer that an op's decoder turns into a typed error."""
 
 FAILURE_KINDS: Final[tuple[FailureKind, ...]] = (
     "refusal",
@@ -557,32 +778,42 @@ FAILURE_KINDS: Final[tuple[FailureKind, ...]] = (
     "content_filter",
     "invalid_output",
 )
-SUPPORTED_ENDPOINTS: Final = frozenset({CHAT_COMPLETIONS, EMBEDDINGS})
+SUPPORTED_ENDPOINTS: Final = frozenset({*_ANSWERED, EMBEDDINGS})
 
 
 def failure_kinds_for(source: Op[Any] | Request[Any] | type[BaseModel]) -> tuple[FailureKind, ...]:
     """The failure kinds that make sense for ``source``: all four for structured
-    outputs, no ``invalid_output`` for free text, none for other endpoints."""
+    outputs, no ``invalid_output`` for free text, none for other endpoints.
+
+    Anthropic's Messages have no ``content_filter`` (their bad answers are
+    ``stop_reason`` ``"refusal"`` and ``"max_tokens"``).
+    """
     source = _source(source)
     if not isinstance(source, Op):
         return FAILURE_KINDS
-    if source.endpoint != CHAT_COMPLETIONS:
+    if source.endpoint not in _ANSWERED:
         return ()
+    kinds: tuple[FailureKind, ...] = FAILURE_KINDS
+    if source.endpoint == MESSAGES:
+        kinds = tuple(k for k in kinds if k != "content_filter")
     if _response_schema(source) is None:
-        return ("refusal", "truncation", "content_filter")
-    return FAILURE_KINDS
+        kinds = tuple(k for k in kinds if k != "invalid_output")
+    return kinds
 
 
 def failure_responses_for(
     source: Op[Any] | Request[Any] | type[BaseModel], *, kinds: Sequence[FailureKind] | None = None
 ) -> Strategy[JSONObject]:
-    """Raw chat completions that a structured-output decoder must turn into a typed error.
+    """Raw answers that a structured-output decoder must turn into a typed error.
 
-    ``refusal``: ``message.refusal`` is set and ``content`` is null (RefusalError);
-    ``truncation``: ``finish_reason == "length"`` with the JSON cut short
-    (TruncatedError); ``content_filter``: ``finish_reason == "content_filter"``
-    (ContentFilterError); ``invalid_output``: content that is not valid for the
-    schema (InvalidOutputError). ``kinds`` defaults to :func:`failure_kinds_for`.
+    For a chat completion: ``refusal``: ``message.refusal`` is set and ``content``
+    is null (RefusalError); ``truncation``: ``finish_reason == "length"`` with the
+    JSON cut short (TruncatedError); ``content_filter``: ``finish_reason ==
+    "content_filter"`` (ContentFilterError); ``invalid_output``: content that is not
+    valid for the schema (InvalidOutputError). A Responses op gets the same in its
+    shape (a ``refusal`` part; ``status: "incomplete"`` with the reason
+    ``max_output_tokens`` or ``content_filter``), an Anthropic op ``stop_reason``
+    ``"refusal"`` and ``"max_tokens"``. ``kinds`` defaults to :func:`failure_kinds_for`.
     """
     source = _source(source)
     applicable = failure_kinds_for(source)
@@ -594,6 +825,7 @@ def failure_responses_for(
             f"kinds must be some of {FAILURE_KINDS} that apply to {source!r}; got {list(kinds)}"
         )
     model, contents = _contents(source, None)
+    endpoint = source.endpoint if isinstance(source, Op) else CHAT_COMPLETIONS
     options: list[Strategy[JSONObject]] = []
     if "refusal" in kinds:
         options.append(
@@ -601,16 +833,19 @@ def failure_responses_for(
                 model,
                 st.none(),
                 refusal=st.sampled_from(["I'm sorry, but I can't help with that."]),
+                endpoint=endpoint,
             )
         )
     if "truncation" in kinds:
         cut = st.tuples(contents, st.floats(0.0, 0.9)).map(
             lambda tc: tc[0][: int(len(tc[0]) * tc[1])]
         )
-        options.append(_envelopes(model, cut, finish_reason="length"))
+        options.append(_envelopes(model, cut, finish_reason="length", endpoint=endpoint))
     if "content_filter" in kinds:
-        options.append(_envelopes(model, st.none(), finish_reason="content_filter"))
+        options.append(
+            _envelopes(model, st.none(), finish_reason="content_filter", endpoint=endpoint)
+        )
     if "invalid_output" in kinds:
         invalid = st.sampled_from(["", "not json", '{"unterminated": ', "[]", '"a string"', "null"])
-        options.append(_envelopes(model, invalid))
+        options.append(_envelopes(model, invalid, endpoint=endpoint))
     return st.one_of(options)
