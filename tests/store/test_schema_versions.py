@@ -98,8 +98,22 @@ def _rows(version: int) -> list[tuple[str, tuple[object, ...]]]:
             "INSERT INTO shards (id, run_id, shard, attempt, endpoint, model, digest, size, "
             "state, input_file_id, batch_id, remote_status, created_at, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (1, "run-1", 0, 1, ANSWERED.endpoint, "m", "d" * 64, 2, "created", "file-1",
-             "batch_1", "in_progress", now, now),
+            (
+                1,
+                "run-1",
+                0,
+                1,
+                ANSWERED.endpoint,
+                "m",
+                "d" * 64,
+                2,
+                "created",
+                "file-1",
+                "batch_1",
+                "in_progress",
+                now,
+                now,
+            ),
         ),
         *(("INSERT INTO shard_lines VALUES (?, ?)", (1, cid)) for cid in LINES),
     ]
@@ -143,6 +157,3 @@ def test_a_store_from_a_newer_inert_is_refused_untouched(store_location: str) ->
         Store(store_location)
     with pytest.raises(NewerStoreError):
         Store(store_location, create=False)
-
-
-
