@@ -72,7 +72,7 @@ BOTH_BACKENDS = frozenset(
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run the tests of :data:`BOTH_BACKENDS` that use ``store`` once per backend."""
-    module = metafunc.module.__name__.rpartition(".")[2]
+    module = metafunc.definition.path.stem
     if module in BOTH_BACKENDS and "store" in metafunc.fixturenames:
         metafunc.parametrize("backend", ["sqlite", "postgresql"])
 

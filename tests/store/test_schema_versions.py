@@ -122,11 +122,11 @@ def _rows(version: int) -> list[tuple[str, tuple[object, ...]]]:
 def write_old_store(location: str, version: int = 2) -> None:
     """A store as schema version 2 of inert left it, at ``location`` (a path or a URL)."""
     if is_url(location):
-        with psycopg.connect(location) as conn:
+        with psycopg.connect(location) as server:
             for statement in postgres_ddl(SCHEMA_V2):
-                conn.execute(statement.encode())
+                server.execute(statement.encode())
             for sql, params in _rows(version):
-                conn.execute(sql.replace("?", "%s").encode(), params)
+                server.execute(sql.replace("?", "%s").encode(), params)
         return
     Path(location).touch(mode=0o600)  # private, as inert makes its files
     with sqlite3.connect(location) as conn:
