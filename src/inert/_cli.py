@@ -162,7 +162,8 @@ def _add_common(parser: argparse.ArgumentParser, *, repeated: bool) -> None:
     parser.add_argument(
         "--store",
         default=default,
-        help="the store file (default: .inert/store.sqlite3 in the current directory)",
+        help="the store: a file, or a postgresql:// URL (default: .inert/store.sqlite3 in the "
+        "current directory)",
     )
     parser.add_argument(
         "--base-url", default=default, help="API base URL (default: OPENAI_BASE_URL or OpenAI)"
@@ -211,7 +212,7 @@ def _batches_list(args: argparse.Namespace, store: Store) -> int:
     if args.pending:
         records = [r for r in records if r.state in PENDING_STATES]
     if not records:
-        print(f"no batches in the journal of {store.path}")
+        print(f"no batches in the journal of {store.location}")
         return 0
     _print_table(records)
     return 0
@@ -221,7 +222,7 @@ async def _batches_show(args: argparse.Namespace, store: Store) -> int:
     record = store.find_shard(args.id)
     if record is None:
         raise _UsageError(
-            f"no batch {args.id!r} in the journal of {store.path}; "
+            f"no batch {args.id!r} in the journal of {store.location}; "
             "`inert batches list` shows the batch ids and row numbers"
         )
     from inert._providers import NAMES
@@ -297,7 +298,7 @@ async def _batches_cancel(args: argparse.Namespace, store: Store) -> int:
 
     record = None if args.id is None else store.find_shard(args.id)
     if args.id is not None and record is None:
-        raise _UsageError(f"no batch {args.id!r} in the journal of {store.path}")
+        raise _UsageError(f"no batch {args.id!r} in the journal of {store.location}")
     if record is not None and record.batch_id is None:
         raise _UsageError(f"journal row {record.id} has no batch id; nothing to cancel")
     providers: set[Provider] = (
@@ -361,7 +362,7 @@ async def _batches_abandon(args: argparse.Namespace, store: Store) -> int:
     record = store.find_shard(args.id)
     if record is None:
         raise _UsageError(
-            f"no batch {args.id!r} in the journal of {store.path}; "
+            f"no batch {args.id!r} in the journal of {store.location}; "
             "`inert batches list --pending` shows the batch ids and row numbers"
         )
     finished = record.state in ("created", "cancelling") and record.remote_status in (
@@ -434,7 +435,7 @@ def _add_batches(commands: Any) -> None:
 def _run_batches(args: argparse.Namespace) -> int:
     from inert._store import DEFAULT_PATH, Store
 
-    path = Path(DEFAULT_PATH if args.store is None else args.store)
+    path: str | Path = DEFAULT_PATH if args.store is None else args.store  # a URL stays a str
     try:
         # A mistyped path must not look like "no batches": nothing is created there.
         store = Store(path, create=False)
@@ -481,10 +482,11 @@ def _interrupted(args: argparse.Namespace) -> str:
     """What an interrupted command leaves: the answers its store holds, and how to go on."""
     from inert._store import DEFAULT_PATH, Store
 
-    path = Path(DEFAULT_PATH if getattr(args, "store", None) is None else args.store)
+    path: str | Path = DEFAULT_PATH if getattr(args, "store", None) is None else args.store
     try:
         with Store(path, create=False) as store:
             kept = store.response_count()
+            path = store.location  # a URL without its password
     except StoreError:
         return "interrupted"
     noun = "answer" if kept == 1 else "answers"

@@ -66,7 +66,7 @@ def _resolve(store: Store, given: str) -> str:
         )
     found = store.answers(prefix=text, limit=2)
     if not found:
-        raise CommandFailed(f"no stored answer has a key starting {text} in {store.path}")
+        raise CommandFailed(f"no stored answer has a key starting {text} in {store.location}")
     if len(found) > 1:
         raise CommandFailed(f"the key prefix {text} names several answers; give more digits")
     return found[0].key
@@ -75,7 +75,7 @@ def _resolve(store: Store, given: str) -> str:
 def _stats(args: argparse.Namespace) -> int:
     with _open(args) as store:
         stats = store.stats()
-    print(f"store            {stats.path}")
+    print(f"store            {store.location}")
     print(f"size             {stats.size_bytes:,} bytes (schema version {stats.schema_version})")
     print(f"answers          {stats.answers:,}")
     if stats.not_answers:
@@ -123,7 +123,7 @@ def _list(args: argparse.Namespace) -> int:
         )
         if not answers:
             what = "stored error objects" if args.failed else "answers"
-            print(f"no {what} in {store.path}")
+            print(f"no {what} in {store.location}")
             return 0
         _print_answers(answers)
     return 0
@@ -173,7 +173,7 @@ def _check(args: argparse.Namespace) -> int:
             problems = store.check()
         except DamagedStoreError as exc:
             raise CommandFailed(str(exc)) from None
-        path = store.path
+        path = store.location
     if problems:
         shown = "; ".join(problems[:3])
         raise CommandFailed(
@@ -212,7 +212,8 @@ def add_parser(commands: Any) -> None:
     where.add_argument(
         "--store",
         default=argparse.SUPPRESS,
-        help="the store file (default: .inert/store.sqlite3 in the current directory)",
+        help="the store: a file, or a postgresql:// URL (default: .inert/store.sqlite3 in the "
+        "current directory)",
     )
     store.add_argument("--store", default=None, help=argparse.SUPPRESS)
     sub = store.add_subparsers(dest="action", required=True, metavar="ACTION")
