@@ -18,6 +18,7 @@ import argparse
 import datetime
 import os
 import sys
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -180,8 +181,10 @@ def _add_common(parser: argparse.ArgumentParser, *, repeated: bool) -> None:
 
 def _print_table(records: Sequence[ShardRecord]) -> None:
     header = (
-        "ROW", "RUN", "SHARD", "TRY", "API", "STATE", "REMOTE", "BATCH", "LINES", "DONE", "FAILED"
+        "ROW", "RUN", "SHARD", "TRY", "API", "STATE", "REMOTE", "BATCH", "LINES", "DONE", "FAILED",
+        "HELD BY",
     )  # fmt: skip
+    now = time.time()
     rows = [
         (
             str(r.id),
@@ -195,12 +198,18 @@ def _print_table(records: Sequence[ShardRecord]) -> None:
             str(r.size),
             str(r.completed),
             str(r.failed),
+            _holder(r, now),
         )
         for r in records
     ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _holder(record: ShardRecord, now: float) -> str:
+    """The run holding a shard's lease now, or ``-`` (nobody: the next run may take it)."""
+    return record.owner if record.owner is not None and record.leased(now) else "-"
 
 
 def _batches_list(args: argparse.Namespace, store: Store) -> int:
@@ -246,6 +255,12 @@ async def _batches_show(args: argparse.Namespace, store: Store) -> int:
         ("completed / failed", f"{record.completed} / {record.failed}"),
         ("created", _when(record.created_at)),
         ("updated", _when(record.updated_at)),
+        (
+            "held by",
+            f"{record.owner} (lease until {_when(record.lease_expires_at)})"
+            if record.owner is not None and record.lease_expires_at is not None
+            else "nobody (a run that needs its lines takes it over)",
+        ),
     ]
     if record.error:
         fields.append(("error", record.error))

@@ -15,6 +15,7 @@ import argparse
 import datetime
 import json
 import re
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -73,8 +74,12 @@ def _resolve(store: Store, given: str) -> str:
 
 
 def _stats(args: argparse.Namespace) -> int:
+    from inert._journal import PENDING_STATES
+
     with _open(args) as store:
         stats = store.stats()
+        now = time.time()
+        held = [r for r in store.shards(states=PENDING_STATES) if r.leased(now)]
     print(f"store            {store.location}")
     print(f"size             {stats.size_bytes:,} bytes (schema version {stats.schema_version})")
     print(f"answers          {stats.answers:,}")
@@ -92,6 +97,13 @@ def _stats(args: argparse.Namespace) -> int:
     shards = ", ".join(f"{n:,} {state}" for state, n in stats.shards.items()) or "none"
     print(f"batch runs       {stats.runs:,}")
     print(f"batches          {shards}")
+    if held:
+        owners = sorted({str(r.owner) for r in held})
+        print(
+            f"held by runs     {len(held):,} batches, by {', '.join(owners[:3])}"
+            + (f" and {len(owners) - 3} more" if len(owners) > 3 else "")
+            + " (`inert batches list` says which)"
+        )
     if stats.anomalies:
         print(f"anomalies        {stats.anomalies:,} (`inert batches show ID` says which)")
     return 0

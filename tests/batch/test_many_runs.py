@@ -55,7 +55,6 @@ OFFSETS = [0.0, 0.5, 1.5]
 """Seconds between the start of the first run and the start of the second."""
 PATIENCE = 120.0
 """Seconds any one run may take before the test calls it hung (a generous bound, not a goal)."""
-CLAIMS = pytest.mark.xfail(strict=True, reason="claims (#12) not landed")
 
 
 @attrs.frozen
@@ -146,7 +145,6 @@ def reaped(*children: subprocess.Popen[str]) -> Iterator[None]:
                 child.communicate()
 
 
-@CLAIMS
 @pytest.mark.parametrize("offset", OFFSETS)
 async def test_two_processes_on_one_store_pay_each_call_once(
     offset: float,
@@ -182,7 +180,6 @@ async def test_two_processes_on_one_store_pay_each_call_once(
 # --- two runners in one process; two run_all on one runner -------------------------------
 
 
-@CLAIMS
 @pytest.mark.parametrize("offset", OFFSETS)
 @pytest.mark.parametrize("stores", ["one Store", "two Stores on one file"])
 async def test_two_runners_in_one_process_pay_each_call_once(
@@ -208,7 +205,6 @@ async def test_two_runners_in_one_process_pay_each_call_once(
     assert_billed_once(emu, truth.keys)
 
 
-@CLAIMS
 @pytest.mark.parametrize("offset", OFFSETS)
 async def test_two_run_alls_on_one_runner_pay_each_call_once(
     offset: float, truth: Truth, slow: openai.AsyncOpenAI, emu: Emulator, store: Store
@@ -243,7 +239,6 @@ BATCHES_THE_RERUN_MAKES = {"upload": 1, "create": 0, "poll": 0}
 the create (journaled or not), the batch exists: the new owner resumes it."""
 
 
-@CLAIMS
 @pytest.mark.parametrize("point", list(BATCHES_THE_RERUN_MAKES))
 async def test_a_dead_owners_shard_is_taken_over_once_its_lease_expires(
     point: str,
@@ -285,7 +280,6 @@ async def slow_creates(emu: Emulator) -> AsyncIterator[tuple[openai.AsyncOpenAI,
         yield sdk, network
 
 
-@CLAIMS
 async def test_a_live_owners_lease_is_renewed_so_its_slow_shard_is_never_taken_over(
     crash_truth: Truth,
     slow_creates: tuple[openai.AsyncOpenAI, SlowNetwork],
@@ -325,7 +319,6 @@ def wait_for(marker: Path, child: subprocess.Popen[str]) -> None:
         time.sleep(0.01)
 
 
-@CLAIMS
 async def test_a_stale_owner_that_wakes_after_a_takeover_pays_nothing_more(
     crash_truth: Truth,
     client: openai.AsyncOpenAI,
