@@ -526,8 +526,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, fewer repeats")
     parser.add_argument("--sizes", type=int, nargs="+", help="sizes to measure (ops)")
     parser.add_argument("--repeats", type=int, help="samples per side (median)")
+    parser.add_argument("--shapes", nargs="+", choices=SHAPES, default=SHAPES, help="shapes to run")
     args = parser.parse_args(argv)
-    result = run(quick=args.quick, sizes=args.sizes, repeats=args.repeats)
+    result = run(quick=args.quick, sizes=args.sizes, repeats=args.repeats, shapes=args.shapes)
     print(render_text(result))
     print("RESULT " + json.dumps(result))
     return 0

@@ -33,7 +33,7 @@ to submit again.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Final
 
 import attrs
@@ -263,20 +263,44 @@ class ClaimTables(JournalTables):
                 renewed += cursor.rowcount
             return renewed
 
-    def release_claims(self, shard_id: int) -> int:
-        """Drop the remaining claims of a shard that is no longer pending; how many.
+    def release_claims(self, shard_id: int, *, keep: Collection[str] = ()) -> int:
+        """Drop the claims of a shard that is no longer pending, but those of ``keep``; how many.
 
-        Its owner calls this once it has decided about the shard's lines (answered,
-        failed for good, or moved into a new shard): the keys are free for any run.
-        The claims of a pending shard are never dropped here.
+        Its owner calls this once it has decided about the shard's lines (answered or
+        failed for good: released; to be submitted again: kept until the new shard
+        takes them): the released keys are free for any run. The claims of a pending
+        shard are never dropped here.
+        """
+        kept = set(keep)
+        with self._transaction() as conn:
+            (state,) = conn.execute("SELECT state FROM shards WHERE id = ?", (shard_id,)).fetchone()
+            if state in PENDING_STATES:
+                return 0
+            if not kept:
+                return conn.execute("DELETE FROM claims WHERE shard_id = ?", (shard_id,)).rowcount
+            keys = [
+                str(key)
+                for (key,) in conn.execute(
+                    "SELECT custom_id FROM claims WHERE shard_id = ?", (shard_id,)
+                ).fetchall()
+                if key not in kept
+            ]
+            conn.executemany(
+                "DELETE FROM claims WHERE custom_id = ? AND shard_id = ?",
+                [(key, shard_id) for key in keys],
+            )
+            return len(keys)
+
+    def expire_leases(self, *, owner: str, now: float) -> int:
+        """End ``owner``'s live leases at ``now`` (its process is known to be gone); how many.
+
+        The next claim of their keys takes the shards over at once.
         """
         with self._transaction() as conn:
-            cursor = conn.execute(
-                "DELETE FROM claims WHERE shard_id = ? AND shard_id NOT IN "
-                f"(SELECT id FROM shards WHERE state IN ({_marks(len(PENDING_STATES))}))",
-                (shard_id, *PENDING_STATES),
-            )
-            return cursor.rowcount
+            return conn.execute(
+                "UPDATE shards SET lease_expires_at = ? WHERE owner = ? AND lease_expires_at > ?",
+                (now, owner, now),
+            ).rowcount
 
     def release_leases(self, *, owner: str, shard_ids: Sequence[int] | None = None) -> int:
         """Give up ``owner``'s leases (all, or those of ``shard_ids``); how many.

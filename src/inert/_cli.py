@@ -1,10 +1,15 @@
 """The ``inert`` command: ``batches`` (the journal), ``store``, ``emulator`` and ``demo``.
 
-``inert batches list|show ID|cancel [ID]|resume`` work on a store's batch journal.
-``show``, ``cancel`` and ``resume`` talk to the API through ``openai.AsyncOpenAI``,
-which reads ``OPENAI_API_KEY`` (and ``OPENAI_BASE_URL``) from the environment;
-``--base-url`` points them at another server such as the emulator. The key is
-never printed nor stored.
+``inert batches list|show ID|cancel [ID]|resume`` work on a store's batch journal,
+whichever provider's batch API holds each batch: the journal's shard says it (its
+endpoint), so ``show``, ``cancel`` and ``resume`` reach OpenAI's Batch API through
+``openai.AsyncOpenAI`` and Anthropic's Message Batches through
+``anthropic.AsyncAnthropic``, each only when a batch of that provider is
+concerned. The SDKs read ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL`` and
+``ANTHROPIC_API_KEY`` / ``ANTHROPIC_BASE_URL`` from the environment; ``--base-url``
+and ``--anthropic-base-url`` point them at another server such as the emulator, and
+``--provider`` limits a command to one provider's batches. The keys are never
+printed nor stored.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import argparse
 import datetime
 import os
 import sys
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -21,8 +27,10 @@ from inert import _cli_store
 from inert._store_errors import StoreError
 
 if TYPE_CHECKING:
+    import anthropic
     import openai
 
+    from inert._providers import Provider
     from inert._store import ShardRecord, Store
 
 # The SDK (and the emulator, and rich) are imported by the commands that use them,
@@ -39,7 +47,7 @@ def _when(stamp: float) -> str:
 
 
 def _client(args: argparse.Namespace) -> openai.AsyncOpenAI:
-    """The SDK client for ``show``/``cancel``/``resume``, from flags and the environment."""
+    """The OpenAI client for ``show``/``cancel``/``resume``, from flags and the environment."""
     if not os.environ.get("OPENAI_API_KEY"):
         raise _UsageError(
             "set OPENAI_API_KEY to reach the API (for the emulator any value works, "
@@ -48,6 +56,62 @@ def _client(args: argparse.Namespace) -> openai.AsyncOpenAI:
     import openai
 
     return openai.AsyncOpenAI(base_url=args.base_url)
+
+
+def _anthropic_client(args: argparse.Namespace) -> anthropic.AsyncAnthropic:
+    """The Anthropic client for the journal's Message Batches, from flags and the environment."""
+    _need_anthropic_key()
+    import anthropic
+
+    return anthropic.AsyncAnthropic(base_url=args.anthropic_base_url)
+
+
+def _need_anthropic_key() -> None:
+    """Raise the usage error that names the variable to set, unless a key is set."""
+    if not (os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")):
+        raise _UsageError(
+            "set ANTHROPIC_API_KEY to reach Anthropic's Message Batches (for the emulator any "
+            "value works, e.g. ANTHROPIC_API_KEY=test inert batches ... --anthropic-base-url "
+            "http://127.0.0.1:8321/anthropic), or leave its batches out with --provider openai"
+        )
+
+
+class _Clients:
+    """The clients of the providers a command concerns, made on entry and closed on exit."""
+
+    def __init__(self, args: argparse.Namespace, providers: set[Provider]) -> None:
+        if "anthropic" in providers:
+            _need_anthropic_key()  # before any client is made, so none is left open
+        self.openai = _client(args) if "openai" in providers else None
+        self.anthropic = _anthropic_client(args) if "anthropic" in providers else None
+
+    async def __aenter__(self) -> _Clients:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.openai is not None:
+            await self.openai.close()
+        if self.anthropic is not None:
+            await self.anthropic.close()
+
+
+def _provider(record: ShardRecord) -> Provider:
+    from inert._providers import provider_of
+
+    return provider_of(record.endpoint)
+
+
+def _providers_of(records: Sequence[ShardRecord], args: argparse.Namespace) -> set[Provider]:
+    """The providers whose clients a command needs for ``records`` (limited by ``--provider``).
+
+    With none of them, the one ``--provider`` names, else OpenAI's: a command that
+    talks to an API checks its key even when it finds nothing to do, so a missing
+    key shows the first time, not the first time there is work.
+    """
+    chosen: Provider | None = getattr(args, "provider", None)
+    found: set[Provider] = {p for p in map(_provider, records) if chosen is None or p == chosen}
+    fallback: Provider = "openai" if chosen is None else chosen
+    return found or {fallback}
 
 
 class _UsageError(Exception):
@@ -99,10 +163,16 @@ def _add_common(parser: argparse.ArgumentParser, *, repeated: bool) -> None:
     parser.add_argument(
         "--store",
         default=default,
-        help="the store file (default: .inert/store.sqlite3 in the current directory)",
+        help="the store: a file, or a postgresql:// URL (default: .inert/store.sqlite3 in the "
+        "current directory)",
     )
     parser.add_argument(
         "--base-url", default=default, help="API base URL (default: OPENAI_BASE_URL or OpenAI)"
+    )
+    parser.add_argument(
+        "--anthropic-base-url",
+        default=default,
+        help="Anthropic API base URL (default: ANTHROPIC_BASE_URL or Anthropic)",
     )
 
 
@@ -110,19 +180,25 @@ def _add_common(parser: argparse.ArgumentParser, *, repeated: bool) -> None:
 
 
 def _print_table(records: Sequence[ShardRecord]) -> None:
-    header = ("ROW", "RUN", "SHARD", "TRY", "STATE", "REMOTE", "BATCH", "LINES", "DONE", "FAILED")
+    header = (
+        "ROW", "RUN", "SHARD", "TRY", "API", "STATE", "REMOTE", "BATCH", "LINES", "DONE", "FAILED",
+        "HELD BY",
+    )  # fmt: skip
+    now = time.time()
     rows = [
         (
             str(r.id),
             r.run_id,
             str(r.shard),
             str(r.attempt),
+            _provider(r),
             r.state,
             r.remote_status or "-",
             r.batch_id or "-",
             str(r.size),
             str(r.completed),
             str(r.failed),
+            _holder(r, now),
         )
         for r in records
     ]
@@ -131,14 +207,21 @@ def _print_table(records: Sequence[ShardRecord]) -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
+def _holder(record: ShardRecord, now: float) -> str:
+    """The run holding a shard's lease now, or ``-`` (nobody: the next run may take it)."""
+    return record.owner if record.owner is not None and record.leased(now) else "-"
+
+
 def _batches_list(args: argparse.Namespace, store: Store) -> int:
     from inert._store import PENDING_STATES
 
     records = store.shards(run_id=args.run)
+    if args.provider is not None:
+        records = [r for r in records if _provider(r) == args.provider]
     if args.pending:
         records = [r for r in records if r.state in PENDING_STATES]
     if not records:
-        print(f"no batches in the journal of {store.path}")
+        print(f"no batches in the journal of {store.location}")
         return 0
     _print_table(records)
     return 0
@@ -148,11 +231,15 @@ async def _batches_show(args: argparse.Namespace, store: Store) -> int:
     record = store.find_shard(args.id)
     if record is None:
         raise _UsageError(
-            f"no batch {args.id!r} in the journal of {store.path}; "
+            f"no batch {args.id!r} in the journal of {store.location}; "
             "`inert batches list` shows the batch ids and row numbers"
         )
+    from inert._providers import NAMES
+
+    provider = _provider(record)
     fields = [
         ("batch", record.batch_id or "(not created)"),
+        ("provider", NAMES[provider]),
         ("journal row", str(record.id)),
         ("run", record.run_id),
         ("shard", str(record.shard)),
@@ -168,6 +255,12 @@ async def _batches_show(args: argparse.Namespace, store: Store) -> int:
         ("completed / failed", f"{record.completed} / {record.failed}"),
         ("created", _when(record.created_at)),
         ("updated", _when(record.updated_at)),
+        (
+            "held by",
+            f"{record.owner} (lease until {_when(record.lease_expires_at)})"
+            if record.owner is not None and record.lease_expires_at is not None
+            else "nobody (a run that needs its lines takes it over)",
+        ),
     ]
     if record.error:
         fields.append(("error", record.error))
@@ -175,37 +268,63 @@ async def _batches_show(args: argparse.Namespace, store: Store) -> int:
     if anomalies:
         fields.append(("anomalies", str(len(anomalies))))
     if args.remote and record.batch_id is not None:
-        async with _client(args) as client:
-            batch = await client.batches.retrieve(record.batch_id)
-        counts = batch.request_counts
-        fields.append(("remote status", batch.status))
-        if counts is not None:
+        if provider == "anthropic":
+            async with _anthropic_client(args) as claude:
+                message_batch = await claude.messages.batches.retrieve(record.batch_id)
+            tally = message_batch.request_counts
+            fields.append(("remote status", message_batch.processing_status))
             fields.append(
                 (
                     "remote counts",
-                    f"{counts.completed} completed, {counts.failed} failed, {counts.total} total",
+                    f"{tally.succeeded} succeeded, {tally.errored} errored, {tally.canceled} "
+                    f"canceled, {tally.expired} expired, {tally.processing} processing",
                 )
             )
+        else:
+            async with _client(args) as client:
+                batch = await client.batches.retrieve(record.batch_id)
+            counts = batch.request_counts
+            fields.append(("remote status", batch.status))
+            if counts is not None:
+                fields.append(
+                    (
+                        "remote counts",
+                        f"{counts.completed} completed, {counts.failed} failed, "
+                        f"{counts.total} total",
+                    )
+                )
     width = max(len(name) for name, _ in fields)
     for name, value in fields:
         print(f"{name.ljust(width)}  {value}")
     return 0
 
 
+def _pending(store: Store, args: argparse.Namespace) -> list[ShardRecord]:
+    """The journal's shards not yet collected (of ``--run``, ``--provider`` when given)."""
+    from inert._store import ATTACHED_STATES, UNSENT_STATES
+
+    records = store.shards(run_id=args.run, states=(*UNSENT_STATES, *ATTACHED_STATES))
+    chosen = getattr(args, "provider", None)
+    return [r for r in records if chosen is None or _provider(r) == chosen]
+
+
 async def _batches_cancel(args: argparse.Namespace, store: Store) -> int:
     from inert._runners._batch import BatchJournal
 
-    if args.id is not None and store.find_shard(args.id) is None:
-        raise _UsageError(f"no batch {args.id!r} in the journal of {store.path}")
-    async with _client(args) as client:
-        journal = BatchJournal(client, store)
-        if args.id is None:
+    record = None if args.id is None else store.find_shard(args.id)
+    if args.id is not None and record is None:
+        raise _UsageError(f"no batch {args.id!r} in the journal of {store.location}")
+    if record is not None and record.batch_id is None:
+        raise _UsageError(f"journal row {record.id} has no batch id; nothing to cancel")
+    providers: set[Provider] = (
+        {_provider(record)} if record is not None else _providers_of(_pending(store, args), args)
+    )
+    async with _Clients(args, providers) as clients:
+        journal = BatchJournal(clients.openai, store, anthropic=clients.anthropic)
+        if record is None:
             cancelled = await journal.cancel(run_ids=None if args.run is None else [args.run])
         else:
-            record = store.find_shard(args.id)
-            assert record is not None
-            if record.batch_id is None:
-                raise _UsageError(f"journal row {record.id} has no batch id; nothing to cancel")
+            assert record.batch_id is not None
             cancelled = await journal.cancel(batch_ids=[record.batch_id])
     for batch_id in cancelled:
         print(f"cancelling {batch_id}")
@@ -219,9 +338,14 @@ async def _batches_resume(args: argparse.Namespace, store: Store) -> int:
     from inert._store import LOST_STATE
 
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    async with _client(args) as client:
+    providers = _providers_of(_pending(store, args), args)
+    async with _Clients(args, providers) as clients:
         journal = BatchJournal(
-            client, store, poll_interval=args.poll_interval, poll_interval_max=60.0
+            clients.openai,
+            store,
+            anthropic=clients.anthropic,
+            poll_interval=args.poll_interval,
+            poll_interval_max=60.0,
         )
         with ProgressView(progress) as view:
             collected = await journal.resume(run_id=args.run, view=view)
@@ -253,7 +377,7 @@ async def _batches_abandon(args: argparse.Namespace, store: Store) -> int:
     record = store.find_shard(args.id)
     if record is None:
         raise _UsageError(
-            f"no batch {args.id!r} in the journal of {store.path}; "
+            f"no batch {args.id!r} in the journal of {store.location}; "
             "`inert batches list --pending` shows the batch ids and row numbers"
         )
     finished = record.state in ("created", "cancelling") and record.remote_status in (
@@ -289,6 +413,12 @@ def _add_batches(commands: Any) -> None:
     sub = batches.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = sub.add_parser("list", help="list the journal's batches")
     listing.add_argument("--run", default=None, help="only this run")
+    only = {
+        "choices": ("openai", "anthropic"),
+        "default": None,
+        "help": "only the batches of this provider's batch API",
+    }
+    listing.add_argument("--provider", **only)
     listing.add_argument("--pending", action="store_true", help="only batches not yet collected")
     show = sub.add_parser("show", help="show one batch (by batch id or journal row)")
     show.add_argument("id")
@@ -298,12 +428,14 @@ def _add_batches(commands: Any) -> None:
     cancel = sub.add_parser("cancel", help="cancel one unfinished batch, or all of them")
     cancel.add_argument("id", nargs="?", default=None)
     cancel.add_argument("--run", default=None, help="only batches of this run")
+    cancel.add_argument("--provider", **only)
     abandon = sub.add_parser(
         "abandon", help="abandon a batch whose output expired before it was downloaded"
     )
     abandon.add_argument("id")
     resume = sub.add_parser("resume", help="wait for unfinished batches and store their answers")
     resume.add_argument("--run", default=None, help="only batches of this run")
+    resume.add_argument("--provider", **only)
     resume.add_argument("--poll-interval", type=float, default=5.0, help="seconds between polls")
     resume.add_argument(
         "--progress",
@@ -318,7 +450,7 @@ def _add_batches(commands: Any) -> None:
 def _run_batches(args: argparse.Namespace) -> int:
     from inert._store import DEFAULT_PATH, Store
 
-    path = Path(DEFAULT_PATH if args.store is None else args.store)
+    path: str | Path = DEFAULT_PATH if args.store is None else args.store  # a URL stays a str
     try:
         # A mistyped path must not look like "no batches": nothing is created there.
         store = Store(path, create=False)
@@ -365,10 +497,11 @@ def _interrupted(args: argparse.Namespace) -> str:
     """What an interrupted command leaves: the answers its store holds, and how to go on."""
     from inert._store import DEFAULT_PATH, Store
 
-    path = Path(DEFAULT_PATH if getattr(args, "store", None) is None else args.store)
+    path: str | Path = DEFAULT_PATH if getattr(args, "store", None) is None else args.store
     try:
         with Store(path, create=False) as store:
             kept = store.response_count()
+            path = store.location  # a URL without its password
     except StoreError:
         return "interrupted"
     noun = "answer" if kept == 1 else "answers"

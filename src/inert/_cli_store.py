@@ -15,6 +15,7 @@ import argparse
 import datetime
 import json
 import re
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -66,16 +67,20 @@ def _resolve(store: Store, given: str) -> str:
         )
     found = store.answers(prefix=text, limit=2)
     if not found:
-        raise CommandFailed(f"no stored answer has a key starting {text} in {store.path}")
+        raise CommandFailed(f"no stored answer has a key starting {text} in {store.location}")
     if len(found) > 1:
         raise CommandFailed(f"the key prefix {text} names several answers; give more digits")
     return found[0].key
 
 
 def _stats(args: argparse.Namespace) -> int:
+    from inert._journal import PENDING_STATES
+
     with _open(args) as store:
         stats = store.stats()
-    print(f"store            {stats.path}")
+        now = time.time()
+        held = [r for r in store.shards(states=PENDING_STATES) if r.leased(now)]
+    print(f"store            {store.location}")
     print(f"size             {stats.size_bytes:,} bytes (schema version {stats.schema_version})")
     print(f"answers          {stats.answers:,}")
     if stats.not_answers:
@@ -92,6 +97,13 @@ def _stats(args: argparse.Namespace) -> int:
     shards = ", ".join(f"{n:,} {state}" for state, n in stats.shards.items()) or "none"
     print(f"batch runs       {stats.runs:,}")
     print(f"batches          {shards}")
+    if held:
+        owners = sorted({str(r.owner) for r in held})
+        print(
+            f"held by runs     {len(held):,} batches, by {', '.join(owners[:3])}"
+            + (f" and {len(owners) - 3} more" if len(owners) > 3 else "")
+            + " (`inert batches list` says which)"
+        )
     if stats.anomalies:
         print(f"anomalies        {stats.anomalies:,} (`inert batches show ID` says which)")
     return 0
@@ -123,7 +135,7 @@ def _list(args: argparse.Namespace) -> int:
         )
         if not answers:
             what = "stored error objects" if args.failed else "answers"
-            print(f"no {what} in {store.path}")
+            print(f"no {what} in {store.location}")
             return 0
         _print_answers(answers)
     return 0
@@ -173,7 +185,7 @@ def _check(args: argparse.Namespace) -> int:
             problems = store.check()
         except DamagedStoreError as exc:
             raise CommandFailed(str(exc)) from None
-        path = store.path
+        path = store.location
     if problems:
         shown = "; ".join(problems[:3])
         raise CommandFailed(
@@ -212,7 +224,8 @@ def add_parser(commands: Any) -> None:
     where.add_argument(
         "--store",
         default=argparse.SUPPRESS,
-        help="the store file (default: .inert/store.sqlite3 in the current directory)",
+        help="the store: a file, or a postgresql:// URL (default: .inert/store.sqlite3 in the "
+        "current directory)",
     )
     store.add_argument("--store", default=None, help=argparse.SUPPRESS)
     sub = store.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -67,8 +67,11 @@ Outcomes: TypeAlias = Mapping[str, Outcome | RawOutcome] | list[Outcome]
 """A fetch's answer: one outcome per op key (bare or in a Result), or a list of bare
 outcomes in the order of the ops asked (cheaper for a runner that answers in bulk)."""
 
-Fetch = Callable[[Sequence[Op[Any]]], Awaitable[Outcomes]]
-"""The runner seam: given distinct ops, return one outcome for each."""
+Fetch = Callable[[Sequence[Op[Any]]], Awaitable[Outcomes] | Outcomes]
+"""The runner seam: given distinct ops, return one outcome for each.
+
+A fetch that has the answers without waiting (a fake) may return them as they are
+instead of an awaitable; only the rounds schedule is given such a fetch."""
 
 _MAP, _THEN, _RECOVER, _GEN, _SLOT = range(5)
 _EVAL, _OK, _ERR = range(3)
@@ -80,12 +83,11 @@ _NODES: Final = frozenset({_Pure, _Fail, _Call, _Map, _Then, _Recover, _Gather, 
 class _Fiber:
     """One strand of evaluation: its frame stack and its dependency depth."""
 
-    __slots__ = ("depth", "index", "stack")
+    __slots__ = ("depth", "stack")
 
-    def __init__(self, stack: list[tuple[Any, ...]], depth: int, index: int) -> None:
+    def __init__(self, stack: list[tuple[Any, ...]], depth: int) -> None:
         self.stack = stack
         self.depth = depth
-        self.index = index  # top-level position, or -1 for a gather part
 
 
 class _Join:
@@ -229,7 +231,8 @@ class Engine:
         self._op_depth: dict[str, int] = {}
         self._occurrences: dict[str, int] = {}
         self._queue: list[tuple[_Fiber, int, Any]] = []
-        self._results: list[Result[Any, RequestError] | None] = []
+        self._requests: tuple[Request[Any], ...] = ()
+        self._roots: _Join | None = None
         self._requested = 0
         self._deduplicated = 0
 
@@ -246,9 +249,7 @@ class Engine:
                     f"request {i} is a {type(request).__name__}, not a Request{hint}; "
                     "runners take Request values built with inert's builders"
                 )
-        self._results = [None] * len(requests)
-        self._queue = [(_Fiber([], 0, i), _EVAL, r) for i, r in enumerate(requests)]
-        self._queue.reverse()  # the queue pops from the end: keep input order
+        self._requests = tuple(requests)
         try:
             if self._pipelined:
                 await self._run_pipelined()
@@ -257,34 +258,85 @@ class Engine:
         finally:
             self._report.ops_requested += self._requested
             self._report.ops_deduplicated += self._deduplicated
-        results: list[Result[Any, RequestError]] = []
-        for i, result in enumerate(self._results):
-            if result is None:  # pragma: no cover - an engine bug, never a user error
-                raise RuntimeError(f"request {i} neither finished nor failed")
-            results.append(result)
-        return results
+        roots = self._roots
+        if roots is None or roots.remaining:  # pragma: no cover - an engine bug, never a user error
+            raise RuntimeError("a request neither finished nor failed")
+        errors = roots.errors
+        if not errors:
+            return [Success(value) for value in roots.values]
+        self._report.requests_failed += len(errors)
+        return [
+            Failure(errors[i]) if i in errors else Success(value)
+            for i, value in enumerate(roots.values)
+        ]
+
+    def _start(self) -> None:
+        """Begin with the top-level requests as the parts of one gather, each settled on
+        its own: a request that is a call waits on its op directly (no fiber), the others
+        become fibers, stepped in input order."""
+        self._roots = self._gather(_Fiber([], 0), self._requests)
 
     async def _run_rounds(self) -> None:
         report = self._report
         ops: list[Op[Any]] = []
-        outcomes: Outcomes = {}
+        outcomes: Any = {}  # Outcomes: a list or a mapping, told apart by class
         # The collector is paused while the engine steps and settles, and over every
         # fetch that answers without waiting (a fake, a store that has every answer);
         # it runs while a fetch waits for I/O. Paused even for rounds of one op:
         # ending the pause moves what the rounds built to the oldest generation,
         # untraversed (see inert._gc).
+        queue = self._queue
+        step = self._step
+        fetch = self._fetch
+        memo = self._memo
+        round_sizes = report.round_sizes
         _gc.pause()
         try:
+            self._start()
             while True:
-                self._settle_round(ops, outcomes)
-                self._drain()
+                fiber_waiting: Any = None
+                if len(ops) == 1 and outcomes.__class__ is list and len(outcomes) == 1:
+                    fiber_waiting = self._waiting[ops[0]._key]
+                    if fiber_waiting.__class__ is not tuple or len(fiber_waiting) != 2:
+                        fiber_waiting = None  # a gather slot, or several waiters
+                if fiber_waiting is not None:
+                    # One op that one fiber waits for (a chain of thens, round after
+                    # round), inline: the fiber steps on at once, as the queue would next.
+                    op = ops[0]
+                    key = op._key
+                    del self._waiting[key]
+                    outcome = outcomes[0]
+                    if op.dedup:
+                        memo[key] = outcome
+                    fiber, wanted = fiber_waiting
+                    if outcome.__class__ is dict:
+                        try:
+                            value = wanted.decode(outcome)
+                        except RequestError as error:
+                            mode, value = _ERR, error
+                        except Exception as exc:
+                            mode, value = _ERR, _invalid(wanted, exc)
+                        else:
+                            mode = _OK
+                    else:
+                        ok, value = decode(wanted, outcome)
+                        mode = _OK if ok else _ERR
+                    step(fiber, mode, value)
+                elif ops:
+                    self._settle_round(ops, outcomes)
+                while queue:
+                    fiber, mode, payload = queue.pop()
+                    step(fiber, mode, payload)
                 ops = self._new
                 if not ops:
                     return
                 self._new = []
                 report.rounds += 1
-                report.round_sizes.append(len(ops))
-                fetching = self._fetch(ops)
+                round_sizes.append(len(ops))
+                fetching = fetch(ops)
+                if fetching.__class__ is list or fetching.__class__ is dict:
+                    outcomes = fetching
+                    continue
                 if isinstance(fetching, CoroutineType):
                     try:
                         # Its first step: a fetch that needs no I/O ends here.
@@ -295,7 +347,7 @@ class Engine:
                     fetching = _Rest(fetching, signal)
                 _gc.resume()
                 try:
-                    outcomes = await fetching
+                    outcomes = await cast(Awaitable[Outcomes], fetching)
                 finally:
                     _gc.pause()
         finally:
@@ -388,6 +440,11 @@ class Engine:
         # costs O(1) however many fetches are under way (asyncio.wait would scan all).
         finished: asyncio.Queue[asyncio.Future[Outcomes]] = asyncio.Queue()
         try:
+            _gc.pause()
+            try:
+                self._start()
+            finally:
+                _gc.resume()
             while True:
                 _gc.pause()
                 try:
@@ -397,7 +454,9 @@ class Engine:
                 if self._check is not None and self._new:
                     self._check(self._new)
                 for op in self._new:
-                    task = asyncio.ensure_future(self._fetch((op,)))
+                    task = asyncio.ensure_future(
+                        cast(Awaitable[Outcomes], self._fetch((op,)))  # never bare: see Fetch
+                    )
                     in_flight[task] = op
                     task.add_done_callback(finished.put_nowait)
                 self._new = []
@@ -533,7 +592,7 @@ class Engine:
                 # The rest become fibers, stepped in order after this one blocks.
                 queue = self._queue
                 for j in range(len(parts) - 1, i - 1, -1):
-                    queue.append((_Fiber([(_SLOT, join, j)], depth, -1), _EVAL, parts[j]))
+                    queue.append((_Fiber([(_SLOT, join, j)], depth), _EVAL, parts[j]))
                 break
         return join
 
@@ -601,8 +660,7 @@ class Engine:
                     raise TypeError(f"not a Request node: {node!r}")
             # Unwind the stack with a value (mode _OK) or an error (mode _ERR).
             if not stack:
-                self._finish(fiber, mode, payload)
-                return
+                return  # the fiber of the top-level gather: results are read from its join
             frame = stack.pop()
             tag = frame[0]
             if tag == _SLOT:
@@ -693,13 +751,6 @@ class Engine:
             _refuse_node(yielded, "program")
         stack.append((_GEN, gen))
         return _EVAL, None, yielded
-
-    def _finish(self, fiber: _Fiber, mode: int, payload: Any) -> None:
-        if mode == _OK:
-            self._results[fiber.index] = Success(payload)
-        else:
-            self._report.requests_failed += 1
-            self._results[fiber.index] = Failure(payload)
 
 
 async def _stop(

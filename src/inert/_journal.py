@@ -49,7 +49,9 @@ CREATE TABLE runs (
     id TEXT PRIMARY KEY,
     created_at REAL NOT NULL,
     metadata TEXT NOT NULL,
-    cancel_requested_at REAL
+    cancel_requested_at REAL,
+    host TEXT,
+    pid INTEGER
 );
 CREATE TABLE shards (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -112,6 +114,8 @@ _MIGRATIONS: Final[Mapping[int, Sequence[str]]] = {
     # 2 → 3: claims and leases (see :mod:`inert._claims`). A pending shard of an older
     # inert gets the claims of its lines and no owner: the next run takes it over.
     3: (
+        "ALTER TABLE runs ADD COLUMN host TEXT",
+        "ALTER TABLE runs ADD COLUMN pid INTEGER",
         "ALTER TABLE shards ADD COLUMN owner TEXT",
         "ALTER TABLE shards ADD COLUMN lease_expires_at REAL",
         "CREATE INDEX shards_owner ON shards(owner)",
@@ -208,14 +212,29 @@ class JournalTables:
 
     # --- runs -------------------------------------------------------------------------
 
-    def begin_run(self, run_id: str, metadata: Mapping[str, str]) -> None:
-        """Journal a run (one ``run_all`` of a batch runner)."""
+    def begin_run(
+        self,
+        run_id: str,
+        metadata: Mapping[str, str],
+        *,
+        host: str | None = None,
+        pid: int | None = None,
+    ) -> None:
+        """Journal a run (one ``run_all`` of a batch runner), and the process that runs it."""
         with self._transaction() as conn:
             conn.execute(
-                "INSERT INTO runs (id, created_at, metadata) VALUES (?, ?, ?) "
+                "INSERT INTO runs (id, created_at, metadata, host, pid) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (id) DO NOTHING",
-                (run_id, time.time(), _dumps(dict(metadata))),
+                (run_id, time.time(), _dumps(dict(metadata)), host, pid),
             )
+
+    def run_process(self, run_id: str) -> tuple[str | None, int | None] | None:
+        """``(host, pid)`` of the process that journaled a run; ``None``: no such run."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT host, pid FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+        return None if row is None else (row[0], None if row[1] is None else int(row[1]))
 
     def request_cancel(self, run_ids: Iterable[str] | None = None) -> None:
         """Record that these runs (every run, when ``None``) must submit nothing more.

@@ -326,6 +326,23 @@ def checked_deeply(plain: JSON, body: object) -> None:
         validate_slowly(body)
 
 
+_PREFIXES: dict[str, str] = {}
+
+
+def call_prefix(endpoint: str) -> str:
+    """``["<endpoint>",``: how the canonical text of ``[endpoint, body]`` starts.
+
+    The text of an API call is this, the body's canonical text, and ``]``; encoding
+    the body alone is cheaper than encoding the pair. Kept for up to 1,024 endpoints.
+    """
+    prefix = _PREFIXES.get(endpoint)
+    if prefix is None:
+        prefix = _encode([endpoint])[:-1] + ","
+        if len(_PREFIXES) < 1024:
+            _PREFIXES[endpoint] = prefix
+    return prefix
+
+
 def trusted_key(endpoint: str, body: JSONObject) -> str:
     """The key of a body built from checked parts (inert's builders), checking text only.
 
@@ -333,7 +350,7 @@ def trusted_key(endpoint: str, body: JSONObject) -> str:
     strings may hold lone surrogates; those are found when the text is encoded.
     """
     try:
-        data = _encode([endpoint, body]).encode("utf-8")
+        data = (call_prefix(endpoint) + _encode(body) + "]").encode("utf-8")
     except ValueError:
         validate_slowly(body)  # names the place of the surrogate
         raise

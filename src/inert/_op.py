@@ -13,6 +13,7 @@ from inert._json import (
     SCAN_CHECKED,
     SCREENED,
     JSONObject,
+    call_prefix,
     canonical_dumps,
     checked_deeply,
     checked_slowly,
@@ -23,18 +24,21 @@ from inert._json import (
 
 T_co = TypeVar("T_co", covariant=True)
 
-_ENDPOINTS: set[str] = set()
-"""Endpoints already seen to be API paths (checked once each)."""
+_ENDPOINTS: dict[str, str] = {}
+"""Endpoints already seen to be API paths (checked once each), with the canonical
+text that starts ``[endpoint, body]`` for each (``["/v1/chat/completions",``)."""
 
 
-def _check_endpoint(endpoint: object) -> None:
+def _check_endpoint(endpoint: object) -> str:
     if not isinstance(endpoint, str) or not endpoint.startswith("/"):
         raise ValueError(
             f"endpoint must be an API path starting with '/', such as "
             f"'/v1/chat/completions'; got {endpoint!r}"
         )
+    prefix = call_prefix(endpoint)
     if len(_ENDPOINTS) < 1024:
-        _ENDPOINTS.add(endpoint)
+        _ENDPOINTS[endpoint] = prefix
+    return prefix
 
 
 class Op(Generic[T_co]):
@@ -80,17 +84,20 @@ class Op(Generic[T_co]):
         dedup: bool = True,
         occurrence: int | None = None,
     ) -> None:
-        if type(endpoint) is not str or endpoint not in _ENDPOINTS:
-            _check_endpoint(endpoint)
+        prefix = _ENDPOINTS.get(endpoint) if type(endpoint) is str else None
+        if prefix is None:
+            prefix = _check_endpoint(endpoint)
         if type(body) is not dict and not isinstance(body, Mapping):
             raise TypeError(f"body must be a JSON object (a mapping); got {type(body).__name__}")
         if not callable(decode):
             raise TypeError(f"decode must be callable; got {type(decode).__name__}")
-        # inert._json.checked_call, inline: this runs for every op built by hand.
+        # inert._json.checked_call, inline: this runs for every op built by hand. The
+        # body alone is encoded and parsed back; the endpoint's part of the key's text
+        # is the same for every op of the endpoint.
         try:
-            text = "".join(ENCODER([endpoint, body], 0))
-            data = text.encode("utf-8")
-            plain = SCAN_CHECKED(text, 0)[0][1]
+            text = "".join(ENCODER(body, 0))
+            data = (prefix + text + "]").encode("utf-8")
+            plain = SCAN_CHECKED(text, 0)[0]
         except (TypeError, ValueError, RecursionError):
             plain, key = checked_slowly(endpoint, body)
         else:

@@ -15,7 +15,7 @@ import contextlib
 import functools
 import threading
 import time
-from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Coroutine, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import (
     TYPE_CHECKING,
@@ -32,7 +32,7 @@ from returns.result import Failure, Result, Success
 
 from inert import _gc
 from inert._answers import error_object, is_answer, rejected_by_decoder
-from inert._engine import Engine, Outcome, RawOutcome
+from inert._engine import Engine, Fetch, Outcome, Outcomes, RawOutcome
 from inert._errors import RequestError, RequestErrorGroup
 from inert._json import JSON
 from inert._op import Op
@@ -273,7 +273,13 @@ class BaseRunner(abc.ABC):
         started = time.perf_counter()
 
         keeping = _Keeping(self._held)
-        fetch = functools.partial(self._fetch, report=building, keeping=keeping)
+        fetch: Fetch
+        if self._store is None and self.sends_bare_outcomes and not self.pipelined:
+            # A fake with no store: answers that need no waiting go to the engine at once.
+            fetch = functools.partial(self._fetch_bare, building)
+        else:
+            fetch = functools.partial(self._fetch, report=building, keeping=keeping)
+
         engine = Engine(fetch, pipelined=self.pipelined, report=building, check=self._check_ops)
         try:
             results = await engine.run(list(requests))
@@ -295,6 +301,38 @@ class BaseRunner(abc.ABC):
         A runner that cannot carry some of them out (no client for their provider)
         raises here, so the run fails before anything is sent.
         """
+
+    def _send_now(
+        self, ops: Sequence[Op[Any]], report: ReportBuilder
+    ) -> Mapping[str, Sent] | list[Outcome] | Awaitable[Mapping[str, Sent] | list[Outcome]]:
+        """What :meth:`_send` returns, or, from a runner that has them without waiting
+        (a fake of plain functions), the answers themselves. The default is ``_send``."""
+        return self._send(ops, report)
+
+    def _fetch_bare(
+        self, report: ReportBuilder, ops: Sequence[Op[Any]]
+    ) -> Outcomes | Awaitable[Outcomes]:
+        """:meth:`_fetch` of a runner with no store whose ``_send`` returns bare outcomes
+        (a fake): nothing to look up or keep, and answers had at once are returned at
+        once (no coroutine for a round that waits for nothing)."""
+        report.ops_sent += len(ops)
+        sent = self._send_now(ops, report)
+        if isinstance(sent, list):
+            return self._settled_in_order(ops, sent, report)
+        if isinstance(sent, Mapping):
+            return self._settled_bare(ops, cast(Mapping[str, Outcome], sent), report)
+        return self._settled_later(ops, sent, report)
+
+    async def _settled_later(
+        self,
+        ops: Sequence[Op[Any]],
+        sending: Awaitable[Mapping[str, Sent] | list[Outcome]],
+        report: ReportBuilder,
+    ) -> Outcomes:
+        sent = await sending
+        if isinstance(sent, list):
+            return self._settled_in_order(ops, sent, report)
+        return self._settled_bare(ops, cast(Mapping[str, Outcome], sent), report)
 
     async def _fetch(
         self, ops: Sequence[Op[Any]], report: ReportBuilder, keeping: _Keeping | None = None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -41,8 +42,8 @@ _NOT_AN_ANSWER: Final = (
     "COALESCE(jsonb_typeof(CAST({column} AS jsonb) -> 'error'), 'null') != 'null'"
 )
 """The PostgreSQL form of "this stored body is an error object" (as the SQLite store's)."""
-_TABLES: Final = ("meta", "responses", "runs", "shards", "shard_lines", "anomalies")
-_META_DDL: Final = "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+_TABLES: Final = tuple(re.findall(r"CREATE TABLE (\w+)", _SCHEMA))
+"""inert's tables, as the schema names them (``meta``, ``responses``, the journal's)."""
 _INSTALL_HINT: Final = (
     "a postgresql:// store needs the PostgreSQL driver: pip install 'inert[postgres]' "
     "(psycopg 3 and psycopg_pool)"

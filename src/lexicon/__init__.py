@@ -4,10 +4,11 @@ A connector (:class:`Lexicon`) whose methods build ``Request[Model]`` values, a
 pipeline (:func:`synthesize_entry`) that composes them in three dependent rounds,
 and a sample data set of 300 English words with WordNet 3.0 senses
 (:func:`load_sample`; WordNet 3.0 Copyright 2006 by Princeton University, licence
-in ``lexicon/data/WORDNET-LICENSE``). ``inert demo`` runs it both ways.
+in ``lexicon/data/WORDNET-LICENSE``). ``inert demo`` runs it both ways, on GPT,
+on Claude or on both (``Lexicon.for_provider``).
 """
 
-from lexicon.connector import Lexicon
+from lexicon.connector import MIXED_ON_CLAUDE, TEMPLATE_NAMES, Lexicon, ProviderChoice
 from lexicon.models import (
     Antonyms,
     Definition,
@@ -32,16 +33,18 @@ from lexicon.models import (
 from lexicon.pipeline import entry_requests, synthesize_entries, synthesize_entry
 from lexicon.sample import load_sample, sample_words
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted order, pinned by a test
     "Antonyms",
     "Definition",
     "Entry",
     "Examples",
     "Lexicon",
+    "MIXED_ON_CLAUDE",
     "MeaningCluster",
     "MeaningClusters",
     "PartOfSpeech",
     "Pronunciation",
+    "ProviderChoice",
     "ProviderDefinition",
     "Register",
     "RegisterDomain",
@@ -49,6 +52,7 @@ __all__ = [
     "Synonym",
     "Synonyms",
     "SynthesizedDefinition",
+    "TEMPLATE_NAMES",
     "UsageNotes",
     "WordFacts",
     "WordForm",

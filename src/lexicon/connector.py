@@ -2,9 +2,12 @@
 
 Each method renders its prompt template (``lexicon/prompts/<method>.txt``) into a
 single user message and returns ``Request[Model]`` from
-:func:`inert.openai.structured`. There is no batch twin of any method and no mode
-switch: the runner that executes the request decides immediate or batch, so both
-modes send the very same body by construction.
+:func:`inert.openai.structured`, or, for the stages given to Claude
+(``Lexicon(on_claude=...)``, ``Lexicon.for_provider("mixed")``), from
+:func:`inert.anthropic.message` with the same prompt and model class. There is no
+batch twin of any method and no mode switch: the runner that executes the request
+decides immediate or batch, so both modes send the very same body by construction,
+and each provider's calls go through its own API (and its own batch API).
 
 Methods take exactly the inputs their answer depends on, because the op key (the
 digest of the body) is the dedup and cache key: ``register_domain`` sees only the
@@ -15,16 +18,18 @@ of speech shares one call.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from importlib.resources import files
 from string import Template
-from typing import Final, TypeVar
+from typing import Final, Literal, TypeVar
 
+from anthropic.types import MessageParam
 from openai.types.chat import ChatCompletionUserMessageParam
 from pydantic import BaseModel
 
 from inert import Request
+from inert.anthropic import message
 from inert.openai import structured
 from lexicon.models import (
     Antonyms,
@@ -56,7 +61,19 @@ TEMPLATE_NAMES: Final = (
     "usage_notes",
     "word_forms",
 )
-"""One prompt template per connector method, named after it."""
+"""One prompt template per connector method, named after it: the pipeline's stages."""
+
+ProviderChoice = Literal["openai", "anthropic", "mixed"]
+"""Where the stages go: all to GPT, all to Claude, or some to each (``MIXED_ON_CLAUDE``)."""
+
+MIXED_ON_CLAUDE: Final = frozenset({"facts", "define", "examples", "usage_notes"})
+"""The stages a mixed run asks Claude: the word facts, the synthesized definitions,
+the example sentences and the usage notes (the prose); the rest stays on GPT. The
+first and third rounds then ask both providers, the second Claude alone."""
+
+DEFAULT_CLAUDE_MODEL: Final = "claude-haiku-4-5"
+CLAUDE_MAX_TOKENS: Final = 1024
+"""The answer length cap sent to Claude when none is given (Anthropic requires one)."""
 
 
 @cache
@@ -89,40 +106,96 @@ class Lexicon:
     """Builds the requests of dictionary synthesis; every method is pure.
 
     Args:
-        model: the chat model every request names.
+        model: the OpenAI chat model the GPT stages name.
+        claude_model: the Anthropic model the stages in ``on_claude`` name.
+        on_claude: the stages (``TEMPLATE_NAMES``) asked of Claude through Anthropic's
+            Messages API instead of GPT; the prompt and the answer's model class are
+            the same.
         temperature: sampling temperature, sent only when given (the API default
             otherwise), so the same settings always give the same bodies.
-        max_completion_tokens: a cap on each answer's length, sent only when given.
+        max_completion_tokens: a cap on each answer's length, sent only when given
+            (to Claude, whose API requires one, ``CLAUDE_MAX_TOKENS`` otherwise).
+
+    Raises:
+        ValueError: ``on_claude`` names a stage that does not exist.
     """
 
     def __init__(
         self,
         *,
         model: str = "gpt-4o-mini",
+        claude_model: str = DEFAULT_CLAUDE_MODEL,
+        on_claude: Iterable[str] = (),
         temperature: float | None = None,
         max_completion_tokens: int | None = None,
     ) -> None:
         self.model = model
+        self.claude_model = claude_model
+        self.on_claude = frozenset(on_claude)
+        unknown = sorted(self.on_claude - set(TEMPLATE_NAMES))
+        if unknown:
+            raise ValueError(
+                f"on_claude names no stage {', '.join(map(repr, unknown))}; the stages are "
+                f"{', '.join(TEMPLATE_NAMES)}"
+            )
         self.temperature = temperature
         self.max_completion_tokens = max_completion_tokens
         self._templates = load_templates()
 
+    @classmethod
+    def for_provider(
+        cls,
+        provider: ProviderChoice,
+        *,
+        model: str = "gpt-4o-mini",
+        claude_model: str = DEFAULT_CLAUDE_MODEL,
+        temperature: float | None = None,
+        max_completion_tokens: int | None = None,
+    ) -> Lexicon:
+        """A connector whose stages go to GPT (``"openai"``), to Claude
+        (``"anthropic"``), or some to each (``"mixed"``: ``MIXED_ON_CLAUDE`` on Claude)."""
+        on_claude: Iterable[str] = {
+            "openai": (),
+            "anthropic": TEMPLATE_NAMES,
+            "mixed": MIXED_ON_CLAUDE,
+        }[provider]
+        return cls(
+            model=model,
+            claude_model=claude_model,
+            on_claude=on_claude,
+            temperature=temperature,
+            max_completion_tokens=max_completion_tokens,
+        )
+
     def __repr__(self) -> str:
-        return f"Lexicon(model={self.model!r}, temperature={self.temperature!r})"
+        claude = (
+            f", claude_model={self.claude_model!r}, on_claude={sorted(self.on_claude)!r}"
+            if self.on_claude
+            else ""
+        )
+        return f"Lexicon(model={self.model!r}{claude}, temperature={self.temperature!r})"
 
     def _ask(self, name: str, response_format: type[M], **values: str) -> Request[M]:
-        message: ChatCompletionUserMessageParam = {
-            "role": "user",
-            "content": render(self._templates[name], **values),
-        }
+        prompt = render(self._templates[name], **values)
         params: dict[str, object] = {}
         if self.temperature is not None:
             params["temperature"] = self.temperature
+        if name in self.on_claude:
+            turn: MessageParam = {"role": "user", "content": prompt}
+            return message(
+                model=self.claude_model,
+                max_tokens=self.max_completion_tokens or CLAUDE_MAX_TOKENS,
+                messages=[turn],
+                output_format=response_format,
+                dedup=True,
+                **params,
+            )
         if self.max_completion_tokens is not None:
             params["max_completion_tokens"] = self.max_completion_tokens
+        user: ChatCompletionUserMessageParam = {"role": "user", "content": prompt}
         return structured(
             model=self.model,
-            messages=[message],
+            messages=[user],
             response_format=response_format,
             dedup=True,  # equal prompts are one call: the dedup and cache key is the body
             **params,

@@ -3,7 +3,11 @@
 The embedded emulator is the default whatever the environment holds: a key in
 ``OPENAI_API_KEY`` is common in a shell and must not turn a demo into a bill.
 Real calls happen only when the user names an endpoint: ``--base-url URL``, or
-``--real`` for the one in ``OPENAI_BASE_URL`` (else OpenAI's).
+``--real`` for the one in ``OPENAI_BASE_URL`` (else OpenAI's). ``--provider``
+sends some stages (``mixed``) or all of them (``anthropic``) to Claude; the
+emulator serves Anthropic's API too, and a real run then also needs
+``ANTHROPIC_API_KEY`` (and ``ANTHROPIC_BASE_URL`` or ``--anthropic-base-url`` for
+another server than Anthropic's).
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ import attrs
 
 RunnerName = Literal["immediate", "batch"]
 RUNNER_CHOICES: Final = ("immediate", "batch", "both")
+ProviderName = Literal["openai", "anthropic", "mixed"]
+PROVIDER_CHOICES: Final = ("openai", "anthropic", "mixed")
+DEFAULT_CLAUDE_MODEL: Final = "claude-haiku-4-5"
+ANTHROPIC_URL: Final = "https://api.anthropic.com"
 DEFAULT_WORDS: Final = 12
 SAMPLE_WORDS: Final = 300
 """Words in the shipped sample (checked against the data set when it is loaded)."""
@@ -62,11 +70,16 @@ class Endpoint:
             is known once it has started).
         api_key: the key sent (never printed).
         real: True when the calls may be billed: anything but the embedded emulator.
+        anthropic_base_url: Anthropic's API for the stages on Claude (None: the
+            embedded emulator's, or no stage on Claude).
+        anthropic_key: the key sent to it (never printed).
     """
 
     base_url: str | None
     api_key: str
     real: bool
+    anthropic_base_url: str | None = None
+    anthropic_key: str = "demo"
 
 
 @attrs.frozen
@@ -77,6 +90,8 @@ class Options:
     runners: tuple[RunnerName, ...]
     endpoint: Endpoint
     model: str
+    provider: ProviderName
+    claude_model: str
     store: str | None
     seed: int
     show: int
@@ -136,6 +151,27 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the chat model every request names (default {DEFAULT_MODEL})",
     )
     parser.add_argument(
+        "--provider",
+        choices=PROVIDER_CHOICES,
+        default="openai",
+        help="where the stages go: all to GPT (openai, the default), all to Claude "
+        "(anthropic), or mixed: the word facts, definitions, examples and usage notes on "
+        "Claude and the rest on GPT, so a round asks both and the batch runner sends one "
+        "batch job per provider per round",
+    )
+    parser.add_argument(
+        "--claude-model",
+        default=DEFAULT_CLAUDE_MODEL,
+        help=f"the Claude model the stages on Claude name (default {DEFAULT_CLAUDE_MODEL})",
+    )
+    parser.add_argument(
+        "--anthropic-base-url",
+        metavar="URL",
+        help="with --base-url or --real and a provider other than openai: call this "
+        "Anthropic API (default ANTHROPIC_BASE_URL, else Anthropic's) with the key in "
+        "ANTHROPIC_API_KEY",
+    )
+    parser.add_argument(
         "--store",
         metavar="PATH",
         help="the SQLite store file that keeps every answer (default: a fresh file in a "
@@ -191,6 +227,8 @@ def parse(argv: Sequence[str] | None, *, environ: Mapping[str, str] | None = Non
         runners=runners,
         endpoint=_endpoint(args, env),
         model=args.model,
+        provider=args.provider,
+        claude_model=args.claude_model,
         store=args.store,
         seed=args.seed,
         show=args.show,
@@ -212,4 +250,20 @@ def _endpoint(args: argparse.Namespace, env: Mapping[str, str]) -> Endpoint:
             f"{flag} to use the embedded emulator"
         )
     base_url = args.base_url or env.get("OPENAI_BASE_URL") or OPENAI_URL
-    return Endpoint(base_url=base_url, api_key=key, real=True)
+    if args.provider == "openai":
+        return Endpoint(base_url=base_url, api_key=key, real=True)
+    claude_key = env.get("ANTHROPIC_API_KEY", "")
+    if not claude_key:
+        raise UsageError(
+            f"{flag} with --provider {args.provider} calls Anthropic with the key in "
+            "ANTHROPIC_API_KEY, which is not set; set it, or use --provider openai, or "
+            f"drop {flag} to use the embedded emulator"
+        )
+    claude_url = args.anthropic_base_url or env.get("ANTHROPIC_BASE_URL") or ANTHROPIC_URL
+    return Endpoint(
+        base_url=base_url,
+        api_key=key,
+        real=True,
+        anthropic_base_url=claude_url,
+        anthropic_key=claude_key,
+    )

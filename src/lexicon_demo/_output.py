@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Final, Literal
 
 from rich import box
 from rich.console import Console
@@ -14,11 +15,18 @@ from inert import RunReport
 from lexicon import Entry
 from lexicon_demo._runs import DemoResult, Estimate, RunRow
 
+PROVIDER_NAMES: Final[Mapping[Literal["openai", "anthropic"], str]] = {
+    "openai": "OpenAI",
+    "anthropic": "Anthropic",
+}
+"""How the lines name each provider of ``RunReport.by_provider``, in this order."""
+
 LEGEND = (
     "built: calls in the request trees; dedup: identical calls merged within the run; "
     "cached: answered by the store; sent: distinct calls sent to the API; paid: those it "
     "answered, which it bills (a rejected call is sent, not paid); failed: entries that "
-    "could not be made; rounds: dependent steps (one batch job per round); full price: "
+    "could not be made; rounds: dependent steps (one batch job per round and provider); "
+    "full price: "
     "the same calls at the immediate price"
 )
 
@@ -139,8 +147,21 @@ def summarize(console: Console, result: DemoResult) -> None:
         )
         same = result.entries["immediate"] == result.entries["batch"]
         console.print(f"immediate and batch entries identical: {'yes' if same else 'no'}")
+    for row in result.rows:
+        if row.label.startswith("first") and len(row.report.by_provider) > 1:
+            console.print(provider_line(row))
     again = [row.report for row in result.rows if row.label.startswith("again")]
     console.print(second_run_line(again))
+
+
+def provider_line(row: RunRow) -> str:
+    """What each provider's calls of one run took and cost (for a run that asked several)."""
+    parts = [
+        f"{name} {plural(usage.calls, 'call')} ${usage.cost_usd:.4f}"
+        for provider, name in PROVIDER_NAMES.items()
+        if (usage := row.report.by_provider.get(provider)) is not None
+    ]
+    return f"{row.label} by provider: " + ", ".join(parts)
 
 
 def second_run_line(again: Sequence[RunReport]) -> str:

@@ -10,16 +10,18 @@ import asyncio
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
+from contextlib import AsyncExitStack as ExitStackAsync
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import anthropic
 import openai
 from rich.console import Console
 
 from inert import Store
 from inert.emulator import Emulator
 from inert.errors import StoreError
-from lexicon import Lexicon, SampleWord, load_sample
+from lexicon import MIXED_ON_CLAUDE, Lexicon, SampleWord, load_sample
 from lexicon_demo._options import (
     EXIT_FAILED,
     Options,
@@ -48,7 +50,7 @@ def run(options: Options, in_use: StoreInUse) -> int:
     """
     try:
         return _demo(options, in_use)
-    except openai.OpenAIError as exc:
+    except (openai.OpenAIError, anthropic.AnthropicError) as exc:
         raise RunFailed(f"the API call failed: {exc}") from None
 
 
@@ -60,7 +62,9 @@ def _demo(options: Options, in_use: StoreInUse) -> int:
         )
     console = Console(highlight=False, width=None if Console().is_terminal else 120)
     words = choose_words(options.words, options.seed)
-    lexicon = Lexicon(model=options.model)
+    lexicon = Lexicon.for_provider(
+        options.provider, model=options.model, claude_model=options.claude_model
+    )
     endpoint = options.endpoint
     with ExitStack() as stack:
         if options.store is None:
@@ -70,23 +74,25 @@ def _demo(options: Options, in_use: StoreInUse) -> int:
         store = stack.enter_context(_open_store(in_use.path))
         runs = " then ".join(options.runners)
         console.print(
-            f"[bold]inert demo[/]: {plural(len(words), 'word')} with {options.model}, {runs}"
+            f"[bold]inert demo[/]: {plural(len(words), 'word')} with {_models(options)}, {runs}"
         )
         if endpoint.base_url is None:
             emulator = stack.enter_context(
                 Emulator(time_scale=options.time_scale, seed=options.seed)
             )
             base_url = emulator.base_url
+            claude_url: str | None = emulator.anthropic_base_url
             console.print(
                 where_line(base_url, real=False, key_in_environment=options.key_in_environment)
             )
         else:
             base_url = endpoint.base_url
+            claude_url = endpoint.anthropic_base_url
             console.print(where_line(base_url, real=True, key_in_environment=True))
             figures = asyncio.run(
                 estimate(words, runners=options.runners, lexicon=lexicon, seed=options.seed)
             )
-            console.print(estimate_line(figures, options.model))
+            console.print(estimate_line(figures, _models(options)))
             if not options.yes and not _confirm(base_url):
                 console.print("nothing sent")
                 return EXIT_FAILED
@@ -95,7 +101,15 @@ def _demo(options: Options, in_use: StoreInUse) -> int:
             + (" (temporary, removed afterwards)" if in_use.temporary else "")
         )
         result = asyncio.run(
-            _runs(options, words, lexicon, base_url, store, fast_polls=not endpoint.real)
+            _runs(
+                options,
+                words,
+                lexicon,
+                base_url,
+                claude_url if options.provider != "openai" else None,
+                store,
+                fast_polls=not endpoint.real,
+            )
         )
     show_entries(console, next(iter(result.entries.values()))[: options.show])
     console.print(report_table(result.rows))
@@ -108,21 +122,41 @@ async def _runs(
     words: Sequence[SampleWord],
     lexicon: Lexicon,
     base_url: str,
+    claude_url: str | None,
     store: Store,
     *,
     fast_polls: bool,
 ) -> DemoResult:
-    async with openai.AsyncOpenAI(
-        base_url=base_url, api_key=options.endpoint.api_key, max_retries=0
-    ) as client:
+    async with ExitStackAsync() as stack:
+        client = await stack.enter_async_context(
+            openai.AsyncOpenAI(base_url=base_url, api_key=options.endpoint.api_key, max_retries=0)
+        )
+        claude = None
+        if claude_url is not None:
+            claude = await stack.enter_async_context(
+                anthropic.AsyncAnthropic(
+                    base_url=claude_url, api_key=options.endpoint.anthropic_key, max_retries=0
+                )
+            )
         return await run_demo(
             words,
             runners=options.runners,
             lexicon=lexicon,
             client=client,
+            claude=claude,
             store=store,
             fast_polls=fast_polls,
         )
+
+
+def _models(options: Options) -> str:
+    """The models the stages name: GPT's, Claude's, or both with which stages are whose."""
+    if options.provider == "openai":
+        return options.model
+    if options.provider == "anthropic":
+        return options.claude_model
+    on_claude = ", ".join(sorted(MIXED_ON_CLAUDE))
+    return f"{options.model} and {options.claude_model} ({on_claude} on Claude)"
 
 
 def _confirm(base_url: str) -> bool:

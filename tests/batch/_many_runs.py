@@ -13,7 +13,7 @@ one run whose batch does not exist at the server yet.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import Any
 
 import httpx2
@@ -55,14 +55,9 @@ def batch_runner(
         return BatchRunner(
             client, store=store, poll_interval=0.02, poll_interval_max=0.05, progress=False
         )
-    return _leased()(
+    return BatchRunner(
         client, store=store, poll_interval=0.02, poll_interval_max=0.05, progress=False, lease=lease
     )
-
-
-def _leased() -> Callable[..., BatchRunner]:
-    """``BatchRunner``, typed loosely until it takes ``lease`` (#12); then a plain call."""
-    return BatchRunner
 
 
 class SlowNetwork(httpx2.AsyncBaseTransport):

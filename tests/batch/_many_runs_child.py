@@ -1,6 +1,7 @@
 """A child process for the many-runs tests: one run on a shared store, or one frozen mid-shard.
 
-Usage: ``python _many_runs_child.py BASE_URL STORE [--lease S] [--delay S] [--freeze POINT MARKER]``.
+Usage: ``python _many_runs_child.py BASE_URL STORE [--lease S] [--delay S]
+[--freeze POINT MARKER | --pause POINT MARKER RELEASE]``.
 It runs the two-round requests of :mod:`tests.batch._many_runs` through a
 ``BatchRunner`` on ``STORE``, over a slow network (``--delay`` seconds per upload and
 per create), and prints one JSON line: ``{"answers": [...]}``, or
@@ -8,6 +9,9 @@ per create), and prints one JSON line: ``{"answers": [...]}``, or
 :class:`~inert.errors.StoreError`. With ``--freeze`` it runs the one-round crash
 requests instead and, at POINT (upload, create or poll, as in ``_crash_child.py``),
 writes MARKER and blocks the whole process (heartbeat included) until it is killed.
+``--pause`` blocks it the same way only until the file RELEASE exists, then goes on:
+``{"failed": "..."}`` (exit status 4) is then a run that ended with a
+:class:`~inert.RequestError` instead of its answers.
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from pathlib import Path
 
 import httpx2
 
-from inert import Store
+from inert import RequestError, Store
 from inert.errors import StoreError
 
 if __package__ in (None, ""):
@@ -37,6 +42,8 @@ from tests.batch._transport import LossyTransport
 
 REFUSED = 3
 """The exit status of a run the store refused."""
+FAILED = 4
+"""The exit status of a run that ended with a RequestError."""
 
 
 def in_progress(response: httpx2.Response) -> bool:
@@ -56,17 +63,36 @@ def freeze(transport: LossyTransport, point: str, marker: Path) -> None:
         raise SystemExit(f"unknown freeze point {point!r}")
 
 
+def pause(transport: LossyTransport, point: str, marker: Path, release: Path) -> None:
+    """Block the process right after the answer at ``point`` arrived, until ``release`` exists."""
+
+    def hold(_: httpx2.Response) -> None:
+        marker.write_text(point)
+        while not release.exists():
+            time.sleep(0.01)  # blocking on purpose: the event loop (and heartbeat) stand still
+
+    if point == "upload":
+        transport.on_answer("POST", "/v1/files", hold)
+    elif point == "create":
+        transport.on_answer("POST", "/v1/batches", hold)
+    else:
+        raise SystemExit(f"unknown pause point {point!r}")
+
+
 async def main(args: argparse.Namespace) -> int:
     transport = LossyTransport()
     if args.freeze:
         point, marker = args.freeze
         freeze(transport, point, Path(marker))
+    if args.pause:
+        point, marker, release = args.pause
+        pause(transport, point, Path(marker), Path(release))
     network = SlowNetwork(args.delay, inner=transport)
     async with slow_client(args.base_url, network) as client:
         try:
             with Store(args.store) as store:
                 runner = batch_runner(client, store, lease=args.lease)
-                if args.freeze:
+                if args.freeze or args.pause:
                     crashed = await runner.run_all(crash_requests())
                     print(json.dumps({"answers": [r.words for r in crashed]}))
                 else:
@@ -74,6 +100,9 @@ async def main(args: argparse.Namespace) -> int:
         except StoreError as refused:
             print(json.dumps({"refused": f"{type(refused).__name__}: {refused}"}))
             return REFUSED
+        except RequestError as failed:
+            print(json.dumps({"failed": f"{type(failed).__name__}: {failed}"}))
+            return FAILED
     return 0
 
 
@@ -84,6 +113,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--lease", type=float, default=None)
     parser.add_argument("--delay", type=float, default=NETWORK_DELAY)
     parser.add_argument("--freeze", nargs=2, metavar=("POINT", "MARKER"), default=None)
+    parser.add_argument("--pause", nargs=3, metavar=("POINT", "MARKER", "RELEASE"), default=None)
     return parser.parse_args(argv)
 
 

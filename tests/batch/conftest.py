@@ -58,10 +58,36 @@ def store_path(tmp_path: Path) -> Path:
     return tmp_path / "store.sqlite3"
 
 
+BOTH_BACKENDS = frozenset(
+    {
+        "test_journal",
+        "test_batch_resume",
+        "test_store",
+        "test_cancel",
+        "test_expired_files",
+    }
+)
+"""Modules whose ``store`` runs on both backends: SQLite, and PostgreSQL (tests/_postgres.py)."""
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run the tests of :data:`BOTH_BACKENDS` that use ``store`` once per backend."""
+    module = metafunc.definition.path.stem
+    if module in BOTH_BACKENDS and "store" in metafunc.fixturenames:
+        metafunc.parametrize("backend", ["sqlite", "postgresql"])
+
+
 @pytest.fixture
-def store(store_path: Path) -> Iterator[Store]:
-    """A fresh store for this test."""
-    with Store(store_path) as opened:
+def backend() -> str:
+    """The store's backend (``sqlite``; both for the modules of :data:`BOTH_BACKENDS`)."""
+    return "sqlite"
+
+
+@pytest.fixture
+def store(backend: str, store_path: Path, request: pytest.FixtureRequest) -> Iterator[Store]:
+    """A fresh store for this test: a SQLite file, or a schema on the test PostgreSQL server."""
+    location = str(store_path) if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    with Store(location) as opened:
         yield opened
 
 

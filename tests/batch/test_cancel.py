@@ -88,7 +88,7 @@ def cli_tail(emu: Emulator) -> list[str]:
 
 async def cli(emu: Emulator, store: Store, *args: str) -> int:
     """``inert batches ARGS`` on the same store, in its own thread, loop and connection."""
-    argv = ["batches", "--store", str(store.path), "--base-url", emu.base_url, *args]
+    argv = ["batches", "--store", store.location, "--base-url", emu.base_url, *args]
     return await asyncio.to_thread(cli_main, argv)
 
 
@@ -117,7 +117,7 @@ async def test_a_cli_cancel_from_another_process_stops_the_run(
     await started(store)
     done = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "inert", "batches", "--store", str(store.path), *cli_tail(emu)],
+        [sys.executable, "-m", "inert", "batches", "--store", store.location, *cli_tail(emu)],
         cwd=ROOT,
         env={**os.environ, "OPENAI_API_KEY": "test"},
         capture_output=True,
@@ -204,7 +204,7 @@ async def test_a_cancel_between_upload_and_create_creates_no_batch(
     client: openai.AsyncOpenAI, emu: Emulator, store: Store, wire: LossyTransport
 ) -> None:
     """A cancel recorded in the journal by another connection while uploading: no batch is made."""
-    with Store(store.path) as elsewhere:
+    with Store(store.location) as elsewhere:
         wire.on_answer("POST", "/v1/files", lambda _: elsewhere.request_cancel())
         results = await fast(client, store).run_all_settled([ask("late")])
     (result,) = results

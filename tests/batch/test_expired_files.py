@@ -91,7 +91,7 @@ async def test_the_cli_shows_and_abandons_a_shard_whose_output_expired(
     await asyncio.gather(task, return_exceptions=True)
     emu.settle()
     emu.expire_files("batch_output")
-    base = ["batches", "--store", str(store.path), "--base-url", emu.base_url]
+    base = ["batches", "--store", store.location, "--base-url", emu.base_url]
     assert 0 == await asyncio.to_thread(cli_main, [*base, "resume"])
     assert "its output expired before it was downloaded" in capsys.readouterr().out
     (record,) = store.shards()
@@ -121,7 +121,7 @@ async def test_a_batch_that_served_no_output_can_be_abandoned_by_hand(
     (record,) = store.shards()
     assert ("created", "completed") == (record.state, record.remote_status)
     emu.set_faults(Faults())
-    base = ["batches", "--store", str(store.path), "--base-url", emu.base_url]
+    base = ["batches", "--store", store.location, "--base-url", emu.base_url]
     assert 0 == await asyncio.to_thread(cli_main, [*base, "abandon", str(record.id)])
     assert 5 == len(await fast(client, store).run_all(REQUESTS))
     assert ["abandoned", "downloaded"] == [r.state for r in store.shards()]

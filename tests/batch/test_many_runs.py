@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,7 +55,6 @@ OFFSETS = [0.0, 0.5, 1.5]
 """Seconds between the start of the first run and the start of the second."""
 PATIENCE = 120.0
 """Seconds any one run may take before the test calls it hung (a generous bound, not a goal)."""
-CLAIMS = pytest.mark.xfail(strict=True, reason="claims (#12) not landed")
 
 
 @attrs.frozen
@@ -126,7 +128,7 @@ def finish(child: subprocess.Popen[str]) -> ChildRun:
         child.kill()
         out, err = child.communicate()
         raise AssertionError(f"a run never ended:\n{err}") from None
-    assert child.returncode in (0, 3), f"a run crashed ({child.returncode}):\n{err}"
+    assert child.returncode in (0, 3), f"a run crashed ({child.returncode}):\n{out}\n{err}"
     printed = json.loads(out.splitlines()[-1])
     return ChildRun(printed.get("answers"), printed.get("refused"))
 
@@ -143,7 +145,6 @@ def reaped(*children: subprocess.Popen[str]) -> Iterator[None]:
                 child.communicate()
 
 
-@CLAIMS
 @pytest.mark.parametrize("offset", OFFSETS)
 async def test_two_processes_on_one_store_pay_each_call_once(
     offset: float,
@@ -179,7 +180,6 @@ async def test_two_processes_on_one_store_pay_each_call_once(
 # --- two runners in one process; two run_all on one runner -------------------------------
 
 
-@CLAIMS
 @pytest.mark.parametrize("offset", OFFSETS)
 @pytest.mark.parametrize("stores", ["one Store", "two Stores on one file"])
 async def test_two_runners_in_one_process_pay_each_call_once(
@@ -205,7 +205,6 @@ async def test_two_runners_in_one_process_pay_each_call_once(
     assert_billed_once(emu, truth.keys)
 
 
-@CLAIMS
 @pytest.mark.parametrize("offset", OFFSETS)
 async def test_two_run_alls_on_one_runner_pay_each_call_once(
     offset: float, truth: Truth, slow: openai.AsyncOpenAI, emu: Emulator, store: Store
@@ -240,7 +239,6 @@ BATCHES_THE_RERUN_MAKES = {"upload": 1, "create": 0, "poll": 0}
 the create (journaled or not), the batch exists: the new owner resumes it."""
 
 
-@CLAIMS
 @pytest.mark.parametrize("point", list(BATCHES_THE_RERUN_MAKES))
 async def test_a_dead_owners_shard_is_taken_over_once_its_lease_expires(
     point: str,
@@ -250,7 +248,8 @@ async def test_a_dead_owners_shard_is_taken_over_once_its_lease_expires(
     tmp_path: Path,
 ) -> None:
     """A run SIGKILLed while it holds a shard (lease 1 s) leaves it to a run started at once:
-    that run waits out the lease, takes the shard over and resumes it, paying each call once."""
+    that run takes the shard over (once the lease ran out, or at once if it knows the owner's
+    process is gone) and resumes it, paying each call once."""
     emu.set_time_scale(0.5)
     store_path = tmp_path / "store.sqlite3"
     marker = tmp_path / "marker"
@@ -281,7 +280,6 @@ async def slow_creates(emu: Emulator) -> AsyncIterator[tuple[openai.AsyncOpenAI,
         yield sdk, network
 
 
-@CLAIMS
 async def test_a_live_owners_lease_is_renewed_so_its_slow_shard_is_never_taken_over(
     crash_truth: Truth,
     slow_creates: tuple[openai.AsyncOpenAI, SlowNetwork],
@@ -308,5 +306,63 @@ async def test_a_live_owners_lease_is_renewed_so_its_slow_shard_is_never_taken_o
             owned.cancel()
     assert crash_truth.answers == [a.words for a in first] == [a.words for a in later]
     assert 0 == second.report.batches_created
+    assert 1 == len(emu.batch_ids())
+    assert_billed_once(emu, crash_truth.keys)
+
+
+def wait_for(marker: Path, child: subprocess.Popen[str]) -> None:
+    """Wait until the child reached its point (it writes ``marker``)."""
+    deadline = time.monotonic() + PATIENCE
+    while not marker.exists():
+        assert child.poll() is None, f"the child ended before its point:\n{child.communicate()}"
+        assert time.monotonic() < deadline, "the child never reached its point"
+        time.sleep(0.01)
+
+
+async def test_a_stale_owner_that_wakes_after_a_takeover_pays_nothing_more(
+    crash_truth: Truth,
+    client: openai.AsyncOpenAI,
+    emu: Emulator,
+    tmp_path: Path,
+) -> None:
+    """An owner stopped (SIGSTOP) right after its upload loses its shard when its lease runs
+    out; the run that took it over answers everything. Woken again, the stale owner's journal
+    writes no longer count: it makes no batch, and ends with the answers or a RequestError."""
+    emu.set_time_scale(0.5)
+    store_path = tmp_path / "store.sqlite3"
+    marker, release = tmp_path / "marker", tmp_path / "release"
+    owner = start_run(
+        emu,
+        store_path,
+        "--lease",
+        "1.0",
+        "--delay",
+        "0",
+        "--pause",
+        "upload",
+        str(marker),
+        str(release),
+    )
+    with reaped(owner):
+        wait_for(marker, owner)
+        os.kill(owner.pid, signal.SIGSTOP)
+        try:
+            with Store(store_path) as store:
+                rerun = batch_runner(client, store, lease=1.0)
+                answers = await within(rerun.run_all(crash_requests()))
+        finally:
+            release.write_text("go")
+            os.kill(owner.pid, signal.SIGCONT)
+        out, err = await asyncio.to_thread(owner.communicate, timeout=PATIENCE)
+    assert crash_truth.answers == [a.words for a in answers]
+    assert owner.returncode in (0, 4), (
+        f"the stale owner crashed ({owner.returncode}):\n{out}\n{err}"
+    )
+    printed = json.loads(out.splitlines()[-1])
+    if owner.returncode == 0:
+        assert crash_truth.answers == printed["answers"]
+    else:
+        assert printed["failed"]
+    assert 1 == rerun.report.batches_created
     assert 1 == len(emu.batch_ids())
     assert_billed_once(emu, crash_truth.keys)

@@ -69,7 +69,8 @@ def test_run_all_reads_the_figures_the_runner_benchmarks_print() -> None:
     """The figures of the subprocess benchmarks are parsed from their text output."""
     immediate = run_all.parse_immediate(
         "median over 4 repetitions of N=1000, concurrency 64, latency 20.0 ms: "
-        "wall ratio 1.012 (meets the 1.05 goal), CPU ratio 0.950"
+        "wall ratio 0.512 (meets the 0.6 goal), CPU ratio 0.950\n"
+        "inert's own functions: 2.5% of the inert run's CPU profile (meets the 5% goal; ...)"
     )
     batch = run_all.parse_batch(
         "50,000 requests; input JSONL 30.1 MB; output 20.0 MB\n"
@@ -79,12 +80,24 @@ def test_run_all_reads_the_figures_the_runner_benchmarks_print() -> None:
         "peak 50.0 MB (bare 20.0 MB)\n"
         "store answers     :   800.0 ms (one SQLite transaction, not in a ratio)"
     )
-    assert {"wall_ratio": 1.012, "cpu_ratio": 0.95} == immediate
+    assert {"wall_ratio": 0.512, "cpu_ratio": 0.95, "own_share": 2.5} == immediate
     assert 50_000 == batch["requests"]
     assert 1.2 == batch["write_ratio"]
     assert 1.5 == batch["decode_ratio"]
     assert 20.0 == batch["decode_peak_bare_mb"]
     assert 800.0 == batch["store_ms"]
+
+
+def test_run_all_keeps_the_blocks_other_scripts_wrote_in_the_report() -> None:
+    """A marked block of the old report (store_throughput's) is carried into the new one."""
+    block = (
+        "<!-- begin: store_throughput (benchmarks/store_throughput.py) -->\n"
+        "## Store throughput\n\n| backend | ops/s |\n<!-- end: store_throughput -->"
+    )
+    old = f"# Benchmarks\n\nold figures\n\n{block}\n\n## How to reproduce\n"
+    kept = run_all.kept_blocks(old)
+    assert [block] == kept
+    assert ["", block] == run_all.kept_section(kept)
 
 
 def test_engine_overhead_measures_the_generic_shapes_against_the_floor() -> None:

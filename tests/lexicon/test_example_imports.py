@@ -8,7 +8,7 @@ from pathlib import Path
 import lexicon
 
 EXAMPLE = Path(lexicon.__file__).parent
-ALLOWED_INERT = {"inert", "inert.openai", "inert.errors"}
+ALLOWED_INERT = {"inert", "inert.openai", "inert.anthropic", "inert.errors"}
 """What synthesis code uses: requests, builders, errors (not the emulator, testing, or privates)."""
 
 

@@ -21,7 +21,6 @@ REQUESTS = 60
 
 
 @pytest.mark.many_runs
-@pytest.mark.xfail(strict=True, reason="claims (#12) not landed")
 async def test_two_runners_on_one_store_under_line_faults_pay_each_call_once(
     emu: Emulator, tmp_path: Path, tally: Counter[str]
 ) -> None:

@@ -201,3 +201,28 @@ def test_law_the_stored_answer_of_a_key_is_its_first_answer(
             store.put_responses(entries)
         got = store.get_responses(list(first))
     assert first == dict(got)
+
+
+def test_every_store_command_takes_either_backend(
+    store_location: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``inert store stats|list|show|forget|check`` and ``inert batches list`` on a path or URL."""
+    from inert._cli import main
+
+    with Store(store_location) as store:
+        store.put_responses([(op(i), answer(i)) for i in range(3)])
+        shown = store.location
+    key = op(1).key
+    assert main(["store", "stats", "--store", store_location]) == 0
+    assert main(["store", "list", "--store", store_location]) == 0
+    assert main(["store", "show", key[:12], "--store", store_location]) == 0
+    assert main(["store", "check", "--store", store_location]) == 0
+    assert main(["store", "forget", key, "--store", store_location]) == 0
+    assert main(["batches", "list", "--store", store_location]) == 0
+    out = capsys.readouterr().out
+    assert f"store            {shown}" in out
+    assert "answers          3" in out
+    assert f"{shown}: no damage found" in out
+    assert f"no batches in the journal of {shown}" in out
+    with Store(store_location) as store:
+        assert store.response_count() == 2

@@ -325,3 +325,35 @@ class Claims(RuleBasedStateMachine):
 
 Claims.TestCase.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)
 test_claims_never_give_a_key_to_two_live_shards = Claims.TestCase
+
+
+def test_expired_leases_of_a_gone_owner_are_taken_at_once(store_location: str) -> None:
+    """expire_leases ends an owner's live leases: the next claim takes its shard over."""
+    with opened(store_location, "a", "b") as store:
+        (record,) = store.claim_shards(
+            run_id="a", keys=["k1"], plan=one_shard, lease=LEASE, now=100
+        ).records
+        assert 1 == store.expire_leases(owner="a", now=101)
+        assert 0 == store.expire_leases(owner="a", now=101)
+        claim = store.claim_shards(run_id="b", keys=["k1"], plan=one_shard, lease=LEASE, now=101)
+        assert [record.id] == [r.id for r in claim.taken]
+
+
+def test_released_claims_keep_the_lines_to_submit_again(store_location: str) -> None:
+    """release_claims(keep=...) frees a collected shard's other lines and keeps those."""
+    with opened(store_location, "a") as store:
+        (record,) = store.claim_shards(
+            run_id="a", keys=["k1", "k2", "k3"], plan=one_shard, lease=LEASE, now=100
+        ).records
+        assert 0 == store.release_claims(record.id, keep=["k2"])  # still pending
+        store.transition(record.id, ("intended",), "downloaded", held_by="a")
+        assert 2 == store.release_claims(record.id, keep=["k2"])
+        assert ["k2"] == store.claims_of(record.id)
+
+
+def test_a_run_remembers_its_process(store_location: str) -> None:
+    """begin_run keeps the host and pid of the run's process; run_process reads them back."""
+    with opened(store_location) as store:
+        store.begin_run("r", {}, host="box", pid=42)
+        assert ("box", 42) == store.run_process("r")
+        assert store.run_process("nobody") is None

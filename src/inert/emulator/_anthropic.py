@@ -13,6 +13,12 @@ reference (platform.claude.com/docs/en/api/messages):
   ``schema`` whose every object has ``additionalProperties: false`` (Anthropic's
   structured-outputs guide requires it); the answer's text is JSON valid for the
   schema, as chat's structured outputs;
+* the ``anthropic`` SDK moves what structured outputs do not enforce (bounds,
+  lengths) from the schema into the property's ``description``, as
+  ``{minimum: 1, maximum: 5}``, where the model may follow it
+  (``anthropic.lib._parse._transform.transform_schema``); the emulator's model
+  follows those hints, as a careful model does (the ``invalid_output`` fault
+  stands for one that does not);
 * the answer is one ``text`` block; ``stop_reason`` is ``end_turn``, or
   ``max_tokens`` when the answer is cut (by ``max_tokens`` or the ``truncation``
   fault), or ``refusal`` (the ``refusal`` fault);
@@ -26,6 +32,7 @@ adds 3 (the same rule of thumb as ``_tokens``).
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any, Final
@@ -153,6 +160,38 @@ def message_tokens(body: Mapping[str, Any]) -> int:
     return total
 
 
+_HINT: Final = re.compile(r"\{(\w+: [^{}]*)\}$")
+"""The constraints the SDK appends to a description: ``{key: value, key: value}``."""
+_HINTED: Final = frozenset(
+    {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+     "minItems", "maxItems", "minLength", "maxLength"}
+)  # fmt: skip
+"""The numeric constraints the emulator's model reads back from a description."""
+
+
+def followed_hints(schema: object) -> Any:
+    """``schema`` with the numeric constraints its descriptions hint at put back in place."""
+    if isinstance(schema, list):
+        return [followed_hints(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    restored: dict[str, Any] = {key: followed_hints(value) for key, value in schema.items()}
+    description = schema.get("description")
+    match = _HINT.search(description) if isinstance(description, str) else None
+    if match is not None:
+        for pair in match.group(1).split(", "):
+            key, _, value = pair.partition(": ")
+            if key in _HINTED and key not in restored:
+                try:
+                    restored[key] = int(value)
+                except ValueError:
+                    try:
+                        restored[key] = float(value)
+                    except ValueError:
+                        continue
+    return restored
+
+
 def message_object(
     body: Mapping[str, Any], faults: Faults, *, batch: bool
 ) -> tuple[JSONObject, int, int]:
@@ -161,7 +200,7 @@ def message_object(
     rng = rng_for(key, "anthropic")
     config: Mapping[str, Any] = body.get("output_config") or {}
     fmt: Mapping[str, Any] = config.get("format") or {}
-    schema = fmt.get("schema") if fmt.get("type") == "json_schema" else None
+    schema = followed_hints(fmt.get("schema")) if fmt.get("type") == "json_schema" else None
     fault = answer_fault(faults, key)
     draft = draft_answer(rng, fault=fault, schema=schema, limit=int(body["max_tokens"]))
     stop = "end_turn"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, Self, TypeAlias, TypeVar, overload
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeAlias, TypeVar, cast, overload
 
 from pydantic import BaseModel
 
@@ -307,12 +307,22 @@ class FakeRunner(BaseRunner):
 
     sends_bare_outcomes = True
 
+    def _send_now(
+        self, ops: Sequence[Op[Any]], report: ReportBuilder
+    ) -> Mapping[str, Outcome] | list[Outcome] | Awaitable[Mapping[str, Outcome] | list[Outcome]]:
+        """The answers of ``ops`` at once, when ``respond`` gives them without waiting.
+
+        Not when answers arrive shuffled, nor for a subclass that overrides ``_send``:
+        those go through ``_send`` (a coroutine).
+        """
+        if self._random is not None or type(self)._send is not FakeRunner._send:
+            return self._send(ops, report)
+        return self._answers(ops, ops)
+
     async def _send(
         self, ops: Sequence[Op[Any]], report: ReportBuilder
     ) -> Mapping[str, Outcome] | list[Outcome]:
         """The answers of ``ops``: a list in their order, or by key when shuffled."""
-        self.calls.extend(ops)
-        self.rounds_log.append(list(ops))
         order: Sequence[Op[Any]] = ops
         if self._random is not None:
             order = list(ops)
@@ -320,6 +330,19 @@ class FakeRunner(BaseRunner):
             if self.pipelined:
                 for _ in range(self._random.randrange(4)):
                     await asyncio.sleep(0)
+        answering = self._answers(ops, order)
+        answers = answering if isinstance(answering, list) else await answering
+        if order is ops:
+            return answers
+        return {op.key: answer for op, answer in zip(order, answers, strict=True)}
+
+    def _answers(
+        self, ops: Sequence[Op[Any]], order: Sequence[Op[Any]]
+    ) -> list[Outcome] | Coroutine[Any, Any, list[Outcome]]:
+        """``respond`` of each op of ``order``, in that order; the rest as a coroutine
+        from the first answer that must be awaited (an async ``respond``)."""
+        self.calls.extend(ops)
+        self.rounds_log.append(list(ops))
         respond = self._respond
         # An answer kept in a store must be exactly what an API could send; one
         # that is not a dict is checked too (a model instance or a string returned
@@ -327,16 +350,16 @@ class FakeRunner(BaseRunner):
         check = self._store is not None
         answers: list[Outcome] = []
         append = answers.append
-        bulk = len(ops) >= _BULK
+        bulk = len(order) >= _BULK
         if bulk:
             _gc.pause()
         try:
-            for op in order:
+            for i, op in enumerate(order):
                 try:
                     raw = respond(op)
                     if raw.__class__ is not dict or check:
                         if inspect.isawaitable(raw):
-                            raw = await raw
+                            return self._answers_later(order, i, raw, answers)
                         if raw.__class__ is not dict or check:
                             raw = validate_json(raw)
                 except RequestError as error:
@@ -346,9 +369,39 @@ class FakeRunner(BaseRunner):
         finally:
             if bulk:
                 _gc.resume()
-        if order is ops:
-            return answers
-        return {op.key: answer for op, answer in zip(order, answers, strict=True)}
+        return answers
+
+    async def _answers_later(
+        self, order: Sequence[Op[Any]], start: int, first: Awaitable[JSON], answers: list[Outcome]
+    ) -> list[Outcome]:
+        """The answers from ``order[start]`` on, whose ``respond`` gave ``first`` to await."""
+        respond = self._respond
+        check = self._store is not None
+        append = answers.append
+        pending: Awaitable[JSON] | None = first
+        bulk = len(order) - start >= _BULK
+        if bulk:
+            _gc.pause()
+        try:
+            for op in order[start:]:
+                try:
+                    if pending is not None:
+                        raw: object = await pending
+                        pending = None
+                    else:
+                        raw = respond(op)
+                        if inspect.isawaitable(raw):
+                            raw = await raw
+                    if raw.__class__ is not dict or check:
+                        raw = validate_json(raw)
+                except RequestError as error:
+                    append(error)
+                    continue
+                append(cast(Outcome, raw))
+        finally:
+            if bulk:
+                _gc.resume()
+        return answers
 
 
 _BULK = 256

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any, BinaryIO, Final
@@ -293,9 +294,13 @@ class BatchJournal:
             found.update(await retrying("listing batches", scan, self._calls))
         return found
 
-    async def resolve_unsent(self, records: Sequence[ShardRecord]) -> list[ShardRecord]:
+    async def resolve_unsent(
+        self, records: Sequence[ShardRecord], *, held_by: str | None = None
+    ) -> list[ShardRecord]:
         """Re-attach unsent shards whose batch exists remotely; abandon the others.
 
+        With ``held_by``, a shard is abandoned only while that owner holds it (a found
+        batch is journaled whoever holds the shard: it exists, and must be collected).
         Returns the shards now attached (state ``created``).
 
         Raises:
@@ -313,6 +318,7 @@ class BatchJournal:
                     record.id,
                     (record.state,),
                     "abandoned",
+                    held_by=held_by,
                     error="no remote batch was found for this shard on resume",
                 )
                 continue
@@ -381,6 +387,7 @@ class BatchJournal:
         adopted: bool = True,
         should_cancel: Callable[[], bool] | None = None,
         keep: Callable[[str, JSON], bool] | None = None,
+        owner: str | None = None,
     ) -> Collected:
         """Wait for a shard's batch, download its files and store its answers.
 
@@ -399,6 +406,8 @@ class BatchJournal:
             should_cancel: asks whether the run was told to stop (see :meth:`poll`).
             keep: ``keep(custom_id, body)`` says whether an answer may be stored (the
                 runner asks the op's decoder, :func:`inert._answers.rejected_by_decoder`).
+            owner: the run holding the shard: the shard is closed only while it does
+                (its answers are stored in any case).
         """
         store = self.store
         assert record.batch_id is not None
@@ -407,6 +416,7 @@ class BatchJournal:
         if batch is None:
             store.finish_shard(
                 record,
+                held_by=owner,
                 state="failed",
                 remote_status="missing",
                 answers=(),
@@ -438,6 +448,7 @@ class BatchJournal:
             code = errors[0].code if errors else None
             store.finish_shard(
                 record,
+                held_by=owner,
                 state="failed",
                 remote_status="failed",
                 answers=(),
@@ -477,6 +488,7 @@ class BatchJournal:
             """Close the shard with what this collection matched."""
             store.finish_shard(
                 record,
+                held_by=owner,
                 state=state,
                 remote_status=batch.status,
                 answers=answers,
@@ -620,11 +632,21 @@ class BatchJournal:
     async def resume(
         self, *, run_id: str | None = None, view: ProgressView = QUIET
     ) -> list[Collected]:
-        """Collect every pending shard (of one run, if given) into the store."""
-        pending = self.store.shards(run_id=run_id, states=(*UNSENT_STATES, *ATTACHED_STATES))
+        """Collect every pending shard (of one run, if given) into the store.
+
+        A shard a live run holds (its lease) is left to that run.
+        """
+        now = time.time()
+        pending = [
+            r
+            for r in self.store.shards(run_id=run_id, states=(*UNSENT_STATES, *ATTACHED_STATES))
+            if not r.leased(now)
+        ]
         await self.resolve_unsent(pending)
         attached = [
-            r for r in self.store.shards(run_id=run_id, states=ATTACHED_STATES) if self.serves(r)
+            r
+            for r in self.store.shards(run_id=run_id, states=ATTACHED_STATES)
+            if self.serves(r) and not r.leased(now)
         ]
         return list(await gather_tasks(self.collect(r, view) for r in attached))
 

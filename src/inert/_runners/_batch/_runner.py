@@ -7,10 +7,13 @@ One round (one ``_send`` call) goes through these steps, each journaled in the
 :class:`~inert.Store` before or after its side effect:
 
 1. ops already in the store are cache hits (``BaseRunner`` does that);
-2. shards of earlier, interrupted runs that carry the same ops are re-attached:
-   created ones are polled and downloaded; ones journaled without a batch id are
-   looked up in ``batches.list`` by their metadata (run, shard, digest of custom ids);
-   lines of shards whose output expired are submitted again;
+2. the round's ops are *claimed* in the store (:mod:`inert._claims`): ops in a
+   shard another live run holds are waited for (their answers are read from the
+   store when that run has them); shards of runs that ended or died (their lease
+   expired) are taken over and re-attached: created ones are polled and downloaded;
+   ones journaled without a batch id are looked up in ``batches.list`` by their
+   metadata (run, shard, digest of custom ids); lines of shards whose output expired
+   are submitted again;
 3. the remaining ops are grouped by endpoint and model and sharded under the line,
    byte and known enqueued-token limits; for each shard, once the model's queue has
    room: journal the intent, upload the JSONL, journal the file id, create the batch
@@ -32,14 +35,19 @@ new runner on the same store collects them instead of paying again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import socket
 import sys
+import time
 import uuid
 from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeVar
 
 import attrs
-from returns.result import Failure, Success
+from returns.result import Failure, Result, Success
 
 from inert._answers import rejected_by_decoder
 from inert._engine import RawOutcome
@@ -56,6 +64,7 @@ from inert._op import Op
 from inert._pricing import BATCH_DISCOUNT, Price
 from inert._providers import PROVIDERS, check_clients, clients_of
 from inert._report import ReportBuilder
+from inert._request import Request
 from inert._runner import BaseRunner, Sent
 from inert._runners._batch._capacity import REFUSALS_ALONE_LIMIT, Capacity, limits_of
 from inert._runners._batch._http import CallFailed
@@ -70,13 +79,23 @@ from inert._runners._batch._lines import (
 from inert._runners._batch._output import Collected, is_success, line_failure
 from inert._runners._batch._phases import Phases
 from inert._runners._batch._progress import ProgressView
-from inert._store import ATTACHED_STATES, LOST_STATE, UNSENT_STATES, ShardRecord, Store
+from inert._store import (
+    ATTACHED_STATES,
+    LOST_STATE,
+    UNSENT_STATES,
+    ShardIntent,
+    ShardRecord,
+    Store,
+    StoreError,
+)
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
     from openai import AsyncOpenAI
 
 logger = logging.getLogger("inert.batch")
+
+T = TypeVar("T")
 
 DEFAULT_MAX_ATTEMPTS: Final = 10
 """Submissions of a line at most (with 30% of lines expiring at every attempt, 200
@@ -145,6 +164,30 @@ def _bare(outcome: RawOutcome) -> Sent:
     return error
 
 
+@attrs.define
+class _Run:
+    """One ``run_all`` of a batch runner: its journal id once it has one."""
+
+    run_id: str | None = None
+
+
+def _process_gone(host: str | None, pid: int | None) -> bool:
+    """Whether a run's process is known to have ended (same host, no such process).
+
+    Only ever shortens a wait: a process that may be alive (another host, a pid
+    that exists, no way to tell) counts as alive, and its leases run out by time.
+    """
+    if host != socket.gethostname() or pid is None or pid == os.getpid() or os.name != "posix":
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 class BatchRunner(BaseRunner):
     """Runs requests through the providers' batch APIs: half price, one batch round per level.
 
@@ -185,6 +228,14 @@ class BatchRunner(BaseRunner):
         progress: show a progress display on stderr; ``None`` shows it on a terminal.
         metadata: extra metadata for every batch (up to 13 string pairs).
         prices: the price table for cost estimates (the batch discount is applied).
+        lease: seconds a run holds the shards it submits or resumes without renewing
+            them; a live run renews its leases every ``lease / 4`` seconds. Another
+            run on the same store (any process, any runner) waits for a held shard
+            and takes over only one whose lease ran out (its run died), so no line
+            is paid twice. On the same host, a run whose process has ended is known
+            gone at once.
+
+    Many runs may share one store: see "Many runs, one store" in docs/runners.md.
     """
 
     pipelined = False
@@ -208,6 +259,7 @@ class BatchRunner(BaseRunner):
         progress: bool | None = None,
         metadata: Mapping[str, str] | None = None,
         prices: Mapping[str, Price] | None = None,
+        lease: float = 60.0,
     ) -> None:
         gpt, claude = clients_of("BatchRunner", client, openai, anthropic)
         if not isinstance(store, Store):
@@ -216,6 +268,7 @@ class BatchRunner(BaseRunner):
             )
         _positive("poll_interval", poll_interval)
         _positive("poll_interval_max", poll_interval_max)
+        _positive("lease", lease)
         if poll_interval_max < poll_interval:
             raise ValueError(
                 f"poll_interval_max ({poll_interval_max!r}) must be at least poll_interval "
@@ -261,9 +314,13 @@ class BatchRunner(BaseRunner):
         self._limits = limits
         self._progress = sys.stderr.isatty() if progress is None else progress
         self._metadata = user_metadata
+        self._lease = float(lease)
         self._run_id: str | None = None
         self._run_ids: list[str] = []
         self._cancel_requested = False
+        # The run of the calling task: concurrent run_all calls on one runner are
+        # separate runs (separate owners), exactly as runs in two processes are.
+        self._current: ContextVar[_Run | None] = ContextVar("inert_batch_run", default=None)
 
     def __repr__(self) -> str:
         return f"BatchRunner(store={self._batch_store!r})"
@@ -278,22 +335,76 @@ class BatchRunner(BaseRunner):
         """The journal id of the current (or last) run, once it submitted anything."""
         return self._run_id
 
+    @property
+    def lease(self) -> float:
+        """Seconds a run holds its shards between two renewals of the lease."""
+        return self._lease
+
+    async def run_all_settled(
+        self, requests: Sequence[Request[T]]
+    ) -> list[Result[T, RequestError]]:
+        """Run requests together; one ``Success(value)`` or ``Failure(error)`` each.
+
+        The run holds leases on the shards it submits or resumes, renews them while it
+        runs, and gives them up when it ends, however it ends.
+        """
+        run = _Run()
+        token = self._current.set(run)
+        heartbeat = asyncio.create_task(self._heartbeat(run))
+        try:
+            return await super().run_all_settled(requests)
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+            if run.run_id is not None:
+                self._end_run(run.run_id)
+            self._current.reset(token)
+
+    async def _heartbeat(self, run: _Run) -> None:
+        """Renew the run's leases every ``lease / 4`` seconds while it runs."""
+        while True:
+            await asyncio.sleep(self._lease / 4)
+            if run.run_id is None:
+                continue
+            try:
+                self._batch_store.renew_leases(owner=run.run_id, lease=self._lease, now=time.time())
+            except StoreError as error:  # the next beat tries again; the run goes on
+                logger.warning("could not renew the leases of run %s: %s", run.run_id, error)
+
+    def _end_run(self, run_id: str) -> None:
+        """Give up the run's leases: its pending shards are free for the next run to take."""
+        try:
+            self._batch_store.release_leases(owner=run_id)
+        except StoreError as error:  # the leases then simply run out
+            logger.warning("could not release the leases of run %s: %s", run_id, error)
+
     def _begin_run(self) -> None:
         self._run_id = None
         self._cancel_requested = False
 
+    def _run(self) -> _Run:
+        run = self._current.get()
+        if run is None:  # a round outside run_all_settled (tests driving _send)
+            run = _Run()
+            self._current.set(run)
+        return run
+
     def _ensure_run(self) -> str:
-        if self._run_id is None:
-            self._run_id = f"run_{uuid.uuid4().hex[:20]}"
-            self._run_ids.append(self._run_id)
-            self._batch_store.begin_run(self._run_id, self._metadata)
-        return self._run_id
+        run = self._run()
+        if run.run_id is None:
+            run.run_id = f"run_{uuid.uuid4().hex[:20]}"
+            self._run_id = run.run_id
+            self._run_ids.append(run.run_id)
+            self._batch_store.begin_run(
+                run.run_id, self._metadata, host=socket.gethostname(), pid=os.getpid()
+            )
+        return run.run_id
 
     def _stop_requested(self) -> bool:
         """Whether this run was asked to stop: by :meth:`cancel` or, in the journal, by anyone."""
         if self._cancel_requested:
             return True
-        run_id = self._run_id
+        run_id = self._run().run_id
         return run_id is not None and self._batch_store.cancel_requested(run_id)
 
     async def cancel(self) -> list[str]:
@@ -319,29 +430,87 @@ class BatchRunner(BaseRunner):
         if len(self._journal.remotes) < len(PROVIDERS):
             # Before anything of the round is sent (the engine's rounds call no check).
             check_clients("BatchRunner", {op.endpoint for op in ops}, self._journal.remotes)
-        store = self._batch_store
-        wanted: dict[str, Op[Any]] = {op.key: op for op in ops}
         capacity = Capacity(
             self._limits, first_wait=self._poll_interval, max_wait=self._poll_interval_max
         )
         with ProgressView(self._progress, round_number=report.rounds) as view:
             rnd = _Round({}, report, view, capacity)
-            jobs: list[Coroutine[Any, Any, None]] = []
-            claimed: set[str] = set()
-            with self._phases.timing("journal"):
-                pending = store.pending_shards_for(wanted)
-            for record in pending:
-                if record.state == LOST_STATE:
-                    # Its answers are gone: its unanswered lines go out again as fresh ops.
-                    store.transition(
-                        record.id,
-                        (LOST_STATE,),
-                        "abandoned",
-                        error=f"{record.error}; its unanswered lines were submitted again",
+            served: list[Op[Any]] = []
+            for op in ops:
+                if self._journal.batch_endpoint(op.endpoint) is None:
+                    supported = self._journal.remote(op.endpoint).endpoints()
+                    rnd.fail(
+                        [op],
+                        ApiError(
+                            f"the Batch API does not serve {op.endpoint}; it serves "
+                            f"{', '.join(supported)}; run such requests with ImmediateRunner",
+                            code="unsupported_endpoint",
+                        ),
                     )
-            unsent = [r for r in pending if r.state in UNSENT_STATES]
+                else:
+                    served.append(op)
+            if served:
+                await self._claim(rnd, served)
+        return rnd.outcomes
+
+    async def _claim(self, rnd: _Round, ops: list[Op[Any]], wait: float | None = None) -> None:
+        """Claim the lines of ``ops`` and carry each to its end (see :mod:`inert._claims`).
+
+        Lines in new shards are submitted; shards taken over are resumed; lines that
+        another live run holds are waited for: after ``wait`` seconds (growing like
+        the poll interval) they are claimed again, and then they are answered (that
+        run stored them), still held, or free (that run ended without them).
+        """
+        store = self._batch_store
+        if wait is not None:
+            await asyncio.sleep(wait)
+            if self._stop_requested():
+                rnd.fail(
+                    ops,
+                    CancelledRequestError(
+                        "the run was cancelled while it waited for another run's batch"
+                    ),
+                )
+                return
+        run_id = self._ensure_run()
+        by_key = {op.key: op for op in ops}
+        plans: list[ShardPlan] = []
+        too_large: list[Op[Any]] = []
+
+        def planner(keys: Sequence[str]) -> list[ShardIntent]:
+            with self._phases.timing("jsonl"):
+                made, large = self._plan([by_key[key] for key in keys], rnd.capacity)
+            plans[:] = made
+            too_large[:] = large
+            return [
+                ShardIntent(p.endpoint, p.model, [op.key for op in p.ops], p.tokens) for p in made
+            ]
+
+        with self._phases.timing("journal"):
+            claim = store.claim_shards(
+                run_id=run_id, keys=list(by_key), plan=planner, lease=self._lease, now=time.time()
+            )
+        for key, body in claim.answered.items():
+            rnd.outcomes[key] = body
+        for op in too_large:
+            rnd.fail(
+                [op],
+                ApiError(
+                    f"the batch line of {op!r} is larger than max_bytes_per_batch "
+                    f"({self._max_bytes:,} bytes); raise the limit or shorten the request",
+                    code="line_too_large",
+                ),
+            )
+        under: dict[int, list[Op[Any]]] = {}
+        for key, shard_id in claim.shard_of.items():
+            under.setdefault(shard_id, []).append(by_key[key])
+        jobs: list[Coroutine[Any, Any, None]] = []
+        again: list[Op[Any]] = []
+        unsent = [r for r in claim.taken if r.state in UNSENT_STATES]
+        unresolved: set[int] = set()
+        if unsent:
             try:
-                await self._journal.resolve_unsent(unsent)
+                await self._journal.resolve_unsent(unsent, held_by=run_id)
             except CallFailed as failure:
                 # Whether their batches exist is unknown: submitting again could pay twice.
                 error = amended(
@@ -350,49 +519,52 @@ class BatchRunner(BaseRunner):
                     "looked up, so nothing was submitted for them; run again",
                 )
                 for record in unsent:
-                    mine = self._unclaimed(record, wanted, claimed)
-                    rnd.fail(mine, error)
-            for record in pending:
-                record = store.shard(record.id)
-                if record.state not in ATTACHED_STATES:
-                    continue
-                known = store.shard_custom_ids(record.id)
-                mine = [wanted[cid] for cid in known if cid in wanted and cid not in claimed]
-                claimed.update(op.key for op in mine)
-                capacity.hold(record.model, record.tokens)
-                view.log(
+                    rnd.fail(under.get(record.id, []), error)
+                    unresolved.add(record.id)
+        for taken in claim.taken:
+            if taken.id in unresolved:
+                continue
+            record = store.shard(taken.id)
+            mine = under.get(record.id, [])
+            if record.state in ATTACHED_STATES and self._journal.serves(record):
+                rnd.capacity.hold(record.model, record.tokens)
+                rnd.view.log(
                     f"re-attached batch {record.batch_id} of an earlier run ({len(mine)} lines)"
                 )
+                known = store.shard_custom_ids(record.id)
                 jobs.append(
                     self._drive(rnd, mine, record.attempt, record=record, known=known, adopted=True)
                 )
-            fresh = [op for op in ops if op.key not in claimed and op.key not in rnd.outcomes]
-            with self._phases.timing("jsonl"):
-                plans, too_large = self._plan(fresh, capacity)
-            for op in too_large:
-                rnd.fail(
-                    [op],
-                    ApiError(
-                        f"the batch line of {op!r} is larger than max_bytes_per_batch "
-                        f"({self._max_bytes:,} bytes); raise the limit or shorten the request",
-                        code="line_too_large",
-                    ),
+            else:
+                again.extend(mine)  # no batch was found for it: its lines are claimed anew
+        for record, plan in zip(claim.records, plans, strict=True):
+            jobs.append(self._drive(rnd, plan.ops, 1, plan=plan, intended=record))
+        waiting = [op for held in claim.held for op in under.get(held.id, [])]
+        if waiting:
+            now = time.time()
+            gone = False
+            for owner in {held.owner for held in claim.held if held.owner is not None}:
+                process = store.run_process(owner)
+                if process is not None and _process_gone(*process):
+                    logger.info("run %s ended without giving up its shards: taking them", owner)
+                    store.expire_leases(owner=owner, now=now)
+                    gone = True
+            if wait is None:
+                rnd.view.log(
+                    f"waiting for {len(claim.held)} batches of other runs on this store "
+                    f"({len(waiting)} lines)"
                 )
-            for plan in plans:
-                jobs.append(self._drive(rnd, plan.ops, 1, plan=plan))
-            await gather_tasks(jobs)
-        return rnd.outcomes
-
-    def _unclaimed(
-        self, record: ShardRecord, wanted: Mapping[str, Op[Any]], claimed: set[str]
-    ) -> list[Op[Any]]:
-        mine = [
-            wanted[cid]
-            for cid in self._batch_store.shard_custom_ids(record.id)
-            if cid in wanted and cid not in claimed
-        ]
-        claimed.update(op.key for op in mine)
-        return mine
+            pause = (
+                0.0
+                if gone
+                else self._poll_interval
+                if wait is None
+                else min(max(wait, self._poll_interval) * 1.5, self._poll_interval_max)
+            )
+            jobs.append(self._claim(rnd, waiting, pause))
+        if again:
+            jobs.append(self._claim(rnd, again))
+        await gather_tasks(jobs)
 
     def _plan(
         self, ops: Sequence[Op[Any]], capacity: Capacity, *, max_requests: int | None = None
@@ -419,8 +591,15 @@ class BatchRunner(BaseRunner):
         parent_id: int | None = None,
         stalled: int = 0,
         refusals: int = 0,
+        intended: ShardRecord | None = None,
     ) -> None:
-        """Carry one shard through submission, collection and its resubmissions."""
+        """Carry one shard through submission, collection and its resubmissions.
+
+        ``intended``: the shard as the claim journaled it (for the first submission
+        of ``plan``). Once the lines of a collected shard are decided, its claims on
+        them are released (those resubmitted move to the new shard first).
+        """
+        store = self._batch_store
         while True:
             if record is None:
                 assert plan is not None
@@ -434,7 +613,9 @@ class BatchRunner(BaseRunner):
                     return
                 await rnd.capacity.acquire(plan.model, plan.tokens)
                 try:
-                    made = await self._submit(plan, attempt, parent_id, rnd.report)
+                    made = await self._submit(
+                        plan, attempt, parent_id, rnd.report, intended=intended
+                    )
                 except BaseException:
                     await rnd.capacity.release(plan.model, plan.tokens)
                     raise
@@ -442,7 +623,7 @@ class BatchRunner(BaseRunner):
                     await rnd.capacity.release(plan.model, plan.tokens)
                     rnd.fail(ops, made)
                     return
-                record, known, adopted = made, None, False
+                record, known, adopted, intended = made, None, False, None
             by_key = {op.key: op for op in ops}
             try:
                 collected = await self._journal.collect(
@@ -452,6 +633,7 @@ class BatchRunner(BaseRunner):
                     adopted=adopted,
                     should_cancel=self._stop_requested,
                     keep=_keeper(by_key),
+                    owner=self._run().run_id,
                 )
             except CallFailed as failure:
                 rnd.fail(
@@ -526,6 +708,7 @@ class BatchRunner(BaseRunner):
                 else:
                     rnd.outcomes[op.key] = _bare(outcome)
             if not retry:
+                store.release_claims(record.id)
                 return
             if answered:
                 stalled = 0
@@ -536,6 +719,7 @@ class BatchRunner(BaseRunner):
             if attempt >= self._max_attempts or stalled >= STALL_LINES:
                 for op, outcome in retry:
                     rnd.outcomes[op.key] = _bare(outcome)
+                store.release_claims(record.id)
                 return
             rnd.report.retries += len(retry)
             attempt += 1
@@ -547,13 +731,15 @@ class BatchRunner(BaseRunner):
             plans, _ = self._plan([op for op, _ in retry], rnd.capacity)
             parent_id = record.id
             if collected.status == "lost":
-                self._batch_store.transition(
+                store.transition(
                     record.id,
                     (LOST_STATE,),
                     "abandoned",
                     error="its output or error file expired before it was downloaded; its "
                     "unanswered lines were submitted again",
                 )
+            # The lines to submit again stay claimed until their new shard takes them.
+            store.release_claims(record.id, keep=[op.key for op, _ in retry])
             if len(plans) > 1:
                 await gather_tasks(
                     self._drive(rnd, p.ops, attempt, plan=p, parent_id=parent_id, stalled=stalled)
@@ -630,9 +816,17 @@ class BatchRunner(BaseRunner):
     # --- submitting -------------------------------------------------------------------
 
     async def _submit(
-        self, plan: ShardPlan, attempt: int, parent_id: int | None, report: ReportBuilder
+        self,
+        plan: ShardPlan,
+        attempt: int,
+        parent_id: int | None,
+        report: ReportBuilder,
+        *,
+        intended: ShardRecord | None = None,
     ) -> ShardRecord | RequestError:
-        """Journal, upload and create one batch; the error of its ops when it was not made."""
+        """Journal (unless the claim did), upload and create one batch; the error of its
+        ops when it was not made. Every journal step holds only while the run holds the
+        shard's lease."""
         store = self._batch_store
         run_id = self._ensure_run()
         endpoint = self._journal.batch_endpoint(plan.endpoint)
@@ -643,21 +837,32 @@ class BatchRunner(BaseRunner):
                 f"{', '.join(served)}; run such requests with ImmediateRunner",
                 code="unsupported_endpoint",
             )
-        with self._phases.timing("journal"):
-            index = store.next_shard_index(run_id)
-            record = store.intend_shard(
-                run_id=run_id,
-                shard=index,
-                attempt=attempt,
-                endpoint=plan.endpoint,
-                model=plan.model,
-                custom_ids=[op.key for op in plan.ops],
-                tokens=plan.tokens,
-                parent_id=parent_id,
-            )
+        if intended is not None:
+            record, index = intended, intended.shard
+        else:
+            with self._phases.timing("journal"):
+                index = store.next_shard_index(run_id)
+                record = store.intend_shard(
+                    run_id=run_id,
+                    shard=index,
+                    attempt=attempt,
+                    endpoint=plan.endpoint,
+                    model=plan.model,
+                    custom_ids=[op.key for op in plan.ops],
+                    tokens=plan.tokens,
+                    parent_id=parent_id,
+                    owner=run_id,
+                    lease_expires_at=time.time() + self._lease,
+                )
         cancelled = CancelledRequestError("the run was cancelled before this line was submitted")
         if self._stop_requested():
-            store.transition(record.id, ("intended",), "abandoned", error="cancelled before upload")
+            store.transition(
+                record.id,
+                ("intended",),
+                "abandoned",
+                held_by=run_id,
+                error="cancelled before upload",
+            )
             return cancelled
         try:
             uploaded = await self._journal.upload(record, plan, f"inert-{run_id}-{index}.jsonl")
@@ -666,8 +871,14 @@ class BatchRunner(BaseRunner):
                 record.id, ("intended",), "failed", error=f"upload failed: {failure.error.message}"
             )
             return failure.error
-        moved = store.mark_uploaded(record.id, uploaded)
+        moved = store.mark_uploaded(record.id, uploaded, held_by=run_id)
         if moved is None:
+            if store.shard(record.id).owner not in (None, run_id):
+                return ApiError(
+                    f"another run took shard {record.id} over while this run uploaded it "
+                    f"(this run's lease of {self._lease:g} s ran out): that run submits it",
+                    code="shard_taken_over",
+                )
             return cancelled  # abandoned meanwhile by a cancel in another process
         record = moved
         if self._stop_requested():
@@ -697,10 +908,14 @@ class BatchRunner(BaseRunner):
                 "the shard stays journaled, and a rerun checks whether the batch exists "
                 "before submitting again",
             )
-        moved = store.mark_created(record.id, batch.id, batch.status)
+        moved = store.mark_created(record.id, batch.id, batch.status, held_by=run_id)
         if moved is None:
-            # Abandoned meanwhile (a cancel elsewhere), yet the batch exists: journal it so
-            # it is collected; its first poll cancels it, as the run was asked to stop.
-            moved = store.mark_created(record.id, batch.id, batch.status, expect=("abandoned",))
+            # Abandoned meanwhile (a cancel elsewhere), or taken over by another run after
+            # this one's lease ran out, yet the batch exists: journal it, whoever holds the
+            # shard, so it is collected (never submitted again); if the run was asked to
+            # stop, its first poll cancels it.
+            moved = store.mark_created(
+                record.id, batch.id, batch.status, expect=("uploaded", "abandoned")
+            )
         report.batches_created += 1
         return moved if moved is not None else store.shard(record.id)
