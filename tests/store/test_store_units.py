@@ -225,13 +225,29 @@ def test_a_foreign_sqlite_file_sqlite_cannot_read_is_not_a_store(path: Path) -> 
 
 
 def test_an_inert_store_sqlite_cannot_read_is_damaged(path: Path) -> None:
+    """Its header names inert (``application_id``) though no meta row can be read: damaged."""
     with Store(path) as store:
         store.put_responses([(op("a"), answer(1, 1))])
-    scramble_schema(path)
+    data = bytearray(path.read_bytes())
+    data[100:] = b"\xa5" * (len(data) - 100)
+    path.write_bytes(bytes(data))
+    assert not Path(f"{path}-wal").exists()
     with pytest.raises(DamagedStoreError) as raised:
         Store(path)
     assert f"inert store recover {path} NEW_PATH" in str(raised.value)
     assert "not an inert store" not in str(raised.value)
+
+
+def test_a_file_sqlite_cannot_open_is_the_stores_error(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> sqlite3.Connection:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr("inert._store.sqlite3.connect", refuse)
+    with pytest.raises(StoreError) as raised:
+        Store(path)
+    assert f"the store {path} could not be used: unable to open database file" == str(raised.value)
 
 
 def test_the_busy_timeout_is_sqlites_own(path: Path) -> None:
