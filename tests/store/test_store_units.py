@@ -114,6 +114,14 @@ def test_the_default_store_is_made_in_a_private_directory(
     assert 0o600 == mode(tmp_path / ".inert" / "store.sqlite3")
 
 
+def test_the_default_store_opens_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with Store() as first:
+        first.put_responses([(op("a"), answer(1, 1))])
+    with Store() as again, Store(create=False) as reader:
+        assert (1, 1) == again.usage() == reader.usage()
+
+
 def test_no_default_store_is_made_when_create_is_false(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
