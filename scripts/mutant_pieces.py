@@ -366,15 +366,17 @@ def tally(name: str) -> dict[str, Counter[str]]:
 def score(names: list[str]) -> None:
     """A markdown table: per module, then the total and the score."""
     total: Counter[str] = Counter()
-    print("| module | " + " | ".join(COLUMNS) + " | score | by tests alone |")
-    print("| --- " * (len(COLUMNS) + 3) + "|")
+    print("| module | at | " + " | ".join(COLUMNS) + " | score | by tests alone |")
+    print("| --- " * (len(COLUMNS) + 4) + "|")
     others: Counter[str] = Counter()
     for name in names:
+        measured = piece_dir(name) / "commit.txt"
+        at = measured.read_text().strip() if measured.exists() else "?"
         for module, counts in tally(name).items():
             total.update(counts)
             others.update({k: v for k, v in counts.items() if k not in COLUMNS})
-            print(row(f"`{module.removeprefix('src/inert/')}`", counts))
-    print(row("total", total))
+            print(row(f"`{module.removeprefix('src/inert/')}` | {at}", counts))
+    print(row("total | ", total))
     if others:
         print(f"\nother statuses: {dict(others)}")
 
