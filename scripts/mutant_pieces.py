@@ -240,7 +240,7 @@ def run_alone(
     return "survived" if status == 0 else "killed"
 
 
-def verify(name: str, first_stage: int = 1) -> None:
+def verify(name: str, first_stage: int = 1, last_stage: int = 2) -> None:
     """Run each survivor again against the piece's tests, then its more tests, as they are now.
 
     Tests written after a piece ran are not in its copy, nor in mutmut's map of which
@@ -280,7 +280,7 @@ def verify(name: str, first_stage: int = 1) -> None:
             ):
                 open_.append(mutant)
     for number, tests in enumerate(stages):
-        if number + 1 < first_stage:
+        if number + 1 < first_stage or number + 1 > last_stage:
             continue
         if number > 0:
             open_ = [
@@ -430,13 +430,14 @@ def main() -> None:
     verify_parser = commands.add_parser("verify")
     verify_parser.add_argument("name")
     verify_parser.add_argument("--stage", type=int, default=1, help="start at this stage")
+    verify_parser.add_argument("--last-stage", type=int, default=2, help="end after this stage")
     args = parser.parse_args()
     if args.command == "run":
         sys.exit(run(args.name, args.workers, args.resume))
     if args.command == "recheck":
         recheck(args.name)
     elif args.command == "verify":
-        verify(args.name, args.stage)
+        verify(args.name, args.stage, args.last_stage)
     elif args.command == "score":
         score(args.names or [name for name in pieces() if (piece_dir(name) / "mutants").exists()])
     else:
