@@ -4,7 +4,8 @@ Usage: ``python _many_runs_child.py BASE_URL STORE [--lease S] [--delay S]
 [--freeze POINT MARKER | --pause POINT MARKER RELEASE]``.
 It runs the two-round requests of :mod:`tests.batch._many_runs` through a
 ``BatchRunner`` on ``STORE``, over a slow network (``--delay`` seconds per upload and
-per create), and prints one JSON line: ``{"answers": [...]}``, or
+per create), and prints one JSON line: ``{"answers": [...], "report": {...}}`` (the
+run report's counts of calls and tokens), or
 ``{"refused": "..."}`` (exit status 3) when the store refused the run with a
 :class:`~inert.errors.StoreError`. With ``--freeze`` it runs the one-round crash
 requests instead and, at POINT (upload, create or poll, as in ``_crash_child.py``),
@@ -44,6 +45,8 @@ REFUSED = 3
 """The exit status of a run the store refused."""
 FAILED = 4
 """The exit status of a run that ended with a RequestError."""
+REPORTED = ("ops_sent", "ops_paid", "cache_hits", "prompt_tokens", "completion_tokens")
+"""The figures of its run report a run prints beside its answers."""
 
 
 def in_progress(response: httpx2.Response) -> bool:
@@ -96,7 +99,10 @@ async def main(args: argparse.Namespace) -> int:
                     crashed = await runner.run_all(crash_requests())
                     print(json.dumps({"answers": [r.words for r in crashed]}))
                 else:
-                    print(json.dumps({"answers": await runner.run_all(many_run_requests())}))
+                    answers = await runner.run_all(many_run_requests())
+                    report = runner.report
+                    figures = {name: getattr(report, name) for name in REPORTED}
+                    print(json.dumps({"answers": answers, "report": figures}))
         except StoreError as refused:
             print(json.dumps({"refused": f"{type(refused).__name__}: {refused}"}))
             return REFUSED

@@ -33,9 +33,9 @@ from typing import TypeVar
 import attrs
 import openai
 import pytest
-from tests.billing import assert_billed_once, settled_ledger
+from tests.billing import assert_billed_once, assert_reports_add_up, settled_ledger
 
-from inert import ImmediateRunner, Request, Store
+from inert import ImmediateRunner, Request, RunReport, Store
 from inert.emulator import Emulator
 
 from ._crash import kill_at_marker
@@ -98,6 +98,13 @@ async def slow(emu: Emulator) -> AsyncIterator[openai.AsyncOpenAI]:
         yield sdk
 
 
+def assert_each_run_counted_every_call(reports: list[RunReport]) -> None:
+    """Each run answered each of its distinct calls once: sent by it, or from the store
+    (stored before it asked, or by the run it waited for)."""
+    for report in reports:
+        assert 2 * REQUESTS == report.cache_hits + report.ops_sent, report
+
+
 # --- two processes ----------------------------------------------------------------------
 
 
@@ -114,10 +121,11 @@ def start_run(emu: Emulator, store_path: Path, *options: str) -> subprocess.Pope
 
 @attrs.frozen
 class ChildRun:
-    """How a child's run ended: its answers, or the store's refusal."""
+    """How a child's run ended: its answers and run report, or the store's refusal."""
 
     answers: list[list[str]] | None
     refused: str | None
+    report: RunReport | None
 
 
 def finish(child: subprocess.Popen[str]) -> ChildRun:
@@ -130,7 +138,9 @@ def finish(child: subprocess.Popen[str]) -> ChildRun:
         raise AssertionError(f"a run never ended:\n{err}") from None
     assert child.returncode in (0, 3), f"a run crashed ({child.returncode}):\n{out}\n{err}"
     printed = json.loads(out.splitlines()[-1])
-    return ChildRun(printed.get("answers"), printed.get("refused"))
+    figures = printed.get("report")
+    report = None if figures is None else RunReport(**figures)
+    return ChildRun(printed.get("answers"), printed.get("refused"), report)
 
 
 @contextmanager
@@ -169,12 +179,15 @@ async def test_two_processes_on_one_store_pay_each_call_once(
         else:
             assert truth.answers == run.answers
     assert sum(run.refused is not None for run in runs) <= 1, "both runs were refused"
+    reports = [run.report for run in runs if run.report is not None]
     if any(run.refused is not None for run in runs):
         with Store(store_path) as store:
-            assert truth.answers == await within(
-                batch_runner(client, store).run_all(many_run_requests())
-            )
+            final = batch_runner(client, store)
+            assert truth.answers == await within(final.run_all(many_run_requests()))
+            reports.append(final.report)
     assert_billed_once(emu, truth.keys)
+    assert_each_run_counted_every_call(reports)
+    assert_reports_add_up(emu, reports)
 
 
 # --- two runners in one process; two run_all on one runner -------------------------------
@@ -203,6 +216,8 @@ async def test_two_runners_in_one_process_pay_each_call_once(
         )
     assert [truth.answers, truth.answers] == list(answers)
     assert_billed_once(emu, truth.keys)
+    assert_each_run_counted_every_call([first.report, second.report])
+    assert_reports_add_up(emu, [first.report, second.report])
 
 
 @pytest.mark.parametrize("offset", OFFSETS)
