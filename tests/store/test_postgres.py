@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from tests._postgres import PASSWORD, Cluster, fresh_database, fresh_schema
+from tests._postgres import PASSWORD, Cluster, fresh_database, fresh_schema, server_required
 
 from inert import Op, Store
 from inert._json import JSON
@@ -38,6 +38,18 @@ def op(i: int) -> Op[JSON]:
 def _text_of(exc: BaseException) -> str:
     """Everything a traceback of ``exc`` would print, causes and contexts included."""
     return "".join(traceback.format_exception(exc))
+
+
+def test_ci_requires_the_server_so_its_tests_never_skip_quietly() -> None:
+    """INERT_REQUIRE_POSTGRES says whether a missing server fails (1) or skips (0) the tests;
+    unset, CI requires it and a developer's machine does not; any other value is refused."""
+    assert server_required({"INERT_REQUIRE_POSTGRES": "1"})
+    assert server_required({"CI": "true"})
+    assert not server_required({"CI": "true", "INERT_REQUIRE_POSTGRES": "0"})
+    assert not server_required({})
+    assert not server_required({"CI": ""})
+    with pytest.raises(ValueError, match="must be 0 or 1"):
+        server_required({"INERT_REQUIRE_POSTGRES": "yes"})
 
 
 def test_redact_drops_the_password_wherever_the_url_carries_it() -> None:
