@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 from tests._postgres import (
     NO_SERVER,
     REQUIRE_VARIABLE,
@@ -22,6 +23,13 @@ from tests._postgres import (
     server_binaries,
     server_required,
 )
+
+# Hypothesis's per-example deadline is a timing assertion: on a loaded 2-core machine
+# (or under mutation testing) a 200 ms example is no bug, so the suite never times
+# examples; properties say what holds, benchmarks/ say how fast. Every test's own
+# @settings(...) inherits this profile; HYPOTHESIS_PROFILE picks another one.
+settings.register_profile("inert", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "inert"))
 
 TALLY_KEY = pytest.StashKey[Counter[str]]()
 """Where the reliability suite's counts live: requests, faults injected, kills, ..."""
