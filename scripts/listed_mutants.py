@@ -30,6 +30,7 @@ IGNORED = shutil.ignore_patterns(
     ".git",
     ".venv",
     "mutants",
+    "mutants-pieces",
     "__pycache__",
     ".mypy_cache",
     ".mypy_cache_mutants",

@@ -77,7 +77,7 @@ STATUS = {
 
 def pieces() -> dict[str, dict[str, Any]]:
     """Each piece: ``modules`` to mutate, fast ``tests`` for mutmut, ``more_tests`` for
-    its survivors."""
+    its survivors, and optionally ``pytest_args`` added to mutmut's runs (not to verify's)."""
     with PIECES.open("rb") as file:
         return tomllib.load(file)
 
@@ -103,7 +103,8 @@ def piece_pyproject(piece: dict[str, list[str]]) -> str:
         f"only_mutate = {toml_list(piece['modules'])}",
         f"also_copy = {toml_list(config.get('also_copy', []))}",
         f"pytest_add_cli_args_test_selection = {toml_list(piece['tests'])}",
-        f"pytest_add_cli_args = {toml_list(config.get('pytest_add_cli_args', []))}",
+        "pytest_add_cli_args = "
+        + toml_list([*config.get("pytest_add_cli_args", []), *piece.get("pytest_args", [])]),
         (
             f"type_check_command = {toml_list(check + piece['modules'])}"
             if piece.get("type_check", True)

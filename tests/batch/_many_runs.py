@@ -20,12 +20,16 @@ import httpx2
 import openai
 
 from inert import BatchRunner, Request, Store, program
+from inert._runners._batch._lines import MAX_REQUESTS_PER_BATCH
 
 from ._support import ask
 from ._transport import LossyTransport
 
 NETWORK_DELAY = 0.4
 """Seconds each batch input upload and each batch create spends on the slow network."""
+
+DEFAULT_LEASE = 60.0
+"""``BatchRunner``'s own lease, kept where a test names none."""
 
 REQUESTS = 6
 """Two-round requests per run: 12 calls, each to be billed once however many runs ask."""
@@ -45,18 +49,27 @@ def many_run_requests(n: int = REQUESTS) -> list[Request[list[str]]]:
 
 
 def batch_runner(
-    client: openai.AsyncOpenAI, store: Store, *, lease: float | None = None
+    client: openai.AsyncOpenAI,
+    store: Store,
+    *,
+    lease: float | None = None,
+    max_requests_per_batch: int | None = None,
 ) -> BatchRunner:
     """A batch runner that polls fast and shows nothing, with ``lease`` seconds if given.
 
-    ``lease`` is the claim a run holds on its shards (#12); ``None`` keeps the default.
+    ``lease`` is the claim a run holds on its shards (#12); ``max_requests_per_batch``
+    cuts a round into several shards; ``None`` keeps the default of either.
     """
-    if lease is None:
-        return BatchRunner(
-            client, store=store, poll_interval=0.02, poll_interval_max=0.05, progress=False
-        )
     return BatchRunner(
-        client, store=store, poll_interval=0.02, poll_interval_max=0.05, progress=False, lease=lease
+        client,
+        store=store,
+        poll_interval=0.02,
+        poll_interval_max=0.05,
+        progress=False,
+        lease=DEFAULT_LEASE if lease is None else lease,
+        max_requests_per_batch=(
+            MAX_REQUESTS_PER_BATCH if max_requests_per_batch is None else max_requests_per_batch
+        ),
     )
 
 

@@ -22,39 +22,32 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import TypeVar
 
 import attrs
 import openai
 import pytest
-from tests.billing import assert_billed_once, settled_ledger
+from tests.billing import assert_billed_once, assert_reports_add_up, settled_ledger
 
-from inert import ImmediateRunner, Request, Store
+from inert import ImmediateRunner, Request, RunReport, Store
 from inert.emulator import Emulator
 
 from ._crash import kill_at_marker
 from ._many_runs import REQUESTS, SlowNetwork, batch_runner, many_run_requests, slow_client
 from ._support import Words, crash_requests
+from ._workers import PATIENCE, finish, reaped, start_run, wait_for
 
 pytestmark = pytest.mark.many_runs
 
 T = TypeVar("T")
 
-CHILD = Path(__file__).with_name("_many_runs_child.py")
-ROOT = Path(__file__).resolve().parents[2]
 SCALE = 0.5
 """The emulator's pace in these tests: a batch takes about 0.55 s; with the slow network's
 0.8 s from a shard's intent to its batch, one run takes about 3 s."""
 OFFSETS = [0.0, 0.5, 1.5]
 """Seconds between the start of the first run and the start of the second."""
-PATIENCE = 120.0
-"""Seconds any one run may take before the test calls it hung (a generous bound, not a goal)."""
 
 
 @attrs.frozen
@@ -98,51 +91,25 @@ async def slow(emu: Emulator) -> AsyncIterator[openai.AsyncOpenAI]:
         yield sdk
 
 
-# --- two processes ----------------------------------------------------------------------
-
-
-def start_run(emu: Emulator, store_path: Path, *options: str) -> subprocess.Popen[str]:
-    """Start a child process that runs the requests on ``store_path``."""
-    return subprocess.Popen(
-        [sys.executable, str(CHILD), emu.base_url, str(store_path), *options],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+def reported(figures: dict[str, int]) -> RunReport:
+    """A child's run report, from the figures it printed."""
+    return RunReport(
+        ops_sent=figures["ops_sent"],
+        ops_paid=figures["ops_paid"],
+        cache_hits=figures["cache_hits"],
+        prompt_tokens=figures["prompt_tokens"],
+        completion_tokens=figures["completion_tokens"],
     )
 
 
-@attrs.frozen
-class ChildRun:
-    """How a child's run ended: its answers, or the store's refusal."""
-
-    answers: list[list[str]] | None
-    refused: str | None
-
-
-def finish(child: subprocess.Popen[str]) -> ChildRun:
-    """Wait for the child and read what it printed; a crash fails the test with its stderr."""
-    try:
-        out, err = child.communicate(timeout=PATIENCE)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        out, err = child.communicate()
-        raise AssertionError(f"a run never ended:\n{err}") from None
-    assert child.returncode in (0, 3), f"a run crashed ({child.returncode}):\n{out}\n{err}"
-    printed = json.loads(out.splitlines()[-1])
-    return ChildRun(printed.get("answers"), printed.get("refused"))
+def assert_each_run_counted_every_call(reports: list[RunReport]) -> None:
+    """Each run answered each of its distinct calls once: sent by it, or from the store
+    (stored before it asked, or by the run it waited for)."""
+    for report in reports:
+        assert 2 * REQUESTS == report.cache_hits + report.ops_sent, report
 
 
-@contextmanager
-def reaped(*children: subprocess.Popen[str]) -> Iterator[None]:
-    """Kill the children still running when the test fails (they would bill on)."""
-    try:
-        yield
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.communicate()
+# --- two processes ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("offset", OFFSETS)
@@ -169,12 +136,15 @@ async def test_two_processes_on_one_store_pay_each_call_once(
         else:
             assert truth.answers == run.answers
     assert sum(run.refused is not None for run in runs) <= 1, "both runs were refused"
+    reports = [reported(run.report) for run in runs if run.refused is None]
     if any(run.refused is not None for run in runs):
         with Store(store_path) as store:
-            assert truth.answers == await within(
-                batch_runner(client, store).run_all(many_run_requests())
-            )
+            final = batch_runner(client, store)
+            assert truth.answers == await within(final.run_all(many_run_requests()))
+            reports.append(final.report)
     assert_billed_once(emu, truth.keys)
+    assert_each_run_counted_every_call(reports)
+    assert_reports_add_up(emu, reports)
 
 
 # --- two runners in one process; two run_all on one runner -------------------------------
@@ -203,6 +173,8 @@ async def test_two_runners_in_one_process_pay_each_call_once(
         )
     assert [truth.answers, truth.answers] == list(answers)
     assert_billed_once(emu, truth.keys)
+    assert_each_run_counted_every_call([first.report, second.report])
+    assert_reports_add_up(emu, [first.report, second.report])
 
 
 @pytest.mark.parametrize("offset", OFFSETS)
@@ -308,15 +280,6 @@ async def test_a_live_owners_lease_is_renewed_so_its_slow_shard_is_never_taken_o
     assert 0 == second.report.batches_created
     assert 1 == len(emu.batch_ids())
     assert_billed_once(emu, crash_truth.keys)
-
-
-def wait_for(marker: Path, child: subprocess.Popen[str]) -> None:
-    """Wait until the child reached its point (it writes ``marker``)."""
-    deadline = time.monotonic() + PATIENCE
-    while not marker.exists():
-        assert child.poll() is None, f"the child ended before its point:\n{child.communicate()}"
-        assert time.monotonic() < deadline, "the child never reached its point"
-        time.sleep(0.01)
 
 
 async def test_a_stale_owner_that_wakes_after_a_takeover_pays_nothing_more(

@@ -186,3 +186,27 @@ def test_log_and_final_lines_are_plain_and_never_wrapped(terminal: Console) -> N
     assert any(long in line for line in styled)
     assert any(final.split(": ", 1)[1].rsplit(", ", 1)[0] in line for line in styled)
     assert any("round 12 · batch 1 · batch_" + "y" * 60 + ": completed" in line for line in styled)
+
+
+def test_a_row_holds_exactly_its_columns_in_order(screen: io.StringIO) -> None:
+    """Label, status padded to 11, bar, done/total, failures, elapsed time: nothing else."""
+    with ProgressView(True, round_number=1) as view:
+        view.show(record(9), batch("b", "validating", (2, 1, 9)))
+        progress = view._progress
+        assert progress is not None
+        plain = Console(file=io.StringIO(), width=100, force_terminal=False, color_system=None)
+        with plain.capture() as captured:
+            plain.print(progress.make_tasks_table(progress.tasks))
+    row = captured.get().rstrip("\n")
+    assert re.fullmatch(r"round 1 · batch 1 · b validating  ━+ +3/9 failed 1 \d:\d\d:\d\d", row), (
+        row
+    )
+
+
+def test_a_log_line_is_printed_without_highlighting(terminal: Console) -> None:
+    message = "42 lines of batch_7 resubmitted: 'x' 1.5 True"
+    with ProgressView(True, round_number=1) as view:
+        view.log(message)
+    styled = terminal.export_text(styles=True, clear=False)
+    assert message in styled.splitlines() or f"\r\x1b[2K{message}" in styled
+    assert message in terminal.export_text()
