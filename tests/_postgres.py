@@ -8,8 +8,10 @@ as an unprivileged user (``nobody``) over a directory that user owns.
 
 The server binaries are looked up on ``PATH``, then with ``pg_config --bindir``,
 then in Debian's ``/usr/lib/postgresql/<version>/bin`` (the newest version):
-:func:`server_binaries` returns ``None`` only where none exists, and the tests then
-skip with that reason.
+:func:`server_binaries` returns ``None`` only where none exists. The tests then skip
+with that reason — unless the server is required (:func:`server_required`: CI's
+``.ci/run`` sets ``INERT_REQUIRE_POSTGRES=1``), where they fail instead, so that a
+machine without a server can never turn every PostgreSQL test into a quiet skip.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 from urllib.parse import quote
@@ -78,6 +80,31 @@ def server_binaries() -> ServerBinaries | None:
         if all(os.access(p, os.X_OK) for p in (initdb, pg_ctl, directory / "postgres")):
             return ServerBinaries(initdb=initdb, pg_ctl=pg_ctl)
     return None
+
+
+REQUIRE_VARIABLE: Final = "INERT_REQUIRE_POSTGRES"
+"""``1``: a missing server fails the PostgreSQL tests; ``0``: it skips them, even on CI."""
+
+NO_SERVER: Final = (
+    "no PostgreSQL server binaries (initdb, pg_ctl, postgres) on PATH, in "
+    "`pg_config --bindir` or /usr/lib/postgresql/*/bin: install the postgresql "
+    "package to run the PostgreSQL store tests"
+)
+"""Why the PostgreSQL tests cannot run here."""
+
+
+def server_required(environ: Mapping[str, str]) -> bool:
+    """Whether a missing server must fail the tests rather than skip them.
+
+    ``INERT_REQUIRE_POSTGRES=1`` requires it and ``=0`` does not; unset, it is
+    required wherever ``CI`` is set (a CI job that cannot run them must say so).
+    """
+    chosen = environ.get(REQUIRE_VARIABLE, "").strip()
+    if chosen in ("0", "1"):
+        return chosen == "1"
+    if chosen:
+        raise ValueError(f"{REQUIRE_VARIABLE} must be 0 or 1, not {chosen!r}")
+    return bool(environ.get("CI"))
 
 
 def _free_port() -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from inert import Request
+from inert import Request, RunReport
 from inert.emulator import Emulator, Ledger
 from inert.testing import op_of
 
@@ -44,3 +44,29 @@ def assert_billed_once(
     wrong |= {key: counts[key] for key in maybe if counts.get(key, 0) > 1}
     # (This module is not a test module, so pytest does not rewrite its asserts: say it here.)
     assert not wrong, f"times billed, where each should be once (or never if unasked): {wrong}"
+
+
+def assert_reports_add_up(emulator: Emulator, reports: Sequence[RunReport]) -> None:
+    """Runs that shared one store sent, between them, exactly the calls the ledger billed.
+
+    Each billed call is counted as sent and paid (with its tokens) by exactly one run; a
+    run that got an answer another run paid for counts it from the store. Read once every
+    batch at the server has run to its end.
+    """
+    charges = settled_ledger(emulator).charges()
+    billed = (
+        len(charges),
+        len(charges),
+        sum(c.prompt_tokens for c in charges),
+        sum(c.completion_tokens for c in charges),
+    )
+    counted = (
+        sum(r.ops_sent for r in reports),
+        sum(r.ops_paid for r in reports),
+        sum(r.prompt_tokens for r in reports),
+        sum(r.completion_tokens for r in reports),
+    )
+    assert billed == counted, (
+        f"(calls, paid, prompt tokens, completion tokens): billed {billed}, "
+        f"the runs' reports {counted}"
+    )

@@ -13,7 +13,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests._postgres import Cluster, fresh_schema, running_cluster, server_binaries
+from hypothesis import settings
+from tests._postgres import (
+    NO_SERVER,
+    REQUIRE_VARIABLE,
+    Cluster,
+    fresh_schema,
+    running_cluster,
+    server_binaries,
+    server_required,
+)
+
+# Hypothesis's per-example deadline is a timing assertion: on a loaded 2-core machine
+# (or under mutation testing) a 200 ms example is no bug, so the suite never times
+# examples; properties say what holds, benchmarks/ say how fast. Every test's own
+# @settings(...) inherits this profile; HYPOTHESIS_PROFILE picks another one.
+settings.register_profile("inert", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "inert"))
 
 TALLY_KEY = pytest.StashKey[Counter[str]]()
 """Where the reliability suite's counts live: requests, faults injected, kills, ..."""
@@ -77,20 +93,16 @@ def pytest_terminal_summary(
 def postgres_cluster() -> Iterator[Cluster]:
     """A PostgreSQL server for this test process, started once and stopped at the end.
 
-    Skipped, with the reason, only where the machine has no server binaries; on CI
-    (``CI`` set) a missing server fails instead, so the PostgreSQL tests cannot
+    Skipped, with the reason, only where the machine has no server binaries; where
+    the server is required (``INERT_REQUIRE_POSTGRES=1``, as ``.ci/run`` sets, or
+    ``CI`` set) a missing server fails instead, so the PostgreSQL tests cannot
     silently not run.
     """
     binaries = server_binaries()
     if binaries is None:
-        reason = (
-            "no PostgreSQL server binaries (initdb, pg_ctl, postgres) on PATH, in "
-            "`pg_config --bindir` or /usr/lib/postgresql/*/bin: install the postgresql "
-            "package to run the PostgreSQL store tests"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        if server_required(os.environ):
+            pytest.fail(f"{NO_SERVER} ({REQUIRE_VARIABLE}=1 or CI is set: they must run here)")
+        pytest.skip(NO_SERVER)
     with running_cluster(binaries) as cluster:
         yield cluster
 

@@ -267,6 +267,22 @@ class ReportBuilder:
     wall_seconds: float = 0.0
     usage: dict[tuple[Provider, str], list[float]] = attrs.field(factory=dict)
     """Per (provider, model): ``[calls, prompt, completion, cost, full price]``."""
+    from_store: set[str] = attrs.field(factory=set)
+    """Keys of ops handed to the runner to send that it answered from the store instead
+    (another run on the same store paid for them while this one waited): counted as
+    cache hits, never as sent or paid, so the reports of runs sharing a store add up
+    to what was billed."""
+
+    def answered_from_store(self, keys: Iterable[str]) -> None:
+        """Count ops that were to be sent, and were answered from the store, as cache hits.
+
+        Called by a runner while it sends a round, after ``ops_sent`` counted them; each
+        key counts once however often it is noted.
+        """
+        new = set(keys) - self.from_store
+        self.from_store |= new
+        self.cache_hits += len(new)
+        self.ops_sent -= len(new)
 
     def add_usage(
         self,
@@ -287,6 +303,7 @@ class ReportBuilder:
         """The report as an immutable value, its money rounded to 1e-10 USD."""
         values = attrs.asdict(self, recurse=False)
         del values["usage"]
+        del values["from_store"]
         values["round_sizes"] = tuple(self.round_sizes)
         values["cost_usd"] = round(self.cost_usd, MONEY_DIGITS)
         values["full_price_usd"] = round(self.full_price_usd, MONEY_DIGITS)

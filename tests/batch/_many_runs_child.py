@@ -108,6 +108,8 @@ def figures(report: RunReport) -> dict[str, int]:
         "ops_paid": report.ops_paid,
         "ops_sent": report.ops_sent,
         "cache_hits": report.cache_hits,
+        "prompt_tokens": report.prompt_tokens,
+        "completion_tokens": report.completion_tokens,
     }
 
 

@@ -13,6 +13,7 @@ import email.utils
 import io
 import json
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -304,15 +305,30 @@ class Calls:
         return "done"
 
 
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The waits ``retrying`` asks for (none is slept)."""
+def record_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The waits this thread's code asks ``asyncio.sleep`` for (none is slept).
+
+    Other threads sleep for real: an emulator left serving in this worker by an earlier
+    test (its server loop ticks every 0.1 s) would otherwise spin and fill the list.
+    """
     asked: list[float] = []
+    real = asyncio.sleep
+    here = threading.get_ident()
 
     async def sleep(seconds: float) -> None:
+        if threading.get_ident() != here:
+            await real(seconds)
+            return
         asked.append(seconds)
 
     monkeypatch.setattr(asyncio, "sleep", sleep)
+    return asked
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The waits ``retrying`` asks for (none is slept)."""
+    asked = record_sleeps(monkeypatch)
     monkeypatch.setattr(random, "uniform", lambda low, high: 1.0)
     return asked
 
@@ -623,12 +639,7 @@ async def test_acquire_looks_again_after_its_wait_even_without_a_release() -> No
 async def test_after_a_refusal_with_nothing_in_flight_the_pause_grows(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    pauses: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        pauses.append(seconds)
-
-    monkeypatch.setattr(asyncio, "sleep", sleep)
+    pauses = record_sleeps(monkeypatch)
     capacity = Capacity(None, first_wait=2.0, max_wait=5.0)
     for refusals in (0, 1, 2, 3, 4):
         await capacity.after_refusal("m", refusals)

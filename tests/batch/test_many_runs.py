@@ -29,9 +29,9 @@ from typing import TypeVar
 import attrs
 import openai
 import pytest
-from tests.billing import assert_billed_once, settled_ledger
+from tests.billing import assert_billed_once, assert_reports_add_up, settled_ledger
 
-from inert import ImmediateRunner, Request, Store
+from inert import ImmediateRunner, Request, RunReport, Store
 from inert.emulator import Emulator
 
 from ._crash import kill_at_marker
@@ -91,6 +91,24 @@ async def slow(emu: Emulator) -> AsyncIterator[openai.AsyncOpenAI]:
         yield sdk
 
 
+def reported(figures: dict[str, int]) -> RunReport:
+    """A child's run report, from the figures it printed."""
+    return RunReport(
+        ops_sent=figures["ops_sent"],
+        ops_paid=figures["ops_paid"],
+        cache_hits=figures["cache_hits"],
+        prompt_tokens=figures["prompt_tokens"],
+        completion_tokens=figures["completion_tokens"],
+    )
+
+
+def assert_each_run_counted_every_call(reports: list[RunReport]) -> None:
+    """Each run answered each of its distinct calls once: sent by it, or from the store
+    (stored before it asked, or by the run it waited for)."""
+    for report in reports:
+        assert 2 * REQUESTS == report.cache_hits + report.ops_sent, report
+
+
 # --- two processes ----------------------------------------------------------------------
 
 
@@ -118,12 +136,15 @@ async def test_two_processes_on_one_store_pay_each_call_once(
         else:
             assert truth.answers == run.answers
     assert sum(run.refused is not None for run in runs) <= 1, "both runs were refused"
+    reports = [reported(run.report) for run in runs if run.refused is None]
     if any(run.refused is not None for run in runs):
         with Store(store_path) as store:
-            assert truth.answers == await within(
-                batch_runner(client, store).run_all(many_run_requests())
-            )
+            final = batch_runner(client, store)
+            assert truth.answers == await within(final.run_all(many_run_requests()))
+            reports.append(final.report)
     assert_billed_once(emu, truth.keys)
+    assert_each_run_counted_every_call(reports)
+    assert_reports_add_up(emu, reports)
 
 
 # --- two runners in one process; two run_all on one runner -------------------------------
@@ -152,6 +173,8 @@ async def test_two_runners_in_one_process_pay_each_call_once(
         )
     assert [truth.answers, truth.answers] == list(answers)
     assert_billed_once(emu, truth.keys)
+    assert_each_run_counted_every_call([first.report, second.report])
+    assert_reports_add_up(emu, [first.report, second.report])
 
 
 @pytest.mark.parametrize("offset", OFFSETS)

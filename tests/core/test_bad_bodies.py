@@ -12,7 +12,7 @@ from typing import Any
 
 import pydantic
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from inert import Op
@@ -92,6 +92,16 @@ def outcome(check: Any, value: object) -> tuple[str, Any]:
         return "ok", check(value)
     except (TypeError, ValueError) as error:
         return type(error).__name__, str(error)
+
+
+def test_no_property_here_is_timed() -> None:
+    """The suite's Hypothesis profile sets no deadline: a slow example on a busy machine is no bug.
+
+    (These walks of deep or wide bodies once failed at random on Hypothesis's 200 ms deadline.)
+    """
+    assert settings().deadline is None
+    assert settings.default is not None
+    assert settings.default.deadline is None
 
 
 @given(value=odd_values)
