@@ -10,7 +10,8 @@ the live progress line is told.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import re
+from typing import Any, ClassVar
 
 import httpx2
 import openai
@@ -18,9 +19,20 @@ import pytest
 
 from inert import ImmediateRunner, Request
 from inert._engine import RawOutcome
+from inert._errors import ApiError, RateLimitError
 from inert._json import JSON
 from inert._report import ReportBuilder
-from inert._runners._immediate import _VIEW, _abandon, _Call, _forget, _LoopState, _show_pace
+from inert._runners._immediate import (
+    _VIEW,
+    _abandon,
+    _Call,
+    _forget,
+    _limiter,
+    _LoopState,
+    _Retry,
+    _root_cause,
+    _show_pace,
+)
 from inert._runners._pacing import Pacer
 from inert.openai import chat
 from inert.testing import op_of
@@ -285,3 +297,148 @@ def test_the_pace_is_shown_at_most_twice_a_second(monkeypatch: pytest.MonkeyPatc
     now[0] = 200.0
     _show_pace(view, unpaced)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # a recording stand-in for CallProgress
     assert (2, 0.0) == (len(view.events), unpaced.paced_at)
+
+
+# --- small pieces the emulator tests do not pin ------------------------------------------
+
+
+def test_a_retry_carries_its_error_message_and_server_wait() -> None:
+    error = ApiError("busy", status=503)
+    retry = _Retry(error, "status", "HTTP 503 from x: busy", 1.5)
+    assert ("busy", error, "status", "HTTP 503 from x: busy", 1.5) == (
+        str(retry),
+        retry.error,
+        retry.kind,
+        retry.what,
+        retry.retry_after,
+    )
+    assert _Retry(error, "drop", "w").retry_after is None
+
+
+def test_a_limiter_of_one_to_two_per_window_keeps_its_window() -> None:
+    limiter = _limiter(90, 1.0)  # 1.5 a second
+    assert (1.5, 1.0) == (limiter.max_rate, limiter.time_period)
+    one = _limiter(60, 1.0)  # exactly one per window
+    assert (1.0, 1.0) == (one.max_rate, one.time_period)
+
+
+def test_backoff_draws_from_zero_up_to_the_ceiling() -> None:
+    runner = ImmediateRunner(client(), backoff_base=1, backoff_max=8)
+    first = [runner._backoff(0, None) for _ in range(300)]
+    assert 0 <= min(first) < 0.3
+    assert 0.7 < max(first) <= 1.0
+    third = [runner._backoff(3, None) for _ in range(300)]
+    assert 6.5 < max(third) <= 8.0
+
+
+def test_a_root_cause_skips_the_sdks_wrappers_and_empty_messages() -> None:
+    sdk = openai.APIConnectionError(request=httpx2.Request("POST", BASE))
+    outer = RuntimeError("outer")
+    outer.__cause__ = sdk
+    assert "RuntimeError: outer" == _root_cause(outer)  # the SDK's words are no reason
+    reason = ValueError("the reason")
+    reason.__cause__ = RuntimeError("")
+    assert "ValueError: the reason" == _root_cause(reason)  # an empty message is none
+    assert "RuntimeError: " == _root_cause(RuntimeError(""))
+
+
+async def test_a_server_wait_goes_to_the_backoff() -> None:
+    def limited(request: httpx2.Request) -> httpx2.Response:
+        body = {"error": {"message": "slow down", "code": "rate_limit_exceeded", "type": "x"}}
+        return httpx2.Response(429, json=body, headers={"retry-after-ms": "20"})
+
+    runner = ImmediateRunner(client(limited), max_retries=1, learn_limits=False, progress=False)
+    waits: list[tuple[int, float | None]] = []
+
+    def backoff(attempt: int, retry_after: float | None) -> float:
+        waits.append((attempt, retry_after))
+        return 0.0
+
+    runner._backoff = backoff  # type: ignore[method-assign]  # records what the retry asks
+    (result,) = await runner.run_all_settled([hello()])
+    assert [(0, 0.02)] == waits
+    error = result.failure()
+    assert isinstance(error, RateLimitError)
+    assert {"error": {"message": "slow down", "code": "rate_limit_exceeded", "type": "x"}} == (
+        error.body
+    )
+
+
+async def test_a_final_server_error_keeps_its_body_and_a_bodiless_one_its_status_text() -> None:
+    body = {"error": {"message": "busy", "code": "server_error", "type": "x"}}
+
+    def busy(request: httpx2.Request) -> httpx2.Response:
+        if b"plain" in request.content:
+            return httpx2.Response(500, json={"detail": "no message here"})
+        return httpx2.Response(500, json=body)
+
+    runner = ImmediateRunner(
+        client(busy), max_retries=0, learn_limits=False, progress=False, backoff_base=0.001
+    )
+    error = (await runner.run_all_settled([hello()]))[0].failure()
+    assert isinstance(error, ApiError)
+    assert (500, "server_error", body) == (error.status, error.code, error.body)
+    bare = (await runner.run_all_settled([hello("plain")]))[0].failure()
+    assert isinstance(bare, ApiError)
+    assert re.match(r"^HTTP 500 from \S+: (?!None)", bare.message), bare.message
+
+
+async def test_a_connection_that_cannot_be_made_names_its_root_cause() -> None:
+    def refuse(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("refused", request=request)
+
+    runner = ImmediateRunner(client(refuse), max_retries=0, learn_limits=False, progress=False)
+    error = (await runner.run_all_settled([hello()]))[0].failure()
+    assert error.message.startswith(
+        f"could not connect to {BASE}/chat/completions (ConnectError: refused); gave up after"
+    )
+
+
+class Recorder:
+    """A stand-in for the live progress line that records what it is told."""
+
+    made: ClassVar[list[Recorder]] = []
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+        Recorder.made.append(self)
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.events.append(("exit", None))
+
+    def found(self, count: int, report: ReportBuilder) -> None:
+        self.events.append(("found", count))
+
+    def answered(self, failed: bool) -> None:
+        self.events.append(("answered", failed))
+
+    def paced(self, pace: str) -> None:
+        self.events.append(("paced", pace))
+
+    def finish(self, report: object) -> None:
+        self.events.append(("finish", type(report).__name__))
+
+
+@pytest.mark.parametrize(
+    ("progress", "terminal", "shown"),
+    [(True, False, True), (False, True, False), (None, True, True), (None, False, False)],
+)
+async def test_the_progress_line_shows_when_asked_or_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, progress: bool | None, terminal: bool, shown: bool
+) -> None:
+    Recorder.made.clear()
+    monkeypatch.setattr("inert._runners._immediate.CallProgress", Recorder)
+    monkeypatch.setattr("inert._runners._immediate.sys.stderr.isatty", lambda: terminal)
+    runner = ImmediateRunner(client(), learn_limits=False, progress=progress)
+    assert ["hello"] == await runner.run_all([hello()])
+    if not shown:
+        assert [] == Recorder.made
+        return
+    (view,) = Recorder.made
+    assert [("found", 1), ("answered", False), ("finish", "RunReport"), ("exit", None)] == (
+        view.events
+    )
+    assert _VIEW.get() is None  # the run's view is gone with the run
