@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx2
 import openai
 import pytest
+from returns.result import Success
 
 from inert import ImmediateRunner, Request
 from inert._engine import RawOutcome
-from inert._errors import ApiError, RateLimitError
+from inert._errors import ApiError, ConnectionFailedError, RateLimitError
 from inert._json import JSON
+from inert._pricing import Price
+from inert._providers import MissingClientError
 from inert._report import ReportBuilder
 from inert._runners._immediate import (
     _VIEW,
@@ -33,7 +37,9 @@ from inert._runners._immediate import (
     _root_cause,
     _show_pace,
 )
-from inert._runners._pacing import Pacer
+from inert._runners._pacing import Pacer, estimate_tokens
+from inert._store import Store
+from inert.anthropic import message as anthropic_message_builder
 from inert.openai import chat
 from inert.testing import op_of
 
@@ -63,6 +69,12 @@ def client(handler: Any = None) -> openai.AsyncOpenAI:
         api_key="sk-test",
         base_url=BASE,
         http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler or ok)),
+    )
+
+
+def anthropic_message() -> Request[str]:
+    return anthropic_message_builder(
+        model="claude-3-5-haiku-latest", max_tokens=5, messages=[{"role": "user", "content": "x"}]
     )
 
 
@@ -442,3 +454,91 @@ async def test_the_progress_line_shows_when_asked_or_on_a_terminal(
         view.events
     )
     assert _VIEW.get() is None  # the run's view is gone with the run
+
+
+# --- what the runner hands on ------------------------------------------------------------
+
+
+def test_a_new_call_is_wanted_by_nobody_and_not_on_the_wire() -> None:
+    call = _Call()
+    assert (0, False, None) == (call.wanted, call.posting, call.wire_done)
+
+
+def test_the_runner_keeps_its_store_and_prices(tmp_path: Path) -> None:
+    prices = {"gpt-4o-mini": Price(input_per_million=1.0, output_per_million=2.0)}
+    with Store(tmp_path / "s.sqlite3") as store:
+        runner = ImmediateRunner(client(), store=store, prices=prices, learn_limits=False)
+        assert store is runner._store
+        assert prices is runner._prices
+
+
+async def test_a_request_for_a_provider_without_a_client_names_this_runner() -> None:
+    runner = ImmediateRunner(client(), learn_limits=False, progress=False)
+    with pytest.raises(MissingClientError, match=r"this ImmediateRunner has no Anthropic client"):
+        runner._check_ops([op_of(anthropic_message())])
+    runner._check_ops([op_of(hello())])  # its own provider: nothing to say
+
+
+async def test_two_calls_sent_together_answer_both() -> None:
+    runner = ImmediateRunner(client(), learn_limits=False, progress=False)
+    ops = [op_of(hello("one")), op_of(hello("two"))]
+    outcomes = await runner._send(ops, ReportBuilder())
+    assert {o.key for o in ops} == set(outcomes)
+    assert all(isinstance(outcome, Success) for outcome in outcomes.values())
+
+
+async def test_a_token_cap_charges_each_call_its_estimate() -> None:
+    runner = ImmediateRunner(client(), tokens_per_minute=6000, learn_limits=False, progress=False)
+    op = op_of(hello("count my tokens"))
+    await runner._send([op], ReportBuilder())
+    state = next(iter(runner._loops.values()))
+    assert state.tokens is not None
+    charged = state.tokens._level
+    assert 0 < estimate_tokens(op)
+    assert estimate_tokens(op) - 1 < charged <= estimate_tokens(op)  # less what leaked since
+    no_cap = ImmediateRunner(client(), learn_limits=False, progress=False)
+    await no_cap._send([op], ReportBuilder())
+    assert next(iter(no_cap._loops.values())).tokens is None
+
+
+async def test_the_limits_an_answer_reports_are_learned_for_its_model() -> None:
+    headers = {
+        "x-ratelimit-limit-requests": "500",
+        "x-ratelimit-remaining-requests": "499",
+        "x-ratelimit-reset-requests": "120ms",
+        "x-ratelimit-limit-tokens": "30000",
+        "x-ratelimit-remaining-tokens": "29990",
+        "x-ratelimit-reset-tokens": "20ms",
+    }
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, json=ANSWER, headers=headers)
+
+    runner = ImmediateRunner(client(answer), progress=False)
+    assert ["hello"] == await runner.run_all([hello()])
+    assert {"gpt-4o-mini": (500.0, 30000.0)} == runner.learned_limits
+
+
+async def test_an_attempt_past_its_deadline_is_a_connection_failure() -> None:
+    never = asyncio.Event()
+
+    async def silent(request: httpx2.Request) -> httpx2.Response:
+        await never.wait()
+        raise AssertionError("never answered")
+
+    runner = ImmediateRunner(
+        openai.AsyncOpenAI(
+            api_key="sk-test",
+            base_url=BASE,
+            http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(silent)),
+        ),
+        timeout=0.05,
+        max_retries=0,
+        learn_limits=False,
+        progress=False,
+    )
+    error = (await runner.run_all_settled([hello()]))[0].failure()
+    assert isinstance(error, ConnectionFailedError)
+    assert error.message.startswith(
+        f"no complete answer from {BASE}/chat/completions within the 0.05 s deadline; gave up"
+    )
