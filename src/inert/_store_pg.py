@@ -3,11 +3,11 @@
 ``Store("postgresql://user@host/db")`` opens one (``pip install inert[postgres]``).
 It holds the same logical schema as the SQLite file (:func:`inert._sql.postgres_ddl`
 translates it) and runs the same SQL (``?`` placeholders translated once), over a
-pool of psycopg 3 connections. Transactions that change the store take a
-transaction-scoped advisory lock of the store first, so they run one at a time
-across every process and machine, exactly as SQLite's ``BEGIN IMMEDIATE`` makes them
-on one file; reads and answer writes (whose ``ON CONFLICT`` keeps the first answer of
-a key) run beside them.
+pool of psycopg 3 connections. Every transaction that changes the store (answers,
+journal, claims and leases) takes a transaction-scoped advisory lock of the store
+first, so they run one at a time across every process and machine, exactly as
+SQLite's ``BEGIN IMMEDIATE`` makes them on one file; reads run beside them, each a
+single statement in autocommit.
 
 Credentials come only from the URL or libpq's environment (``PGPASSWORD``,
 ``~/.pgpass``): the store keeps, shows and reports the URL without its password

@@ -17,6 +17,7 @@ import pytest
 from tests._postgres import PASSWORD, Cluster, fresh_database, fresh_schema, server_required
 
 from inert import Op, Store
+from inert._cli import main
 from inert._json import JSON
 from inert._sql import redact, to_pyformat
 from inert._store import SCHEMA_VERSION
@@ -198,3 +199,35 @@ def test_without_the_driver_the_error_says_what_to_install(
     monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(StoreError, match=r"pip install 'inert\[postgres\]'"):
         Store("postgresql://u:secret@127.0.0.1:1/app")
+
+
+def test_no_command_shows_the_password_of_a_store_url(
+    postgres_cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every ``inert`` command given ``--store URL`` (a password in it) names the server
+    without the password, whatever it prints: figures, answers, journal lines or errors."""
+    fresh_database(postgres_cluster, "cli_db")
+    url = postgres_cluster.password_url("cli_db")
+    key = op(1).key
+    with Store(url) as store:
+        store.put_responses([(op(1), {"ok": True})])
+    shown = "postgresql://worker@127.0.0.1"
+    wrong = postgres_cluster.password_url("cli_db", "wr0ng-Pa55-cli")
+    commands = {
+        ("store", "stats", "--store", url): (0, shown),
+        ("store", "list", "--store", url): (0, key[:12]),
+        ("store", "show", key[:12], "--store", url): (0, '"ok"'),
+        ("store", "show", "f" * 40, "--store", url): (1, shown),
+        ("store", "forget", "--dry-run", key[:12], "--store", url): (0, key[:12]),
+        ("store", "check", "--store", url): (0, shown),
+        ("batches", "--store", url, "list"): (0, shown),
+        ("batches", "--store", url, "list", "--pending"): (0, shown),
+        ("batches", "--store", url, "abandon", "999"): (2, "999"),
+        ("store", "stats", "--store", wrong): (2, "password authentication failed"),
+    }
+    for argv, (status, expected) in commands.items():
+        assert status == main(list(argv)), argv
+        out, err = capsys.readouterr()
+        assert expected in out + err, (argv, out, err)
+        assert PASSWORD not in out + err, argv
+        assert "wr0ng-Pa55-cli" not in out + err, argv
