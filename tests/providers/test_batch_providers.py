@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -148,3 +149,27 @@ async def test_anthropic_alone_needs_no_openai_client(
         shard.input_file_id,
         shard.endpoint,
     )
+
+
+async def test_the_providers_batches_of_a_round_run_side_by_side(
+    openai_client: openai.AsyncOpenAI,
+    anthropic_client: anthropic.AsyncAnthropic,
+    open_store: Callable[[], Store],
+    recorder: Recorder,
+) -> None:
+    """A round's OpenAI batch and Message Batch are both created before either one's answers
+    are downloaded: the providers' shards go in parallel, not one after the other."""
+    runner = BatchRunner(
+        openai=openai_client, anthropic=anthropic_client, store=open_store(), **FAST
+    )
+    await runner.run(gather(_chat("Gloss 'oak'."), _claude("Give a sense of 'oak'.")))
+    paths = recorder.paths
+
+    def first(pattern: str) -> int:
+        return next(i for i, path in enumerate(paths) if re.fullmatch(pattern, path))
+
+    created = max(first("/v1/batches"), first("/anthropic/v1/messages/batches"))
+    downloaded = min(
+        first("/v1/files/[^/]+/content"), first("/anthropic/v1/messages/batches/[^/]+/results")
+    )
+    assert created < downloaded, paths
