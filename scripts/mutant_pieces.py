@@ -41,6 +41,7 @@ import sys
 import time
 import tomllib
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -178,10 +179,10 @@ def rechecked(name: str) -> dict[str, str]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def check_trampolines(where: Path, tests: list[str]) -> None:
+def check_trampolines(where: Path, tests: list[str], extra: Sequence[str] = ()) -> None:
     """Make sure a run of ``tests`` in ``where`` imports the mutated code: with mutmut's
     ``fail`` mutant every mutated function raises, so the tests must fail."""
-    if run_alone(where, "fail", tests, 3600) != "killed":
+    if run_alone(where, "fail", tests, 3600, extra) != "killed":
         sys.exit(f"{where}: the tests pass with every mutant failing: not the mutated code")
 
 
@@ -203,7 +204,9 @@ def recheck(name: str) -> None:
             rechecked_path(name).write_text(json.dumps(verdicts, indent=1, sort_keys=True))
 
 
-def run_alone(where: Path, mutant: str, tests: list[str], limit: float) -> str:
+def run_alone(
+    where: Path, mutant: str, tests: Sequence[str], limit: float, extra: Sequence[str] = ()
+) -> str:
     """``killed``, ``survived`` or ``hang``: the mutant's tests run once, stopped at ``limit``."""
     env = {
         **os.environ,
@@ -215,7 +218,7 @@ def run_alone(where: Path, mutant: str, tests: list[str], limit: float) -> str:
     command = [
         "nice", "-n", "10", str(VENV_BIN / "python"), "-m", "pytest", "-x", "-q",
         "-p", "no:cacheprovider", "--rootdir=.", "-o", f"faulthandler_timeout={int(limit) - 5}",
-        *tests,
+        *extra, *tests,
     ]  # fmt: skip
     log = where.parent / "rechecks" / f"{mutant or 'no-mutant'}.log"
     log.parent.mkdir(exist_ok=True)
@@ -237,7 +240,7 @@ def run_alone(where: Path, mutant: str, tests: list[str], limit: float) -> str:
     return "survived" if status == 0 else "killed"
 
 
-def verify(name: str, first_stage: int = 1) -> None:
+def verify(name: str, first_stage: int = 1, last_stage: int = 2) -> None:
     """Run each survivor again against the piece's tests, then its more tests, as they are now.
 
     Tests written after a piece ran are not in its copy, nor in mutmut's map of which
@@ -245,13 +248,16 @@ def verify(name: str, first_stage: int = 1) -> None:
     piece and checked to pass with no mutant active (and to fail with mutmut's
     ``fail`` mutant, which proves the mutated code is what is imported). Then each
     survivor, timeout not yet rechecked and mutant no fast test reached runs, in a
-    fresh process with the mutation on, against every file of the piece's ``tests``;
-    those still passing (unless listed as equivalent) run against ``tests`` and
-    ``more_tests`` together, the slower tests of the same code. A failure is a kill,
-    a run past three times the clean run (and at least a minute) a hang; both are
-    recorded in ``rechecked.json``.
+    fresh process with the mutation on, against the piece's ``tests`` that can reach
+    it: those mutmut saw call its function, and every test file changed or added
+    since the piece ran (a test unchanged since then that never called the function
+    cannot fail for its mutant). Those still passing (unless listed as equivalent) run
+    against ``tests`` and ``more_tests`` together, the slower tests of the same code. A
+    failure is a kill, a run past three times the clean run (and at least a minute) a
+    hang; both are recorded in ``rechecked.json``.
     """
     where = piece_dir(name) / "mutants"
+    changed = changed_test_files(name)
     shutil.rmtree(where / "tests")
     shutil.copytree(ROOT / "tests", where / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     piece = pieces()[name]
@@ -261,6 +267,7 @@ def verify(name: str, first_stage: int = 1) -> None:
     verdicts = rechecked(name)
     same = equivalents()
     wanted = set(piece["modules"])
+    reaching = tests_by_function(name)
     open_: list[str] = []
     for module, meta in metas(name).items():
         if module not in wanted:
@@ -273,7 +280,7 @@ def verify(name: str, first_stage: int = 1) -> None:
             ):
                 open_.append(mutant)
     for number, tests in enumerate(stages):
-        if number + 1 < first_stage:
+        if number + 1 < first_stage or number + 1 > last_stage:
             continue
         if number > 0:
             open_ = [
@@ -281,15 +288,44 @@ def verify(name: str, first_stage: int = 1) -> None:
             ]
         if not open_:
             break
-        check_trampolines(where, tests)
+        extra = list(piece.get("pytest_args", [])) if number == 0 else []
+        check_trampolines(where, tests, extra)
         started = time.monotonic()
-        if run_alone(where, "", tests, 3600) != "survived":
+        if run_alone(where, "", tests, 3600, extra) != "survived":
             sys.exit(f"piece {name}: its tests fail with no mutant active; see rechecks/")
         limit = max(RECHECK_FLOOR, 3 * (time.monotonic() - started))
         for mutant in open_:
-            verdicts[mutant] = run_alone(where, mutant, tests, limit)
+            selected = tests
+            if number == 0:
+                calls = reaching.get(mutant.partition("__mutmut_")[0], [])
+                selected = [
+                    *sorted(t for t in calls if t.partition("::")[0] not in changed),
+                    *changed,
+                ]
+                if not selected:
+                    continue  # no test can reach it: it stays as mutmut left it
+            verdicts[mutant] = run_alone(where, mutant, selected, limit, extra)
             print(f"{mutant}: {verdicts[mutant]} (stage {number + 1})", flush=True)
             rechecked_path(name).write_text(json.dumps(verdicts, indent=1, sort_keys=True))
+
+
+def changed_test_files(name: str) -> list[str]:
+    """The piece's test files that differ from (or are missing in) its copy made by ``run``.
+
+    Kept in ``changed-tests.json`` the first time, since verify replaces the mutated
+    copy's tests and a later verify must still know what changed since mutmut ran.
+    """
+    record = piece_dir(name) / "changed-tests.json"
+    known: set[str] = set(json.loads(record.read_text())) if record.exists() else set()
+    for entry in pieces()[name]["tests"]:
+        top = ROOT / entry
+        for path in sorted(top.rglob("test_*.py")) if top.is_dir() else [top]:
+            relative = str(path.relative_to(ROOT))
+            old = piece_dir(name) / relative
+            if not old.exists() or old.read_bytes() != path.read_bytes():
+                known.add(relative)
+    record.write_text(json.dumps(sorted(known), indent=1))
+    return sorted(known)
 
 
 def equivalents() -> dict[str, str]:
@@ -330,15 +366,17 @@ def tally(name: str) -> dict[str, Counter[str]]:
 def score(names: list[str]) -> None:
     """A markdown table: per module, then the total and the score."""
     total: Counter[str] = Counter()
-    print("| module | " + " | ".join(COLUMNS) + " | score | by tests alone |")
-    print("| --- " * (len(COLUMNS) + 3) + "|")
+    print("| module | at | " + " | ".join(COLUMNS) + " | score | by tests alone |")
+    print("| --- " * (len(COLUMNS) + 4) + "|")
     others: Counter[str] = Counter()
     for name in names:
+        measured = piece_dir(name) / "commit.txt"
+        at = measured.read_text().strip() if measured.exists() else "?"
         for module, counts in tally(name).items():
             total.update(counts)
             others.update({k: v for k, v in counts.items() if k not in COLUMNS})
-            print(row(f"`{module.removeprefix('src/inert/')}`", counts))
-    print(row("total", total))
+            print(row(f"`{module.removeprefix('src/inert/')}` | {at}", counts))
+    print(row("total | ", total))
     if others:
         print(f"\nother statuses: {dict(others)}")
 
@@ -392,13 +430,14 @@ def main() -> None:
     verify_parser = commands.add_parser("verify")
     verify_parser.add_argument("name")
     verify_parser.add_argument("--stage", type=int, default=1, help="start at this stage")
+    verify_parser.add_argument("--last-stage", type=int, default=2, help="end after this stage")
     args = parser.parse_args()
     if args.command == "run":
         sys.exit(run(args.name, args.workers, args.resume))
     if args.command == "recheck":
         recheck(args.name)
     elif args.command == "verify":
-        verify(args.name, args.stage)
+        verify(args.name, args.stage, args.last_stage)
     elif args.command == "score":
         score(args.names or [name for name in pieces() if (piece_dir(name) / "mutants").exists()])
     else:

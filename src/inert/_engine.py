@@ -280,6 +280,7 @@ class Engine:
         report = self._report
         ops: list[Op[Any]] = []
         outcomes: Any = {}  # Outcomes: a list or a mapping, told apart by class
+        fetching: Any = None  # what the last fetch returned, until its outcomes are in
         # The collector is paused while the engine steps and settles, and over every
         # fetch that answers without waiting (a fake, a store that has every answer);
         # it runs while a fetch waits for I/O. Paused even for rounds of one op:
@@ -288,12 +289,31 @@ class Engine:
         queue = self._queue
         step = self._step
         fetch = self._fetch
-        memo = self._memo
         round_sizes = report.round_sizes
         _gc.pause()
         try:
             self._start()
             while True:
+                if fetching is not None:
+                    if fetching.__class__ is list or fetching.__class__ is dict:
+                        outcomes = fetching
+                    else:
+                        if isinstance(fetching, CoroutineType):
+                            try:
+                                # Its first step: a fetch that needs no I/O ends here.
+                                signal = fetching.send(None)
+                            except StopIteration as done:
+                                fetching = None
+                                outcomes = done.value
+                            else:
+                                fetching = _Rest(fetching, signal)
+                        if fetching is not None:
+                            _gc.resume()
+                            try:
+                                outcomes = await cast(Awaitable[Outcomes], fetching)
+                            finally:
+                                _gc.pause()
+                    fetching = None
                 fiber_waiting: Any = None
                 if len(ops) == 1 and outcomes.__class__ is list and len(outcomes) == 1:
                     fiber_waiting = self._waiting[ops[0]._key]
@@ -301,27 +321,12 @@ class Engine:
                         fiber_waiting = None  # a gather slot, or several waiters
                 if fiber_waiting is not None:
                     # One op that one fiber waits for (a chain of thens, round after
-                    # round), inline: the fiber steps on at once, as the queue would next.
-                    op = ops[0]
-                    key = op._key
-                    del self._waiting[key]
-                    outcome = outcomes[0]
-                    if op.dedup:
-                        memo[key] = outcome
-                    fiber, wanted = fiber_waiting
-                    if outcome.__class__ is dict:
-                        try:
-                            value = wanted.decode(outcome)
-                        except RequestError as error:
-                            mode, value = _ERR, error
-                        except Exception as exc:
-                            mode, value = _ERR, _invalid(wanted, exc)
-                        else:
-                            mode = _OK
-                    else:
-                        ok, value = decode(wanted, outcome)
-                        mode = _OK if ok else _ERR
-                    step(fiber, mode, value)
+                    # round): the fiber steps on at once, as the queue would next.
+                    del self._waiting[ops[0]._key]
+                    pending = self._chain(fiber_waiting[0], ops[0], outcomes[0])
+                    if pending is not None:
+                        ops, fetching = pending
+                        continue
                 elif ops:
                     self._settle_round(ops, outcomes)
                 while queue:
@@ -334,24 +339,75 @@ class Engine:
                 report.rounds += 1
                 round_sizes.append(len(ops))
                 fetching = fetch(ops)
-                if fetching.__class__ is list or fetching.__class__ is dict:
-                    outcomes = fetching
-                    continue
-                if isinstance(fetching, CoroutineType):
-                    try:
-                        # Its first step: a fetch that needs no I/O ends here.
-                        signal = fetching.send(None)
-                    except StopIteration as done:
-                        outcomes = done.value
-                        continue
-                    fetching = _Rest(fetching, signal)
-                _gc.resume()
-                try:
-                    outcomes = await cast(Awaitable[Outcomes], fetching)
-                finally:
-                    _gc.pause()
         finally:
             _gc.resume()
+
+    def _chain(
+        self, fiber: _Fiber, op: Op[Any], outcome: Outcome
+    ) -> tuple[list[Op[Any]], Any] | None:
+        """Resume the one fiber that waits for ``op`` of a round of one op, and go on.
+
+        A chain of thens, inline: while the fiber's next step is a ``then`` whose
+        function returns a call of a new op, that op is the only op of the next round
+        (nothing else is runnable), so it is fetched here at once, without queueing
+        the fiber or registering its wait. Anything else goes to :meth:`_step`. The
+        rounds, their sizes and the memo are kept as the rounds loop keeps them.
+
+        Returns:
+            ``([op], what fetch returned)`` when a fetch did not answer at once with
+            a list (the fiber is then registered as waiting for it), else ``None``.
+        """
+        memo = self._memo
+        waiting = self._waiting
+        report = self._report
+        stack = fiber.stack
+        while True:
+            if op.dedup:
+                memo[op._key] = outcome
+            if outcome.__class__ is dict:
+                try:
+                    value = op.decode(outcome)  # pyright: ignore[reportArgumentType]  # a dict, checked above
+                except RequestError as error:
+                    self._step(fiber, _ERR, error)
+                    return None
+                except Exception as exc:
+                    self._step(fiber, _ERR, _invalid(op, exc))
+                    return None
+            else:
+                ok, value = decode(op, outcome)
+                if not ok:
+                    self._step(fiber, _ERR, value)
+                    return None
+            if not stack or stack[-1][0] != _THEN:
+                self._step(fiber, _OK, value)
+                return None
+            then = stack.pop()[1]
+            try:
+                node = then(value)
+            except RequestError as error:
+                self._step(fiber, _ERR, error)
+                return None
+            if node.__class__ is not _Call:
+                if node.__class__ not in _NODES:
+                    _refuse_node(node, "then")
+                self._step(fiber, _EVAL, node)
+                return None
+            op = node.op
+            key = op._key
+            if not op.dedup or key in memo or key in waiting:
+                self._step(fiber, _EVAL, node)
+                return None
+            # A new distinct call, the only one of the next round (what _step and the
+            # rounds loop would do, in one place).
+            self._requested += 1
+            report.rounds += 1
+            report.round_sizes.append(1)
+            ops = [op]
+            fetching: Any = self._fetch(ops)
+            if fetching.__class__ is not list or len(fetching) != 1:
+                waiting[key] = (fiber, op)
+                return ops, fetching
+            outcome = fetching[0]
 
     def _settle_round(self, ops: list[Op[Any]], outcomes: Outcomes) -> None:
         """Resume every waiter of every op of a round with its outcome.

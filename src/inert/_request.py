@@ -67,11 +67,17 @@ class Request(Generic[T_co]):
 
     def map(self, f: Callable[[T_co], U]) -> Request[U]:
         """The request whose value is ``f`` of this one's value; it adds no round."""
-        return _Map(self, f)
+        node: _Map = _new_node(_Map)
+        _set_map_source(node, self)
+        _set_map_f(node, f)
+        return node
 
     def then(self, f: Callable[[T_co], Request[U]]) -> Request[U]:
         """The request that continues with ``f(value)``; its calls wait for this value."""
-        return _Then(self, f)
+        node: _Then = _new_node(_Then)
+        _set_then_source(node, self)
+        _set_then_f(node, f)
+        return node
 
     def recover(self, handler: Callable[[RequestError], Request[U]]) -> Request[T_co | U]:
         """On failure, continue with ``handler(error)`` (Haxl's ``catch``, Effect's ``catchAll``).
@@ -233,8 +239,20 @@ def fail(error: RequestError) -> Request[Never]:
 
 
 _new_node: Final = object.__new__
-_set_call_op: Final = cast(Callable[[object, object], None], _Call.__dict__["op"].__set__)
-"""Sets the slot of a new ``_Call`` (what its ``__init__`` does, without the call)."""
+
+
+def _slot_setter(cls: type, name: str) -> Callable[[object, object], None]:
+    """Sets the slot ``name`` of a new ``cls`` node (what its ``__init__`` does, without
+    the call): nodes are built per op, and the call of ``__init__`` costs as much as
+    the rest of building one."""
+    return cast(Callable[[object, object], None], cls.__dict__[name].__set__)
+
+
+_set_call_op: Final = _slot_setter(_Call, "op")
+_set_map_source: Final = _slot_setter(_Map, "source")
+_set_map_f: Final = _slot_setter(_Map, "f")
+_set_then_source: Final = _slot_setter(_Then, "source")
+_set_then_f: Final = _slot_setter(_Then, "f")
 
 
 def call(op: Op[T]) -> Request[T]:
@@ -337,10 +355,16 @@ def traverse(items: Collection[A] | Iterator[A], f: Callable[[A], Request[B]]) -
             "traverse() takes the items themselves, not a Request of them; "
             "write request.then(lambda items: traverse(items, f))"
         )
-    return gather_all(f(item) for item in items)
+    return gather_all(map(f, items))
+
+
+_NODE_KINDS: Final = frozenset({_Pure, _Fail, _Call, _Map, _Then, _Recover, _Gather, _Suspend})
+"""Every kind of request node (all final)."""
 
 
 def _check_requests(parts: tuple[object, ...], where: str) -> None:
+    if all(map(_NODE_KINDS.__contains__, map(type, parts))):
+        return  # every part is a node: the common case, checked in C
     for i, part in enumerate(parts):
         if not isinstance(part, Request):
             hint = (

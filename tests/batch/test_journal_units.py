@@ -205,6 +205,19 @@ def test_an_intended_shard_records_every_column(store: Store, path: Path) -> Non
     assert {"z": parent.id, "a": record.id, "b": record.id, "c": record.id} == claims(path)
 
 
+def test_a_shard_carries_no_token_estimate_unless_told(store: Store) -> None:
+    store.begin_run("run_a", {})
+    record = store.intend_shard(
+        run_id="run_a", shard=0, attempt=1, endpoint="/v1/x", model=None, custom_ids=["a"]
+    )
+    assert (0, None, None, None) == (
+        record.tokens,
+        record.parent_id,
+        record.owner,
+        record.lease_expires_at,
+    )
+
+
 def test_a_new_shard_takes_the_claims_of_its_lines(store: Store, path: Path) -> None:
     first = intend(store, ["a", "b"], index=0)
     second = intend(store, ["b", "c"], index=1)
@@ -346,6 +359,8 @@ def test_a_move_while_held_by_another_owner_changes_nothing(store: Store, clock:
     moved = store.mark_uploaded(record.id, "file-1", held_by="run_a")
     assert moved is not None
     assert ("uploaded", "file-1") == (moved.state, moved.input_file_id)
+    assert store.mark_created(record.id, "batch_x", "validating", held_by="run_b") is None
+    assert (None, "uploaded") == (store.shard(record.id).batch_id, store.shard(record.id).state)
     created = store.mark_created(record.id, "batch_1", "validating", held_by="run_a")
     assert created is not None
     not_mine = store.finish_shard(
@@ -441,6 +456,18 @@ def test_a_missing_shard_is_a_key_error_naming_the_store(store: Store, path: Pat
     assert f"no shard 5 in the journal of {path}" == raised.value.args[0]
 
 
+def test_the_largest_row_id_is_still_a_row_id(store: Store, path: Path) -> None:
+    record = intend(store, ["a"])
+    top = 2**63 - 1
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE shards SET id = ? WHERE id = ?", (top, record.id))
+    conn.close()
+    found = store.find_shard(str(top))
+    assert found is not None
+    assert top == found.id
+
+
 def test_shards_are_listed_oldest_first_by_run_and_state(store: Store) -> None:
     a0 = intend(store, ["a"], index=0)
     b0 = intend(store, ["b"], run="run_b", index=0)
@@ -472,11 +499,15 @@ def test_a_finished_shard_is_not_pending(store: Store, state: str) -> None:
 def test_pending_shards_of_many_keys_are_found_in_every_chunk(store: Store) -> None:
     keys = [f"k{i:04}" for i in range(1203)]
     first = intend(store, keys[:1], index=0)
-    middle = intend(store, keys[600:601], index=1)
+    middle = intend(store, keys[500:501], index=1)  # the first key of the second chunk
     last = intend(store, keys[-1:], index=2)
     other = intend(store, ["unasked"], index=3)
+    statements: list[str] = []
+    store._sqlite.set_trace_callback(statements.append)
     found = store.pending_shards_for(reversed(keys))
+    store._sqlite.set_trace_callback(None)
     assert [first.id, middle.id, last.id] == [s.id for s in found]
+    assert 3 == sum("FROM claims WHERE custom_id IN" in s for s in statements)
     assert other.id not in {s.id for s in found}
     assert [] == store.pending_shards_for([])
 

@@ -14,6 +14,7 @@ import os
 import re
 import sqlite3
 import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,14 @@ def test_the_default_store_is_made_in_a_private_directory(
     assert 0o600 == mode(tmp_path / ".inert" / "store.sqlite3")
 
 
+def test_the_default_store_opens_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with Store() as first:
+        first.put_responses([(op("a"), answer(1, 1))])
+    with Store() as again, Store(create=False) as reader:
+        assert (1, 1) == again.usage() == reader.usage()
+
+
 def test_no_default_store_is_made_when_create_is_false(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -185,6 +194,7 @@ def test_a_database_with_another_meta_is_not_a_store(
     with pytest.raises(NotAStoreError) as raised:
         Store(path)
     assert not_a_store(path) == str(raised.value)
+    assert path == raised.value.path
     assert before == path.read_bytes()
 
 
@@ -194,6 +204,63 @@ def test_a_database_without_meta_is_not_a_store(path: Path) -> None:
         Store(path)
     assert not_a_store(path) == str(raised.value)
     assert before == path.read_bytes()
+
+
+def scramble_schema(path: Path) -> bytes:
+    """Overwrite the schema on the first page, keeping SQLite's 100-byte header."""
+    data = bytearray(path.read_bytes())
+    data[100:4096] = b"\xa5" * (4096 - 100)
+    path.write_bytes(bytes(data))
+    return bytes(data)
+
+
+def test_a_foreign_sqlite_file_sqlite_cannot_read_is_not_a_store(path: Path) -> None:
+    database(path, "CREATE TABLE notes (text TEXT)", "INSERT INTO notes VALUES ('mine')")
+    before = scramble_schema(path)
+    with pytest.raises(NotAStoreError) as raised:
+        Store(path)
+    message = str(raised.value)
+    assert re.fullmatch(
+        re.escape(f"{path} is not an inert store (SQLite cannot read it: ")
+        + r"[^)]+"
+        + re.escape(
+            "); inert wrote nothing to it: pass the path of an inert store or of a new file"
+        ),
+        message,
+    ), message
+    assert path == raised.value.path
+    assert before == path.read_bytes()
+
+
+def test_an_inert_store_sqlite_cannot_read_is_damaged(path: Path) -> None:
+    """Its header names inert (``application_id``) though no meta row can be read: damaged."""
+    with Store(path) as store:
+        store.put_responses([(op("a"), answer(1, 1))])
+    data = bytearray(path.read_bytes())
+    data[100:] = b"\xa5" * (len(data) - 100)
+    path.write_bytes(bytes(data))
+    assert not Path(f"{path}-wal").exists()
+    with pytest.raises(DamagedStoreError) as raised:
+        Store(path)
+    assert f"inert store recover {path} NEW_PATH" in str(raised.value)
+    assert "not an inert store" not in str(raised.value)
+
+
+def test_a_file_sqlite_cannot_open_is_the_stores_error(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> sqlite3.Connection:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr("inert._store.sqlite3.connect", refuse)
+    with pytest.raises(StoreError) as raised:
+        Store(path)
+    assert f"the store {path} could not be used: unable to open database file" == str(raised.value)
+
+
+def test_the_busy_timeout_is_sqlites_own(path: Path) -> None:
+    with Store(path, busy_timeout=2.5) as store:
+        assert 2500 == store._sqlite.execute("PRAGMA busy_timeout").fetchone()[0]
 
 
 def set_version(path: Path, version: str) -> None:
@@ -210,6 +277,7 @@ def test_an_unreadable_schema_version_is_a_damaged_store(path: Path) -> None:
         f"the store {path} is damaged (its schema version 'three' is unreadable); "
     )
     assert f"inert store recover {path} NEW_PATH" in message
+    assert path == raised.value.path
 
 
 def test_a_newer_store_is_refused_with_both_versions(path: Path) -> None:
@@ -222,6 +290,7 @@ def test_a_newer_store_is_refused_with_both_versions(path: Path) -> None:
         f"this inert reads up to version {SCHEMA_VERSION}); upgrade inert "
         "(pip install -U inert) or pass another path to Store(...)"
     ) == str(raised.value)
+    assert path == raised.value.path
     assert before == path.read_bytes()
 
 
@@ -259,7 +328,9 @@ def test_database_errors_are_the_stores_errors(store: Store, path: Path) -> None
     message = f"the store {path} could not be used: user-defined function raised exception"
     with pytest.raises(StoreError) as at_execute:
         store._conn.execute("SELECT no_such_column FROM responses")
-    assert str(at_execute.value).startswith(f"the store {path} could not be used: ")
+    assert f"the store {path} could not be used: no such column: no_such_column" == str(
+        at_execute.value
+    )
     with pytest.raises(StoreError) as at_fetchall:
         store._conn.execute(query).fetchall()
     assert message == str(at_fetchall.value)
@@ -272,7 +343,9 @@ def test_database_errors_are_the_stores_errors(store: Store, path: Path) -> None
     assert message == str(at_next.value)
     with pytest.raises(StoreError) as at_executemany:
         store._conn.executemany("INSERT INTO nowhere VALUES (?)", [(1,)])
-    assert str(at_executemany.value).startswith(f"the store {path} could not be used: ")
+    assert f"the store {path} could not be used: no such table: nowhere" == str(
+        at_executemany.value
+    )
 
 
 def test_a_closed_store_cannot_be_used(path: Path) -> None:
@@ -303,6 +376,37 @@ def test_more_than_one_chunk_of_keys_is_looked_up_and_forgotten(store: Store) ->
     assert 0 == store.forget(["missing"])
     assert 1 == store.forget(keys[:1])
     assert 0 == store.response_count()
+
+
+def test_a_look_up_of_many_keys_takes_one_statement_per_500(store: Store) -> None:
+    statements: list[str] = []
+    store._sqlite.set_trace_callback(statements.append)
+    store.get_responses([f"k{i}" for i in range(1201)])
+    assert 3 == sum(s.startswith("SELECT key, response FROM responses") for s in statements)
+    statements.clear()
+    assert 0 == store.forget([f"k{i}" for i in range(1201)])
+    assert 3 == sum(s.startswith("DELETE FROM responses") for s in statements)
+    store._sqlite.set_trace_callback(None)
+
+
+def test_a_store_is_used_from_any_thread(store: Store) -> None:
+    """Runners call the store from worker threads (``asyncio.to_thread``) as well."""
+    worker = threading.Thread(target=store.put_responses, args=([(op("t"), answer(1, 2))],))
+    worker.start()
+    worker.join()
+    assert (1, 2) == store.usage()
+    failures: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            assert {op("t").key: answer(1, 2)} == dict(store.get_responses([op("t").key]))
+        except BaseException as error:  # reported by the main thread
+            failures.append(error)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    reader.join()
+    assert [] == failures
 
 
 def test_the_first_answer_of_a_key_stays_even_within_one_call(store: Store) -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Self, TypeAlias, TypeVar, cast,
 from pydantic import BaseModel
 
 from inert import _gc
-from inert._engine import Outcome
+from inert._engine import Outcome, Outcomes
 from inert._errors import RequestError, UnansweredError
 from inert._json import JSON, JSONObject, canonical_dumps, validate_json
 from inert._op import Op
@@ -318,6 +318,35 @@ class FakeRunner(BaseRunner):
         if self._random is not None or type(self)._send is not FakeRunner._send:
             return self._send(ops, report)
         return self._answers(ops, ops)
+
+    def _fetch_bare(
+        self, report: ReportBuilder, ops: Sequence[Op[Any]]
+    ) -> Outcomes | Awaitable[Outcomes]:
+        """A round of one op (a chain of thens has one per round), answered in one step.
+
+        The same as the general path (``_send_now``, ``_answers``, then counting what
+        was answered), with nothing to loop over; rounds of more ops, shuffled
+        answers and subclasses that send otherwise take the general path.
+        """
+        if len(ops) != 1 or self._random is not None or type(self)._send is not FakeRunner._send:
+            return super()._fetch_bare(report, ops)
+        op = ops[0]
+        report.ops_sent += 1
+        self.calls.append(op)
+        self.rounds_log.append([op])
+        try:
+            answer = self._respond(op)
+            if answer.__class__ is not dict:
+                if inspect.isawaitable(answer):
+                    return self._settled_later(ops, self._answers_later(ops, 0, answer, []), report)
+                answer = validate_json(answer)
+        except RequestError as error:
+            return [error]
+        raw: JSON = answer  # pyright: ignore[reportAssignmentType]  # a dict, or checked as plain JSON above
+        if raw.__class__ is dict and "usage" not in raw and "error" not in raw:  # pyright: ignore[reportOperatorIssue]  # a dict, checked above
+            report.ops_paid += 1
+            return [raw]
+        return self._settled_in_order(ops, [raw], report)
 
     async def _send(
         self, ops: Sequence[Op[Any]], report: ReportBuilder

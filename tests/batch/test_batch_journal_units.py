@@ -1,0 +1,672 @@
+"""``BatchJournal`` against a scripted batch API: what each answer makes of the journal.
+
+Unit-level: the journal's remote is a stand-in whose batches, files and errors the
+test scripts (no emulator, no HTTP), and the store is a fresh SQLite file. Each test
+pins what one kind of answer leaves in the store (the shard's state, its error text,
+the answers kept) and what the caller gets back: a failed batch with its errors, a
+batch that vanished, an output file that expired or reads short, a cancellation seen
+while polling, a batch found again on resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import httpx2
+import openai
+import pytest
+from openai.types import Batch
+from openai.types.batch_request_counts import BatchRequestCounts
+
+from inert import Store
+from inert._errors import ApiError
+from inert._runners._batch._http import Backoff, CallFailed
+from inert._runners._batch._journal import DOWNLOAD_ROUNDS, BatchJournal
+from inert._runners._batch._lines import ShardPlan
+from inert._runners._batch._remote import INLINE, RemoteBatches
+from inert._store import ShardRecord
+
+ENDPOINT = "/v1/chat/completions"
+
+
+def not_found() -> openai.APIStatusError:
+    request = httpx2.Request("GET", "https://api.example/v1/files/x/content")
+    response = httpx2.Response(404, request=request, json={"error": {"message": "No such File"}})
+    return openai.NotFoundError("No such File", response=response, body=None)
+
+
+def refused(status: int = 400) -> openai.APIStatusError:
+    request = httpx2.Request("POST", "https://api.example/v1/batches/b/cancel")
+    body = {"error": {"message": "cannot cancel", "code": "bad"}}
+    response = httpx2.Response(status, request=request, json=body)
+    return openai.APIStatusError("cannot cancel", response=response, body=body)
+
+
+def batch(
+    batch_id: str,
+    status: str,
+    counts: tuple[int, int, int] | None = (0, 0, 0),
+    **fields: Any,
+) -> Batch:
+    values: dict[str, Any] = {
+        "id": batch_id,
+        "status": status,
+        "endpoint": ENDPOINT,
+        "output_file_id": None,
+        "error_file_id": None,
+        "errors": None,
+        "request_counts": None
+        if counts is None
+        else BatchRequestCounts(completed=counts[0], failed=counts[1], total=counts[2]),
+    }
+    values.update(fields)
+    return Batch.model_construct(**values)
+
+
+def answer_line(cid: str, n: int = 1) -> str:
+    body = {"id": f"chatcmpl-{cid}", "object": "chat.completion", "n": n}
+    return json.dumps(
+        {
+            "id": f"batch_req_{cid}",
+            "custom_id": cid,
+            "response": {"status_code": 200, "request_id": "r", "body": body},
+            "error": None,
+        }
+    )
+
+
+def error_line(cid: str) -> str:
+    body = {"error": {"message": "bad", "type": "invalid_request_error", "code": None}}
+    return json.dumps(
+        {
+            "id": f"batch_req_{cid}",
+            "custom_id": cid,
+            "response": {"status_code": 400, "request_id": "r", "body": body},
+            "error": None,
+        }
+    )
+
+
+def body_of(cid: str, n: int = 1) -> dict[str, Any]:
+    return {"id": f"chatcmpl-{cid}", "object": "chat.completion", "n": n}
+
+
+class Scripted(RemoteBatches):
+    """A batch API that answers as the test scripted it (one try per call)."""
+
+    provider = "openai"
+    uploads = False
+
+    def __init__(self) -> None:
+        self.polls: dict[str, list[Batch | BaseException]] = {}
+        self.files: dict[str, list[bytes | BaseException]] = {}
+        self.cancels: dict[str, Batch | BaseException] = {}
+        self.found: dict[int, Batch] = {}
+        self.calls: list[str] = []
+
+    def batch_endpoint(self, endpoint: str) -> str | None:
+        return endpoint if endpoint == ENDPOINT else None
+
+    def endpoints(self) -> Sequence[str]:
+        return (ENDPOINT,)
+
+    async def create(
+        self, record: ShardRecord, plan: ShardPlan, endpoint: str, metadata: Mapping[str, str]
+    ) -> Batch:
+        raise AssertionError("not scripted")
+
+    async def retrieve(self, batch_id: str) -> Batch:
+        self.calls.append(f"retrieve {batch_id}")
+        answers = self.polls[batch_id]
+        got = answers.pop(0) if len(answers) > 1 else answers[0]
+        if isinstance(got, BaseException):
+            raise got
+        return got
+
+    async def download(self, file_id: str) -> bytes | BinaryIO:
+        self.calls.append(f"download {file_id}")
+        answers = self.files[file_id]
+        got = answers.pop(0) if len(answers) > 1 else answers[0]
+        if isinstance(got, BaseException):
+            raise got
+        return got
+
+    async def cancel(self, batch_id: str) -> Batch:
+        self.calls.append(f"cancel {batch_id}")
+        got = self.cancels[batch_id]
+        if isinstance(got, BaseException):
+            raise got
+        return got
+
+    async def scan(self, records: Sequence[ShardRecord]) -> dict[int, Batch]:
+        self.calls.append(f"scan {sorted(r.id for r in records)}")
+        return {r.id: self.found[r.id] for r in records if r.id in self.found}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store(tmp_path / "journal.sqlite3") as opened:
+        yield opened
+
+
+@pytest.fixture
+def remote() -> Scripted:
+    return Scripted()
+
+
+@pytest.fixture
+def journal(store: Store, remote: Scripted) -> BatchJournal:
+    made = BatchJournal(None, store, poll_interval=0.001, poll_interval_max=0.002)
+    made.remotes["openai"] = remote
+    return made
+
+
+def shard(store: Store, ids: Sequence[str], batch_id: str | None = "batch_1") -> ShardRecord:
+    store.begin_run("run_a", {})
+    record = store.intend_shard(
+        run_id="run_a",
+        shard=store.next_shard_index("run_a"),
+        attempt=1,
+        endpoint=ENDPOINT,
+        model="m",
+        custom_ids=list(ids),
+    )
+    if batch_id is None:
+        return record
+    created = store.mark_created(record.id, batch_id, "validating")
+    assert created is not None
+    return created
+
+
+def run(coroutine: Awaitable[Any]) -> Any:
+    async def main() -> Any:
+        return await coroutine
+
+    return asyncio.run(main())
+
+
+# --- single calls ------------------------------------------------------------------------
+
+
+def test_an_endpoint_without_a_client_fails_for_good_naming_the_client(store: Store) -> None:
+    journal = BatchJournal(None, store)
+    with pytest.raises(CallFailed) as raised:
+        journal.remote("/v1/messages")
+    failure = raised.value
+    assert isinstance(failure.error, ApiError)
+    assert (True, None, "missing_client") == (failure.definite, failure.status, failure.error.code)
+    assert failure.error.message.startswith(
+        "batches of /v1/messages go to Anthropic's batch API, but no Anthropic client was "
+        "given; give one: "
+    )
+    assert journal.batch_endpoint("/v1/messages") is None
+    assert {} == journal.remotes
+
+
+def test_the_journal_serves_the_endpoints_of_its_clients(
+    journal: BatchJournal, store: Store
+) -> None:
+    record = shard(store, ["a"])
+    assert journal.serves(record)
+    assert ENDPOINT == journal.batch_endpoint(ENDPOINT)
+    assert journal.batch_endpoint("/v1/messages") is None
+    assert (0.001, 0.002) == (journal.poll_interval, journal.poll_interval_max)
+    assert Backoff(0.001, 0.002, 8) == journal._calls
+    assert Backoff(0.001, 0.002, 20) == journal._polls
+
+
+def test_inline_requests_upload_nothing(journal: BatchJournal, store: Store) -> None:
+    record = shard(store, ["a"], batch_id=None)
+    plan: Any = type("Plan", (), {"endpoint": ENDPOINT})()  # only the endpoint is read
+    assert INLINE == run(journal.upload(record, plan, "x.jsonl"))
+
+
+def test_a_batch_or_file_that_no_longer_exists_is_none(
+    journal: BatchJournal, remote: Scripted
+) -> None:
+    remote.polls["gone"] = [not_found()]
+    remote.files["file-gone"] = [not_found()]
+    remote.files["file-ok"] = [b"data"]
+    assert run(journal.retrieve("gone", endpoint=ENDPOINT)) is None
+    assert run(journal.download("file-gone", endpoint=ENDPOINT)) is None
+    assert b"" == run(journal.download(None, endpoint=ENDPOINT))
+    assert b"data" == run(journal.download("file-ok", endpoint=ENDPOINT))
+    assert ["retrieve gone", "download file-gone", "download file-ok"] == remote.calls
+
+
+def test_a_refused_poll_fails_for_good(journal: BatchJournal, remote: Scripted) -> None:
+    remote.polls["b"] = [refused(400)]
+    remote.files["f"] = [refused(403)]
+    with pytest.raises(CallFailed) as polled:
+        run(journal.retrieve("b", endpoint=ENDPOINT))
+    assert "polling batch b: HTTP 400: cannot cancel" == polled.value.error.message
+    with pytest.raises(CallFailed) as downloaded:
+        run(journal.download("f", endpoint=ENDPOINT))
+    assert "downloading file f: HTTP 403: cannot cancel" == downloaded.value.error.message
+
+
+# --- polling -----------------------------------------------------------------------------
+
+
+def test_polling_records_each_new_status_until_the_batch_ends(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a", "b"])
+    remote.polls["batch_1"] = [
+        batch("batch_1", "validating"),
+        batch("batch_1", "in_progress", (1, 0, 2)),
+        batch("batch_1", "in_progress", (1, 1, 2)),
+        batch("batch_1", "completed", (1, 1, 2)),
+    ]
+    polled = run(journal.poll(record))
+    assert polled.batch is not None
+    assert ("completed", "validating", False) == (
+        polled.batch.status,
+        polled.first_status,
+        polled.cancel_seen,
+    )
+    assert 4 == remote.calls.count("retrieve batch_1")
+    now = store.shard(record.id)
+    assert ("created", "completed", 1, 1) == (
+        now.state,
+        now.remote_status,
+        now.completed,
+        now.failed,
+    )
+
+
+def test_a_cancellation_seen_while_polling_is_journaled(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a"])
+    remote.polls["batch_1"] = [
+        batch("batch_1", "in_progress"),
+        batch("batch_1", "cancelling"),
+        batch("batch_1", "cancelled", (0, 0, 1)),
+    ]
+    polled = run(journal.poll(record))
+    assert (True, "in_progress") == (polled.cancel_seen, polled.first_status)
+    assert ("cancelling", "cancelled") == (
+        store.shard(record.id).state,
+        store.shard(record.id).remote_status,
+    )
+
+
+def test_a_shard_another_process_cancels_counts_as_cancelled(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a"])
+    store.transition(record.id, ("created",), "cancelling")
+    remote.polls["batch_1"] = [batch("batch_1", "completed", (1, 0, 1))]
+    assert run(journal.poll(record)).cancel_seen
+
+
+def test_a_run_told_to_stop_cancels_its_batch_while_polling(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a"])
+    remote.polls["batch_1"] = [
+        batch("batch_1", "in_progress"),
+        batch("batch_1", "cancelled", (0, 0, 1)),
+    ]
+    remote.cancels["batch_1"] = batch("batch_1", "cancelling")
+    asked: list[bool] = []
+
+    def should_cancel() -> bool:
+        asked.append(True)
+        return True
+
+    polled = run(journal.poll(record, should_cancel=should_cancel))
+    assert polled.cancel_seen
+    assert ["retrieve batch_1", "cancel batch_1", "retrieve batch_1"] == remote.calls
+    assert [True] == asked  # not asked again once the batch is cancelling
+    assert "cancelling" == store.shard(record.id).state
+
+
+def test_a_finished_batch_is_never_cancelled(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a"])
+    remote.polls["batch_1"] = [batch("batch_1", "completed", (1, 0, 1))]
+    polled = run(journal.poll(record, should_cancel=lambda: True))
+    assert not polled.cancel_seen
+    assert ["retrieve batch_1"] == remote.calls
+
+
+# --- collecting --------------------------------------------------------------------------
+
+
+def test_a_completed_batch_stores_its_answers_and_closes_the_shard(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a", "b", "c"])
+    remote.polls["batch_1"] = [
+        batch(
+            "batch_1",
+            "completed",
+            (2, 1, 3),
+            output_file_id="file-out",
+            error_file_id="file-err",
+        )
+    ]
+    stray = answer_line("zz")
+    remote.files["file-out"] = [f"{answer_line('a')}\n{answer_line('b', 2)}\n{stray}\n".encode()]
+    remote.files["file-err"] = [f"{error_line('c')}\n".encode()]
+    collected = run(journal.collect(record, known={"a", "b", "c"}))
+    assert ("batch_1", "completed", None, None) == (
+        collected.batch_id,
+        collected.status,
+        collected.cancel,
+        collected.incomplete,
+    )
+    assert {"a", "b", "c"} == set(collected.lines)
+    assert {"a": body_of("a"), "b": body_of("b", 2)} == dict(store.get_responses(["a", "b", "c"]))
+    now = store.shard(record.id)
+    assert ("downloaded", "completed", 2, 1, "file-out", "file-err") == (
+        now.state,
+        now.remote_status,
+        now.completed,
+        now.failed,
+        now.output_file_id,
+        now.error_file_id,
+    )
+    (anomaly,) = store.anomalies(record.id)
+    assert "zz" == anomaly[1]
+
+
+def test_answers_the_decoder_refuses_are_not_stored(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a", "b"])
+    remote.polls["batch_1"] = [batch("batch_1", "completed", (2, 0, 2), output_file_id="o")]
+    remote.files["o"] = [f"{answer_line('a')}\n{answer_line('b')}\n".encode()]
+    run(journal.collect(record, keep=lambda cid, body: cid == "a"))
+    assert {"a": body_of("a")} == dict(store.get_responses(["a", "b"]))
+
+
+def test_a_failed_batch_fails_its_shard_with_the_first_five_errors(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a"])
+    errors = [{"line": i, "code": "invalid", "message": f"problem {i}"} for i in range(1, 7)]
+    remote.polls["batch_1"] = [
+        batch(
+            "batch_1",
+            "failed",
+            (0, 0, 0),
+            errors=type("Errors", (), {"data": [type("E", (), e)() for e in errors]})(),
+            error_file_id="file-err",
+        )
+    ]
+    collected = run(journal.collect(record))
+    message = "; ".join(f"line {i}: invalid: problem {i}" for i in range(1, 6))
+    assert ("failed", message, "invalid") == (
+        collected.status,
+        collected.batch_error,
+        collected.batch_error_code,
+    )
+    now = store.shard(record.id)
+    assert ("failed", "failed", message, "file-err", None) == (
+        now.state,
+        now.remote_status,
+        now.error,
+        now.error_file_id,
+        now.output_file_id,
+    )
+
+
+def test_a_failed_batch_without_errors_says_so(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a"])
+    line_less = type("E", (), {"line": None, "code": None, "message": "too big"})()
+    remote.polls["batch_1"] = [batch("batch_1", "failed", None)]
+    remote.polls["batch_2"] = [
+        batch("batch_2", "failed", None, errors=type("Errors", (), {"data": [line_less]})())
+    ]
+    collected = run(journal.collect(record))
+    assert ("the batch failed without an error message", None) == (
+        collected.batch_error,
+        collected.batch_error_code,
+    )
+    assert (0, 0) == (store.shard(record.id).completed, store.shard(record.id).failed)
+    other = shard(store, ["b"], batch_id="batch_2")
+    assert "too big" == run(journal.collect(other)).batch_error
+
+
+def test_a_batch_that_vanished_fails_its_shard(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a"])
+    remote.polls["batch_1"] = [not_found()]
+    collected = run(journal.collect(record))
+    assert ("batch_1", "missing", {}) == (collected.batch_id, collected.status, collected.lines)
+    now = store.shard(record.id)
+    assert ("failed", "missing", "the batch batch_1 no longer exists") == (
+        now.state,
+        now.remote_status,
+        now.error,
+    )
+
+
+@pytest.mark.parametrize("gone", ["output", "error"])
+def test_an_expired_file_loses_the_shard_and_keeps_what_was_read(
+    journal: BatchJournal, store: Store, remote: Scripted, gone: str
+) -> None:
+    record = shard(store, ["a", "b"])
+    remote.polls["batch_1"] = [
+        batch("batch_1", "completed", (1, 1, 2), output_file_id="o", error_file_id="e")
+    ]
+    remote.files["o"] = [not_found()] if gone == "output" else [f"{answer_line('a')}\n".encode()]
+    remote.files["e"] = [not_found()] if gone == "error" else [f"{error_line('b')}\n".encode()]
+    collected = run(journal.collect(record))
+    message = (
+        f"the {gone} file of batch batch_1 expired before it was downloaded (404 No such "
+        "File object): its answers are gone; a run of the same requests submits the "
+        "unanswered lines again"
+    )
+    assert "lost" == collected.status
+    now = store.shard(record.id)
+    assert ("lost", message) == (now.state, now.error)
+    kept = {} if gone == "output" else {"a": body_of("a")}
+    assert kept == dict(store.get_responses(["a", "b"]))
+
+
+def test_an_output_that_reads_short_is_downloaded_again(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a", "b"])
+    remote.polls["batch_1"] = [batch("batch_1", "completed", (2, 0, 2), output_file_id="o")]
+    whole = f"{answer_line('a')}\n{answer_line('b')}\n".encode()
+    remote.files["o"] = [f"{answer_line('a')}\n".encode(), whole]
+    collected = run(journal.collect(record))
+    assert (None, "completed") == (collected.incomplete, collected.status)
+    assert 2 == remote.calls.count("download o")
+    assert "downloaded" == store.shard(record.id).state
+
+
+def test_an_output_that_stays_short_keeps_the_shard_open(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a", "b"])
+    remote.polls["batch_1"] = [batch("batch_1", "completed", (2, 0, 2), output_file_id="o")]
+    remote.files["o"] = [f"{answer_line('a')}\n".encode()]
+    collected = run(journal.collect(record))
+    assert DOWNLOAD_ROUNDS == remote.calls.count("download o") == 5
+    assert (
+        "the output of batch batch_1 read short after 5 downloads (fewer lines than the 2 it "
+        "reports completed); the answers it did give are stored, and the batch stays in the "
+        "journal: run again, or `inert batches resume`, to collect the rest"
+    ) == collected.incomplete
+    assert {"a": body_of("a")} == dict(store.get_responses(["a", "b"]))
+    now = store.shard(record.id)
+    assert ("created", "completed", 2, 0) == (
+        now.state,
+        now.remote_status,
+        now.completed,
+        now.failed,
+    )
+
+
+def test_a_short_error_file_is_believed(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a", "b", "c"])
+    remote.polls["batch_1"] = [
+        batch("batch_1", "completed", (1, 2, 3), output_file_id="o", error_file_id="e")
+    ]
+    remote.files["o"] = [f"{answer_line('a')}\n".encode()]
+    remote.files["e"] = [f"{error_line('b')}\n".encode()]
+    collected = run(journal.collect(record))
+    assert collected.incomplete is None
+    assert 5 == remote.calls.count("download e")
+    assert "downloaded" == store.shard(record.id).state
+
+
+def test_completed_lines_without_an_output_file_are_never_resubmitted(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a"])
+    remote.polls["batch_1"] = [batch("batch_1", "completed", (1, 0, 1))]
+    collected = run(journal.collect(record))
+    assert (
+        "batch batch_1 reports 1 completed lines but has no output file; they are not "
+        "submitted again (they were paid): the batch stays in the journal, and `inert "
+        "batches abandon` gives its lines up to a rerun"
+    ) == collected.incomplete
+    assert "created" == store.shard(record.id).state
+
+
+def test_a_cancelled_batch_is_collected_with_when_it_was_cancelled(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a"])
+    remote.polls["batch_1"] = [batch("batch_1", "cancelled", (0, 0, 1))]
+    assert "before" == run(journal.collect(record)).cancel  # adopted, cancelled at first sight
+    other = shard(store, ["b"], batch_id="batch_2")
+    remote.polls["batch_2"] = [batch("batch_2", "cancelled", (0, 0, 1))]
+    assert "during" == run(journal.collect(other, adopted=False)).cancel
+    third = shard(store, ["c"], batch_id="batch_3")
+    remote.polls["batch_3"] = [batch("batch_3", "in_progress"), batch("batch_3", "cancelled")]
+    assert "during" == run(journal.collect(third)).cancel
+
+
+# --- cancelling and resuming -------------------------------------------------------------
+
+
+def test_cancelling_a_batch_journals_it_cancelling(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a"])
+    remote.cancels["batch_1"] = batch("batch_1", "cancelling", (1, 0, 1))
+    got = run(journal.cancel_remote(record))
+    assert got is not None
+    now = store.shard(record.id)
+    assert ("cancelling", "cancelling", 1) == (now.state, now.remote_status, now.completed)
+
+
+def test_cancelling_a_batch_that_vanished_fails_the_shard(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a"])
+    remote.cancels["batch_1"] = not_found()
+    assert run(journal.cancel_remote(record)) is None
+    now = store.shard(record.id)
+    assert ("failed", "the batch no longer exists") == (now.state, now.error)
+
+
+def test_a_refused_cancel_reads_the_batch_instead(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a"])
+    remote.cancels["batch_1"] = refused(400)
+    remote.polls["batch_1"] = [batch("batch_1", "completed", (1, 0, 1))]
+    assert run(journal.cancel_remote(record)) is None
+    now = store.shard(record.id)
+    assert ("created", "completed", 1) == (now.state, now.remote_status, now.completed)
+
+
+def test_a_batch_that_ended_is_not_cancelled(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a"])
+    remote.cancels["batch_1"] = batch("batch_1", "completed", (1, 0, 1))
+    assert run(journal.cancel_remote(record)) is None
+    assert ("created", "completed") == (
+        store.shard(record.id).state,
+        store.shard(record.id).remote_status,
+    )
+
+
+def test_unsent_shards_are_found_again_or_abandoned(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    found = shard(store, ["a"], batch_id=None)
+    lost = shard(store, ["b"], batch_id=None)
+    sent = shard(store, ["c"], batch_id="batch_c")
+    store.mark_uploaded(lost.id, "file-b")
+    remote.found[found.id] = batch("batch_found", "in_progress")
+    attached = run(journal.resolve_unsent([found, store.shard(lost.id), sent]))
+    assert [found.id] == [r.id for r in attached]
+    assert [f"scan {sorted([found.id, lost.id])}"] == remote.calls
+    assert ("created", "batch_found", "in_progress") == (
+        attached[0].state,
+        attached[0].batch_id,
+        attached[0].remote_status,
+    )
+    gone = store.shard(lost.id)
+    assert ("abandoned", "no remote batch was found for this shard on resume") == (
+        gone.state,
+        gone.error,
+    )
+    assert [] == run(journal.resolve_unsent([sent]))
+
+
+def test_cancel_marks_the_runs_and_cancels_their_batches(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    one = shard(store, ["a"], batch_id="batch_1")
+    unsent = shard(store, ["b"], batch_id=None)
+    remote.cancels["batch_1"] = batch("batch_1", "cancelling")
+    assert ["batch_1"] == run(journal.cancel(run_ids=["run_a"]))
+    assert store.cancel_requested("run_a")
+    assert ("cancelling", "abandoned") == (store.shard(one.id).state, store.shard(unsent.id).state)
+
+
+def test_cancel_by_batch_id_leaves_the_run_alone(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    one = shard(store, ["a"], batch_id="batch_1")
+    two = shard(store, ["b"], batch_id="batch_2")
+    remote.cancels["batch_2"] = batch("batch_2", "cancelling")
+    assert ["batch_2"] == run(journal.cancel(batch_ids=["batch_2"]))
+    assert not store.cancel_requested("run_a")
+    assert ("created", "cancelling") == (store.shard(one.id).state, store.shard(two.id).state)
+
+
+def test_resume_collects_every_pending_shard_nobody_holds(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    free = shard(store, ["a"], batch_id="batch_1")
+    store.begin_run("run_b", {})
+    held = store.intend_shard(
+        run_id="run_b",
+        shard=0,
+        attempt=1,
+        endpoint=ENDPOINT,
+        model="m",
+        custom_ids=["b"],
+        owner="run_b",
+        lease_expires_at=4e9,
+    )
+    store.mark_created(held.id, "batch_2", "validating")
+    remote.polls["batch_1"] = [batch("batch_1", "completed", (1, 0, 1), output_file_id="o")]
+    remote.files["o"] = [f"{answer_line('a')}\n".encode()]
+    collected = run(journal.resume())
+    assert ["batch_1"] == [c.batch_id for c in collected]
+    assert ("downloaded", "created") == (store.shard(free.id).state, store.shard(held.id).state)
+    assert "retrieve batch_2" not in remote.calls
