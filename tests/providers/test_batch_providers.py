@@ -82,6 +82,7 @@ async def test_a_mixed_run_is_one_batch_per_provider_per_round_and_matches_immed
     distinct = immediate.report.ops_sent
     assert 3 * 6 == distinct
     paid = set(settled_ledger(emu).counts())
+    assert 3 * 6 == len(paid)
     emu.reset()
     recorder.paths.clear()
 
@@ -102,6 +103,14 @@ async def test_a_mixed_run_is_one_batch_per_provider_per_round_and_matches_immed
     assert "/anthropic/v1/messages/batches" in recorder.paths
     assert "/anthropic/v1/messages" not in recorder.paths  # nothing went immediate
     assert_billed_once(emu, paid)
+    by_endpoint: dict[str, int] = {}
+    for charge in settled_ledger(emu).charges():
+        assert charge.batch, charge
+        by_endpoint[charge.endpoint] = by_endpoint.get(charge.endpoint, 0) + 1
+    assert {"/v1/chat/completions": 6, "/v1/responses": 3, "/v1/messages": 9} == by_endpoint
+    assert {"openai": 9, "anthropic": 9} == {
+        provider: usage.calls for provider, usage in runner.report.by_provider.items()
+    }
 
     sent_before = len(recorder.paths)
     again = BatchRunner(

@@ -493,7 +493,7 @@ class BatchRunner(BaseRunner):
         for key, body in claim.answered.items():
             rnd.outcomes[key] = body
         if claim.answered:  # stored by another run meanwhile: cache hits, not sent by this one
-            rnd.report.answered_from_store(claim.answered)
+            rnd.report.answered_elsewhere(claim.answered)
         for op in too_large:
             rnd.fail(
                 [op],
