@@ -18,7 +18,6 @@ import argparse
 import datetime
 import os
 import sys
-import time
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -179,12 +178,11 @@ def _add_common(parser: argparse.ArgumentParser, *, repeated: bool) -> None:
 # --- inert batches ------------------------------------------------------------------------
 
 
-def _print_table(records: Sequence[ShardRecord]) -> None:
+def _print_table(records: Sequence[ShardRecord], now: float) -> None:
     header = (
         "ROW", "RUN", "SHARD", "TRY", "API", "STATE", "REMOTE", "BATCH", "LINES", "DONE", "FAILED",
         "HELD BY",
     )  # fmt: skip
-    now = time.time()
     rows = [
         (
             str(r.id),
@@ -223,7 +221,7 @@ def _batches_list(args: argparse.Namespace, store: Store) -> int:
     if not records:
         print(f"no batches in the journal of {store.location}")
         return 0
-    _print_table(records)
+    _print_table(records, store.clock())
     return 0
 
 

@@ -160,7 +160,10 @@ def _forget(args: argparse.Namespace) -> int:
         if args.dry_run:
             for key in keys:
                 print(f"would forget {key}")
-            print(f"{len(keys)} answers would be forgotten (nothing was changed)")
+            print(f"{_answers(len(keys))} would be forgotten (nothing was changed)")
+            return 0
+        if not keys:  # --all-failed on a store without error objects
+            print("no stored body is an error object: nothing was forgotten")
             return 0
         forgotten = store.forget(keys)
     for key in keys:

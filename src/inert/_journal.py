@@ -210,6 +210,15 @@ class JournalTables:
     ) -> None:
         raise NotImplementedError  # pragma: no cover - Store provides it
 
+    def clock(self) -> float:
+        """Now, in seconds since the epoch, on the clock every lease of this store is kept by.
+
+        A file's processes share this machine's clock (``time.time()``); a server's
+        store keeps the server's, so that workers on machines whose clocks disagree
+        still agree on when a lease runs out (:class:`~inert._store_pg.PostgresStore`).
+        """
+        return time.time()
+
     # --- runs -------------------------------------------------------------------------
 
     def begin_run(
@@ -292,9 +301,9 @@ class JournalTables:
 
         The shard claims its lines (see :mod:`inert._claims`), taking each claim from
         the shard that held it unless that one is held by another owner's live lease;
-        ``owner`` holds the new shard until ``lease_expires_at``.
+        ``owner`` holds the new shard until ``lease_expires_at`` (on :meth:`clock`).
         """
-        now = time.time()
+        now = self.clock()
         with paused_gc(), self._transaction() as conn:
             shard_id = self._insert_shard(
                 conn,

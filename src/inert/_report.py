@@ -106,7 +106,9 @@ class RunReport:
         round_sizes: distinct ops resolved in each round (from the store or the API).
         ops_requested: calls reached in the request trees, repeats included.
         ops_deduplicated: calls answered by another identical call of the same run.
-        cache_hits: distinct ops answered from the store without an API call.
+        cache_hits: distinct ops answered without an API call of this run: from the
+            store, or by the identical call of another run on the same store or runner
+            (one it waited for).
         ops_sent: distinct ops sent to the API (each at least once).
         ops_paid: distinct ops the API answered, which it bills.
         retries: extra attempts (HTTP retries, resubmitted batch lines).
@@ -267,20 +269,20 @@ class ReportBuilder:
     wall_seconds: float = 0.0
     usage: dict[tuple[Provider, str], list[float]] = attrs.field(factory=dict)
     """Per (provider, model): ``[calls, prompt, completion, cost, full price]``."""
-    from_store: set[str] = attrs.field(factory=set)
-    """Keys of ops handed to the runner to send that it answered from the store instead
-    (another run on the same store paid for them while this one waited): counted as
-    cache hits, never as sent or paid, so the reports of runs sharing a store add up
-    to what was billed."""
+    elsewhere: set[str] = attrs.field(factory=set)
+    """Keys of ops handed to the runner to send that another run's call answered instead
+    (read from the store once that run stored it, or shared while in flight): counted as
+    cache hits, never as sent or paid, so the reports of runs that share a store or a
+    runner add up to what was billed."""
 
-    def answered_from_store(self, keys: Iterable[str]) -> None:
-        """Count ops that were to be sent, and were answered from the store, as cache hits.
+    def answered_elsewhere(self, keys: Iterable[str]) -> None:
+        """Count ops that were to be sent, and that another run's call answered, as cache hits.
 
         Called by a runner while it sends a round, after ``ops_sent`` counted them; each
         key counts once however often it is noted.
         """
-        new = set(keys) - self.from_store
-        self.from_store |= new
+        new = set(keys) - self.elsewhere
+        self.elsewhere |= new
         self.cache_hits += len(new)
         self.ops_sent -= len(new)
 
@@ -303,7 +305,7 @@ class ReportBuilder:
         """The report as an immutable value, its money rounded to 1e-10 USD."""
         values = attrs.asdict(self, recurse=False)
         del values["usage"]
-        del values["from_store"]
+        del values["elsewhere"]
         values["round_sizes"] = tuple(self.round_sizes)
         values["cost_usd"] = round(self.cost_usd, MONEY_DIGITS)
         values["full_price_usd"] = round(self.full_price_usd, MONEY_DIGITS)

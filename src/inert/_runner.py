@@ -400,8 +400,8 @@ class BaseRunner(abc.ABC):
                 outcomes[key] = plain
                 if plain.__class__ is dict or not isinstance(plain, RequestError):
                     fresh.append((op, plain))  # pyright: ignore[reportArgumentType]  # narrowed by the class check (pyright does not narrow on __class__)
-            if report.from_store:  # answered by another run's calls: paid there, not here
-                fresh = [(op, raw) for op, raw in fresh if op.key not in report.from_store]
+            if report.elsewhere:  # answered by another run's calls: paid there, not here
+                fresh = [(op, raw) for op, raw in fresh if op.key not in report.elsewhere]
             self._account(fresh, report)
         finally:
             _gc.resume()

@@ -9,6 +9,10 @@ first, so they run one at a time across every process and machine, exactly as
 SQLite's ``BEGIN IMMEDIATE`` makes them on one file; reads run beside them, each a
 single statement in autocommit.
 
+Leases are kept by the server's clock (:meth:`PostgresStore.clock`): each store
+reads it when it opens, and again every minute, so workers on machines whose clocks
+disagree still agree, within a round trip, on when a lease runs out.
+
 Credentials come only from the URL or libpq's environment (``PGPASSWORD``,
 ``~/.pgpass``): the store keeps, shows and reports the URL without its password
 (:attr:`location`), and no message carries it.
@@ -23,6 +27,7 @@ import contextlib
 import os
 import re
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -44,6 +49,8 @@ _NOT_AN_ANSWER: Final = (
 """The PostgreSQL form of "this stored body is an error object" (as the SQLite store's)."""
 _TABLES: Final = tuple(re.findall(r"CREATE TABLE (\w+)", _SCHEMA))
 """inert's tables, as the schema names them (``meta``, ``responses``, the journal's)."""
+_CLOCK_CHECK: Final = 60.0
+"""Seconds between two readings of the server's clock (how far this machine's is off)."""
 _INSTALL_HINT: Final = (
     "a postgresql:// store needs the PostgreSQL driver: pip install 'inert[postgres]' "
     "(psycopg 3 and psycopg_pool)"
@@ -133,6 +140,38 @@ class PostgresStore(Store):
             pool.close()
             raise pg_error(exc, self.location, self._secrets) from None
         self._conn = self._runner
+        self._clock_offset = 0.0
+        self._clock_read_at = 0.0
+        try:
+            self._read_server_clock()
+        except StoreError:
+            pool.close()
+            raise
+
+    # --- the server's clock -----------------------------------------------------------
+
+    def _wall_clock(self) -> float:
+        """This machine's clock, seconds since the epoch."""
+        return time.time()
+
+    def _read_server_clock(self) -> None:
+        """Measure how far the server's clock is from this machine's (half a round trip)."""
+        before = self._wall_clock()
+        (server,) = self._runner.execute("SELECT EXTRACT(EPOCH FROM clock_timestamp())").fetchone()
+        after = self._wall_clock()
+        self._clock_offset = float(server) - (before + after) / 2
+        self._clock_read_at = time.monotonic()
+
+    def clock(self) -> float:
+        """Now on the server's clock (seconds since the epoch): every lease is kept by it.
+
+        Read from this machine's clock and the offset last measured (at most a minute
+        ago); a failed reading keeps the previous offset.
+        """
+        if time.monotonic() - self._clock_read_at > _CLOCK_CHECK:
+            with contextlib.suppress(StoreError):
+                self._read_server_clock()
+        return self._wall_clock() + self._clock_offset
 
     # --- opening ----------------------------------------------------------------------
 

@@ -41,12 +41,14 @@ from psycopg import sql
 from tests._postgres import PASSWORD, Cluster, fresh_database
 from tests.billing import assert_billed_once, settled_ledger
 
-from inert import Store
+from inert import ImmediateRunner, Store
 from inert._journal import PENDING_STATES, ShardRecord
+from inert._store_pg import PostgresStore
 from inert.emulator import Emulator
 
 from ._crash import kill_at_marker
-from ._many_runs import batch_runner, many_run_requests
+from ._many_runs import SlowNetwork, batch_runner, many_run_requests, slow_client
+from ._support import crash_requests
 from ._workers import PATIENCE, ROOT, ChildRun, finish, reaped, start_run
 
 pytestmark = pytest.mark.many_runs
@@ -281,3 +283,37 @@ async def test_four_workers_one_killed_pay_each_call_once(
             billed=sum(emu.ledger.counts().values()),
         ),
     )
+
+
+class AheadStore(PostgresStore):
+    """The store as a worker sees it whose machine's clock runs an hour ahead of the server's."""
+
+    def _wall_clock(self) -> float:
+        return time.time() + 3600.0
+
+
+async def test_a_worker_whose_clock_runs_ahead_never_takes_a_live_workers_shard(
+    client: openai.AsyncOpenAI, emu: Emulator, postgres_url: str
+) -> None:
+    """Leases are kept by the server's clock: a worker whose machine's clock runs an hour
+    ahead, arriving while another worker's batch create is on its way (its 60 s lease live),
+    waits for that shard and reads its answers; it submits nothing, each call billed once."""
+    expected = [a.words for a in await ImmediateRunner(client).run_all(crash_requests())]
+    keys = frozenset(settled_ledger(emu).counts())
+    emu.reset()
+    network = SlowNetwork(0.0, create_delay=1.0)
+    async with slow_client(emu.base_url, network) as owner_client:
+        with Store(postgres_url) as here, AheadStore(postgres_url) as ahead:
+            owner = batch_runner(owner_client, here, lease=60.0)
+            owned = asyncio.create_task(owner.run_all(crash_requests()))
+            try:
+                await asyncio.wait_for(network.uploaded.wait(), PATIENCE)
+                second = batch_runner(client, ahead, lease=60.0)
+                later = await asyncio.wait_for(second.run_all(crash_requests()), PATIENCE)
+                first = await asyncio.wait_for(owned, PATIENCE)
+            finally:
+                owned.cancel()
+    assert expected == [a.words for a in first] == [a.words for a in later]
+    assert 0 == second.report.batches_created
+    assert 1 == len(emu.batch_ids())
+    assert_billed_once(emu, keys)

@@ -6,9 +6,9 @@ import asyncio
 
 import openai
 import pytest
-from tests.billing import assert_billed_once, keys_of
+from tests.billing import assert_billed_once, assert_reports_add_up, keys_of
 
-from inert import ImmediateRunner, Request
+from inert import ImmediateRunner, Request, RunReport
 from inert.emulator import Emulator
 from inert.openai import chat, structured
 
@@ -76,3 +76,26 @@ async def test_a_call_nobody_waits_for_any_more_is_never_sent(
     await asyncio.sleep(0.05)  # give a wrongly surviving call the chance to go out
     assert 1 == len(recorder.bodies)
     assert_billed_once(emulator, keys_of([slow]))
+
+
+async def test_runs_sharing_calls_in_flight_report_each_call_sent_and_paid_once(
+    client: openai.AsyncOpenAI, emulator: Emulator, recorder: Recorder
+) -> None:
+    """A run that waits for another run's call counts it as answered without a call of its
+    own: between them the two reports send, pay and count the tokens of each call once."""
+    emulator.set_latency_ms(300)
+    runner = ImmediateRunner(client)
+    requests = [_ask(f"shared {i}") for i in range(5)]
+    reports: list[RunReport] = []
+
+    async def run() -> None:
+        await runner.run_all(requests)
+        reports.append(runner.report)  # set as run_all returns: this run's own report
+
+    first = asyncio.ensure_future(run())
+    await recorder.until(lambda r: r.in_flight == len(requests))
+    await run()  # every call it needs is on the wire for the first run
+    await first
+    assert_billed_once(emulator, keys_of(requests))
+    assert_reports_add_up(emulator, reports)
+    assert [(5, 0), (0, 5)] == sorted((r.ops_sent, r.cache_hits) for r in reports)[::-1]

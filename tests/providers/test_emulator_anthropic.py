@@ -9,15 +9,21 @@ import anthropic
 import httpx2
 import pytest
 from anthropic.types import Message
-from anthropic.types.messages import MessageBatch, MessageBatchIndividualResponse
+from anthropic.types.messages import (
+    DeletedMessageBatch,
+    MessageBatch,
+    MessageBatchIndividualResponse,
+)
 from anthropic.types.shared import ErrorResponse
 from hypothesis import given
 from hypothesis import strategies as st
 from tests.billing import settled_ledger
 
 from inert._json import op_key
+from inert._runners._batch._lines import MAX_BYTES_PER_BATCH, MAX_REQUESTS_PER_BATCH
+from inert._runners._batch._remote_anthropic import ANTHROPIC_MAX_BYTES, ANTHROPIC_MAX_REQUESTS
 from inert.anthropic import MESSAGES, message
-from inert.emulator import Emulator, Faults
+from inert.emulator import Emulator, Faults, _anthropic_batches
 from inert.testing import op_of
 
 MODEL = "claude-haiku-4-5"
@@ -62,7 +68,30 @@ def test_every_answer_parses_with_the_sdks_own_models(emu: Emulator, http: httpx
     ]
     assert {"ok": "succeeded", "bad": "errored"} == {x.custom_id: x.result.type for x in lines}
     ErrorResponse.model_validate(http.get("/v1/messages/batches/msgbatch_nope").json())
-    assert "message_batch_deleted" == http.delete(f"/v1/messages/batches/{batch.id}").json()["type"]
+    deleted = DeletedMessageBatch.model_validate(
+        http.delete(f"/v1/messages/batches/{batch.id}").json()
+    )
+    assert (batch.id, "message_batch_deleted") == (deleted.id, deleted.type)
+
+
+def test_the_sdk_itself_reads_every_batch_route(emu: Emulator) -> None:
+    """Through anthropic.Anthropic (its own parsing, pages and results decoder): create,
+    retrieve, cancel, list, results and delete all come back as the SDK's typed objects."""
+    with anthropic.Anthropic(base_url=emu.anthropic_base_url, api_key="k", max_retries=0) as sdk:
+        first = sdk.messages.batches.create(requests=[_request("a", _params("oak"))])
+        second = sdk.messages.batches.create(requests=[_request("b", _params("elm"))])
+        canceling = sdk.messages.batches.cancel(second.id)
+        assert ("in_progress", "canceling") == (
+            first.processing_status,
+            canceling.processing_status,
+        )
+        emu.settle()
+        assert "ended" == sdk.messages.batches.retrieve(first.id).processing_status
+        listed = list(sdk.messages.batches.list(limit=1))  # one per page: the SDK follows
+        assert {first.id, second.id} == {b.id for b in listed}
+        (line,) = list(sdk.messages.batches.results(first.id))
+        assert ("a", "succeeded") == (line.custom_id, line.result.type)
+        assert "message_batch_deleted" == sdk.messages.batches.delete(first.id).type
 
 
 def test_requests_need_a_key_and_a_version(emu: Emulator) -> None:
@@ -100,6 +129,51 @@ def test_custom_ids_outside_the_pattern_are_refused(http: httpx2.Client, custom_
     )
     assert 400 == answer.status_code
     assert "custom_id" in answer.json()["error"]["message"]
+
+
+def test_custom_ids_at_the_edge_of_the_pattern_are_taken(http: httpx2.Client) -> None:
+    """Every character the pattern allows, and the longest (64) and shortest (1) ids, pass."""
+    ids = ["aZ09_-", "x" * 64, "y"]
+    requests = [_request(i, _params(f"word {n}")) for n, i in enumerate(ids)]
+    answer = http.post("/v1/messages/batches", json={"requests": requests})
+    assert 200 == answer.status_code
+    assert 3 == MessageBatch.model_validate(answer.json()).request_counts.processing
+
+
+def test_a_batch_of_no_requests_is_refused(http: httpx2.Client) -> None:
+    """requests holds at least one item (minItems 1 in Anthropic's reference)."""
+    answer = http.post("/v1/messages/batches", json={"requests": []})
+    assert (400, "invalid_request_error") == (answer.status_code, answer.json()["error"]["type"])
+
+
+def test_a_create_body_over_the_size_limit_is_request_too_large(
+    emu: Emulator, http: httpx2.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over the size limit (256 MB per Anthropic's errors page; lowered here so the test
+    sends little) the answer is 413 request_too_large and no batch is made; at it, one is."""
+    requests = [_request(f"r{i}", _params(f"word {i}")) for i in range(20)]
+    body = json.dumps({"requests": requests}).encode()
+    headers = {"content-type": "application/json"}
+    monkeypatch.setattr(_anthropic_batches, "MAX_BYTES", len(body) - 1)
+    answer = http.post("/v1/messages/batches", content=body, headers=headers)
+    # Anthropic's errors page lists 413 request_too_large (sent by its front proxy, so the
+    # SDK's ErrorResponse union has no member for it): the shape is checked by hand.
+    refusal = answer.json()
+    assert (413, "error", "request_too_large") == (
+        answer.status_code,
+        refusal["type"],
+        refusal["error"]["type"],
+    )
+    assert "maximum size" in refusal["error"]["message"]
+    assert [] == emu.message_batch_ids()
+    monkeypatch.setattr(_anthropic_batches, "MAX_BYTES", len(body))
+    assert 200 == http.post("/v1/messages/batches", content=body, headers=headers).status_code
+
+
+def test_the_runner_shards_under_anthropics_limits() -> None:
+    """The batch runner's largest shard (lines and bytes) fits a Message Batch as well."""
+    assert MAX_REQUESTS_PER_BATCH <= ANTHROPIC_MAX_REQUESTS == _anthropic_batches.MAX_REQUESTS
+    assert MAX_BYTES_PER_BATCH <= ANTHROPIC_MAX_BYTES == _anthropic_batches.MAX_BYTES
 
 
 def test_duplicate_custom_ids_are_refused(http: httpx2.Client) -> None:

@@ -97,12 +97,12 @@ def test_a_model_billed_by_two_providers_sums_both_in_by_model() -> None:
     } == dict(report.by_provider)
 
 
-def test_ops_answered_from_the_store_while_sending_are_cache_hits_counted_once() -> None:
-    """Ops a runner was to send but answered from the store (another run paid for them)
-    move from sent to cache hits, each once however often they are noted."""
+def test_ops_another_run_answered_while_sending_are_cache_hits_counted_once() -> None:
+    """Ops a runner was to send but another run's call answered (it paid for them) move
+    from sent to cache hits, each once however often they are noted."""
     builder = ReportBuilder(ops_sent=5, cache_hits=1)
-    builder.answered_from_store(["a", "b"])
-    builder.answered_from_store(["b", "c"])
+    builder.answered_elsewhere(["a", "b"])
+    builder.answered_elsewhere(["b", "c"])
     report = builder.freeze()
     assert (2, 4) == (report.ops_sent, report.cache_hits)
-    assert not hasattr(report, "from_store")
+    assert not hasattr(report, "elsewhere")

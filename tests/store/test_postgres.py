@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 
 import psycopg
@@ -17,6 +19,7 @@ import pytest
 from tests._postgres import PASSWORD, Cluster, fresh_database, fresh_schema, server_required
 
 from inert import Op, Store
+from inert._claims import ShardIntent
 from inert._cli import main
 from inert._json import JSON
 from inert._sql import redact, to_pyformat
@@ -231,3 +234,36 @@ def test_no_command_shows_the_password_of_a_store_url(
         assert expected in out + err, (argv, out, err)
         assert PASSWORD not in out + err, argv
         assert "wr0ng-Pa55-cli" not in out + err, argv
+
+
+class AheadStore(PostgresStore):
+    """The store as a worker sees it whose machine's clock runs an hour ahead of the server's."""
+
+    def _wall_clock(self) -> float:
+        return time.time() + 3600.0
+
+
+def one_shard(keys: Sequence[str]) -> list[ShardIntent]:
+    """A planner that puts every free key into one shard (none when no key is free)."""
+    return [ShardIntent("/v1/chat/completions", "m", list(keys))] if keys else []
+
+
+def test_leases_are_kept_by_the_servers_clock_whatever_a_workers_clock_says(
+    postgres_url: str,
+) -> None:
+    """A worker whose clock runs an hour ahead reads the same time as the others (the server's),
+    so it sees another worker's 60 s lease as live and waits for that shard, never takes it."""
+    keys = [op(i).key for i in range(3)]
+    with Store(postgres_url) as here, AheadStore(postgres_url) as ahead:
+        assert abs(ahead.clock() - here.clock()) < 5.0  # (not 3600: both read the server)
+        for store, run in ((here, "owner"), (ahead, "other")):
+            store.begin_run(run, {})
+        (mine,) = here.claim_shards(
+            run_id="owner", keys=keys, plan=one_shard, lease=60.0, now=here.clock()
+        ).records
+        seen = ahead.claim_shards(
+            run_id="other", keys=keys, plan=one_shard, lease=60.0, now=ahead.clock()
+        )
+        assert [mine.id] == [r.id for r in seen.held]
+        assert ((), ()) == (seen.taken, seen.records)
+        assert "owner" == here.shard(mine.id).owner

@@ -123,9 +123,15 @@ def test_forget_all_failed_dry_run_changes_nothing_and_then_drops_error_objects(
 ) -> None:
     """``--all-failed --dry-run`` lists the error object; ``--all-failed`` drops it alone."""
     assert 0 == inert("store", "forget", "--all-failed", "--dry-run", "--store", str(filled))
-    assert f"would forget {BAD.key}" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert f"would forget {BAD.key}" in said
+    assert "1 answer would be forgotten" in said
     assert 4 == len(stored_keys(filled))
     assert 0 == inert("store", "forget", "--all-failed", "--store", str(filled))
+    assert {o.key for o in GOOD} == stored_keys(filled)
+    capsys.readouterr()
+    assert 0 == inert("store", "forget", "--all-failed", "--store", str(filled))
+    assert "nothing was forgotten" in capsys.readouterr().out
     assert {o.key for o in GOOD} == stored_keys(filled)
 
 

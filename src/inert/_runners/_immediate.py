@@ -344,6 +344,8 @@ class ImmediateRunner(BaseRunner):
             call = self._start(op, report, state)
             state.in_flight[key] = call
             call.task.add_done_callback(lambda _: _forget(state.in_flight, key, call))
+        else:  # another run's call: it sends and pays, this run only waits
+            report.answered_elsewhere((key,))
         return await self._wait(call, state)
 
     def _start(self, op: Op[Any], report: ReportBuilder, state: _LoopState) -> _Call:

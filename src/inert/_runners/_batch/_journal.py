@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any, BinaryIO, Final
@@ -636,7 +635,7 @@ class BatchJournal:
 
         A shard a live run holds (its lease) is left to that run.
         """
-        now = time.time()
+        now = self.store.clock()
         pending = [
             r
             for r in self.store.shards(run_id=run_id, states=(*UNSENT_STATES, *ATTACHED_STATES))

@@ -40,7 +40,6 @@ import logging
 import os
 import socket
 import sys
-import time
 import uuid
 from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from contextvars import ContextVar
@@ -367,7 +366,8 @@ class BatchRunner(BaseRunner):
             if run.run_id is None:
                 continue
             try:
-                self._batch_store.renew_leases(owner=run.run_id, lease=self._lease, now=time.time())
+                store = self._batch_store
+                store.renew_leases(owner=run.run_id, lease=self._lease, now=store.clock())
             except StoreError as error:  # the next beat tries again; the run goes on
                 logger.warning("could not renew the leases of run %s: %s", run.run_id, error)
 
@@ -488,12 +488,12 @@ class BatchRunner(BaseRunner):
 
         with self._phases.timing("journal"):
             claim = store.claim_shards(
-                run_id=run_id, keys=list(by_key), plan=planner, lease=self._lease, now=time.time()
+                run_id=run_id, keys=list(by_key), plan=planner, lease=self._lease, now=store.clock()
             )
         for key, body in claim.answered.items():
             rnd.outcomes[key] = body
         if claim.answered:  # stored by another run meanwhile: cache hits, not sent by this one
-            rnd.report.answered_from_store(claim.answered)
+            rnd.report.answered_elsewhere(claim.answered)
         for op in too_large:
             rnd.fail(
                 [op],
@@ -543,7 +543,7 @@ class BatchRunner(BaseRunner):
             jobs.append(self._drive(rnd, plan.ops, 1, plan=plan, intended=record))
         waiting = [op for held in claim.held for op in under.get(held.id, [])]
         if waiting:
-            now = time.time()
+            now = store.clock()
             gone = False
             for owner in {held.owner for held in claim.held if held.owner is not None}:
                 process = store.run_process(owner)
@@ -854,7 +854,7 @@ class BatchRunner(BaseRunner):
                     tokens=plan.tokens,
                     parent_id=parent_id,
                     owner=run_id,
-                    lease_expires_at=time.time() + self._lease,
+                    lease_expires_at=self._batch_store.clock() + self._lease,
                 )
         cancelled = CancelledRequestError("the run was cancelled before this line was submitted")
         if self._stop_requested():
