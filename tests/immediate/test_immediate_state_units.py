@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
+import anthropic
 import httpx2
 import openai
 import pytest
@@ -542,3 +543,16 @@ async def test_an_attempt_past_its_deadline_is_a_connection_failure() -> None:
     assert error.message.startswith(
         f"no complete answer from {BASE}/chat/completions within the 0.05 s deadline; gave up"
     )
+
+
+def test_the_runner_sends_through_each_client_it_is_given() -> None:
+    claude = anthropic.AsyncAnthropic(api_key="sk-ant-test", base_url="https://claude.test")
+    both = ImmediateRunner(openai=client(), anthropic=claude, learn_limits=False)
+    assert {"openai", "anthropic"} == set(both._transports)
+    only = ImmediateRunner(anthropic=claude, learn_limits=False)
+    assert {"anthropic"} == set(only._transports)
+
+
+def test_a_runner_without_a_client_says_how_to_give_one() -> None:
+    with pytest.raises(TypeError, match=r"^ImmediateRunner needs a client: ImmediateRunner\("):
+        ImmediateRunner()
