@@ -56,3 +56,32 @@ def test_run_all_reads_the_batch_path_figures() -> None:
     assert not met
     rows = run_all._batch_path_rows({"missing": False, "ok": True, **figures})
     assert ["**no**", "**no**"] == [row[3] for row in rows]
+
+
+def test_repeated_runs_are_summed_up_by_their_medians() -> None:
+    """Each figure of a size is the median of its runs; the report says how many."""
+    samples = [
+        {
+            "n": 1_000,
+            "seconds": dict.fromkeys(batch_path.PHASES, wall),
+            "cpu_seconds": dict.fromkeys(batch_path.PHASES, wall / 2),
+            "run_seconds": wall * 10,
+            "run_cpu_seconds": wall * 5,
+            "peak_above_start_kb": 1_000 * wall,
+            "body_bytes": 512_000,
+            "answer_bytes": 256_000,
+        }
+        for wall in (3.0, 1.0, 2.0)
+    ]
+    median = batch_path.median_run(samples)
+    assert (1_000, 3) == (median["n"], median["repeats"])
+    assert {2.0} == set(median["seconds"].values())
+    assert {1.0} == set(median["cpu_seconds"].values())
+    assert (20.0, 10.0, 2_000.0) == (
+        median["run_seconds"],
+        median["run_cpu_seconds"],
+        median["peak_above_start_kb"],
+    )
+    assert (512_000, 256_000) == (median["body_bytes"], median["answer_bytes"])
+    text, _ = batch_path.report([median, {**median, "n": 10_000}])
+    assert "medians of 3 run(s) per size" in text
