@@ -670,3 +670,62 @@ def test_resume_collects_every_pending_shard_nobody_holds(
     assert ["batch_1"] == [c.batch_id for c in collected]
     assert ("downloaded", "created") == (store.shard(free.id).state, store.shard(held.id).state)
     assert "retrieve batch_2" not in remote.calls
+
+
+def shard_of_run(store: Store, run: str, ids: Sequence[str], batch_id: str) -> ShardRecord:
+    store.begin_run(run, {})
+    record = store.intend_shard(
+        run_id=run,
+        shard=store.next_shard_index(run),
+        attempt=1,
+        endpoint=ENDPOINT,
+        model="m",
+        custom_ids=list(ids),
+    )
+    created = store.mark_created(record.id, batch_id, "validating")
+    assert created is not None
+    return created
+
+
+def test_resume_of_one_run_leaves_the_other_runs_alone(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    mine = shard_of_run(store, "run_a", ["a"], "batch_a")
+    other = shard_of_run(store, "run_b", ["b"], "batch_b")
+    unsent_other = store.intend_shard(
+        run_id="run_b", shard=5, attempt=1, endpoint=ENDPOINT, model="m", custom_ids=["c"]
+    )
+    remote.polls["batch_a"] = [batch("batch_a", "completed", (1, 0, 1), output_file_id="o")]
+    remote.files["o"] = [f"{answer_line('a')}\n".encode()]
+    collected = run(journal.resume(run_id="run_a"))
+    assert ["batch_a"] == [c.batch_id for c in collected]
+    assert ("downloaded", "created", "intended") == (
+        store.shard(mine.id).state,
+        store.shard(other.id).state,
+        store.shard(unsent_other.id).state,
+    )
+    assert [] == [call for call in remote.calls if "batch_b" in call or "scan" in call]
+
+
+def test_cancel_of_one_run_leaves_the_other_runs_alone(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    mine = shard_of_run(store, "run_a", ["a"], "batch_a")
+    other = shard_of_run(store, "run_b", ["b"], "batch_b")
+    remote.cancels["batch_a"] = batch("batch_a", "cancelling")
+    assert ["batch_a"] == run(journal.cancel(run_ids=["run_a"]))
+    assert (True, False) == (store.cancel_requested("run_a"), store.cancel_requested("run_b"))
+    assert ("cancelling", "created") == (store.shard(mine.id).state, store.shard(other.id).state)
+    assert ["cancel batch_a"] == remote.calls
+
+
+def test_cancel_of_every_run_cancels_every_batch(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    shard_of_run(store, "run_a", ["a"], "batch_a")
+    shard_of_run(store, "run_b", ["b"], "batch_b")
+    remote.cancels["batch_a"] = batch("batch_a", "cancelling")
+    remote.cancels["batch_b"] = batch("batch_b", "cancelling")
+    assert ["batch_a", "batch_b"] == sorted(run(journal.cancel()))
+    assert store.cancel_requested("run_a")
+    assert store.cancel_requested("run_b")
