@@ -116,7 +116,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "unsent shards are never looked up remotely",
         "src/inert/_runners/_batch/_runner.py",
-        "await self._journal.resolve_unsent(unsent)",
+        "await self._journal.resolve_unsent(unsent, held_by=run_id)",
         "pass",
     ),
 )

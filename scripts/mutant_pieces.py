@@ -251,7 +251,8 @@ def verify(name: str, first_stage: int = 1, last_stage: int = 2) -> None:
     fresh process with the mutation on, against the piece's ``tests`` that can reach
     it: those mutmut saw call its function, and every test file changed or added
     since the piece ran (a test unchanged since then that never called the function
-    cannot fail for its mutant). Those still passing (unless listed as equivalent) run
+    cannot fail for its mutant); a mutant listed as equivalent that mutmut saw survive is
+    not run again. Those still passing (unless listed as equivalent) run
     against ``tests`` and ``more_tests`` together, the slower tests of the same code. A
     failure is a kill, a run past three times the clean run (and at least a minute) a
     hang; both are recorded in ``rechecked.json``.
@@ -274,6 +275,8 @@ def verify(name: str, first_stage: int = 1, last_stage: int = 2) -> None:
             continue
         for mutant, code in meta["exit_code_by_key"].items():
             status = STATUS.get(code, "suspicious")
+            if status == "survived" and mutant in same and first_stage == 1:
+                continue  # equivalent, and mutmut saw it survive: nothing new to learn
             if status in ("survived", "timeout", "no tests") and verdicts.get(mutant) in (
                 None,
                 "survived",

@@ -10,18 +10,37 @@ the live progress line is told.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import re
+from pathlib import Path
+from typing import Any, ClassVar
 
+import anthropic
 import httpx2
 import openai
 import pytest
+from returns.result import Success
 
 from inert import ImmediateRunner, Request
 from inert._engine import RawOutcome
+from inert._errors import ApiError, ConnectionFailedError, RateLimitError
 from inert._json import JSON
+from inert._pricing import Price
+from inert._providers import MissingClientError
 from inert._report import ReportBuilder
-from inert._runners._immediate import _VIEW, _abandon, _Call, _forget, _LoopState, _show_pace
-from inert._runners._pacing import Pacer
+from inert._runners._immediate import (
+    _VIEW,
+    _abandon,
+    _Call,
+    _forget,
+    _limiter,
+    _LoopState,
+    _Retry,
+    _root_cause,
+    _show_pace,
+)
+from inert._runners._pacing import Pacer, estimate_tokens
+from inert._store import Store
+from inert.anthropic import message as anthropic_message_builder
 from inert.openai import chat
 from inert.testing import op_of
 
@@ -51,6 +70,12 @@ def client(handler: Any = None) -> openai.AsyncOpenAI:
         api_key="sk-test",
         base_url=BASE,
         http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler or ok)),
+    )
+
+
+def anthropic_message() -> Request[str]:
+    return anthropic_message_builder(
+        model="claude-3-5-haiku-latest", max_tokens=5, messages=[{"role": "user", "content": "x"}]
     )
 
 
@@ -285,3 +310,249 @@ def test_the_pace_is_shown_at_most_twice_a_second(monkeypatch: pytest.MonkeyPatc
     now[0] = 200.0
     _show_pace(view, unpaced)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # a recording stand-in for CallProgress
     assert (2, 0.0) == (len(view.events), unpaced.paced_at)
+
+
+# --- small pieces the emulator tests do not pin ------------------------------------------
+
+
+def test_a_retry_carries_its_error_message_and_server_wait() -> None:
+    error = ApiError("busy", status=503)
+    retry = _Retry(error, "status", "HTTP 503 from x: busy", 1.5)
+    assert ("busy", error, "status", "HTTP 503 from x: busy", 1.5) == (
+        str(retry),
+        retry.error,
+        retry.kind,
+        retry.what,
+        retry.retry_after,
+    )
+    assert _Retry(error, "drop", "w").retry_after is None
+
+
+def test_a_limiter_of_one_to_two_per_window_keeps_its_window() -> None:
+    limiter = _limiter(90, 1.0)  # 1.5 a second
+    assert (1.5, 1.0) == (limiter.max_rate, limiter.time_period)
+    one = _limiter(60, 1.0)  # exactly one per window
+    assert (1.0, 1.0) == (one.max_rate, one.time_period)
+
+
+def test_backoff_draws_from_zero_up_to_the_ceiling() -> None:
+    runner = ImmediateRunner(client(), backoff_base=1, backoff_max=8)
+    first = [runner._backoff(0, None) for _ in range(300)]
+    assert 0 <= min(first) < 0.3
+    assert 0.7 < max(first) <= 1.0
+    third = [runner._backoff(3, None) for _ in range(300)]
+    assert 6.5 < max(third) <= 8.0
+
+
+def test_a_root_cause_skips_the_sdks_wrappers_and_empty_messages() -> None:
+    sdk = openai.APIConnectionError(request=httpx2.Request("POST", BASE))
+    outer = RuntimeError("outer")
+    outer.__cause__ = sdk
+    assert "RuntimeError: outer" == _root_cause(outer)  # the SDK's words are no reason
+    reason = ValueError("the reason")
+    reason.__cause__ = RuntimeError("")
+    assert "ValueError: the reason" == _root_cause(reason)  # an empty message is none
+    assert "RuntimeError: " == _root_cause(RuntimeError(""))
+
+
+async def test_a_server_wait_goes_to_the_backoff() -> None:
+    def limited(request: httpx2.Request) -> httpx2.Response:
+        body = {"error": {"message": "slow down", "code": "rate_limit_exceeded", "type": "x"}}
+        return httpx2.Response(429, json=body, headers={"retry-after-ms": "20"})
+
+    runner = ImmediateRunner(client(limited), max_retries=1, learn_limits=False, progress=False)
+    waits: list[tuple[int, float | None]] = []
+
+    def backoff(attempt: int, retry_after: float | None) -> float:
+        waits.append((attempt, retry_after))
+        return 0.0
+
+    runner._backoff = backoff  # type: ignore[method-assign]  # records what the retry asks
+    (result,) = await runner.run_all_settled([hello()])
+    assert [(0, 0.02)] == waits
+    error = result.failure()
+    assert isinstance(error, RateLimitError)
+    assert {"error": {"message": "slow down", "code": "rate_limit_exceeded", "type": "x"}} == (
+        error.body
+    )
+
+
+async def test_a_final_server_error_keeps_its_body_and_a_bodiless_one_its_status_text() -> None:
+    body = {"error": {"message": "busy", "code": "server_error", "type": "x"}}
+
+    def busy(request: httpx2.Request) -> httpx2.Response:
+        if b"plain" in request.content:
+            return httpx2.Response(500, json={"detail": "no message here"})
+        return httpx2.Response(500, json=body)
+
+    runner = ImmediateRunner(
+        client(busy), max_retries=0, learn_limits=False, progress=False, backoff_base=0.001
+    )
+    error = (await runner.run_all_settled([hello()]))[0].failure()
+    assert isinstance(error, ApiError)
+    assert (500, "server_error", body) == (error.status, error.code, error.body)
+    bare = (await runner.run_all_settled([hello("plain")]))[0].failure()
+    assert isinstance(bare, ApiError)
+    assert re.match(r"^HTTP 500 from \S+: (?!None)", bare.message), bare.message
+
+
+async def test_a_connection_that_cannot_be_made_names_its_root_cause() -> None:
+    def refuse(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("refused", request=request)
+
+    runner = ImmediateRunner(client(refuse), max_retries=0, learn_limits=False, progress=False)
+    error = (await runner.run_all_settled([hello()]))[0].failure()
+    assert error.message.startswith(
+        f"could not connect to {BASE}/chat/completions (ConnectError: refused); gave up after"
+    )
+
+
+class Recorder:
+    """A stand-in for the live progress line that records what it is told."""
+
+    made: ClassVar[list[Recorder]] = []
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+        Recorder.made.append(self)
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.events.append(("exit", None))
+
+    def found(self, count: int, report: ReportBuilder) -> None:
+        self.events.append(("found", count))
+
+    def answered(self, failed: bool) -> None:
+        self.events.append(("answered", failed))
+
+    def paced(self, pace: str) -> None:
+        self.events.append(("paced", pace))
+
+    def finish(self, report: object) -> None:
+        self.events.append(("finish", type(report).__name__))
+
+
+@pytest.mark.parametrize(
+    ("progress", "terminal", "shown"),
+    [(True, False, True), (False, True, False), (None, True, True), (None, False, False)],
+)
+async def test_the_progress_line_shows_when_asked_or_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, progress: bool | None, terminal: bool, shown: bool
+) -> None:
+    Recorder.made.clear()
+    monkeypatch.setattr("inert._runners._immediate.CallProgress", Recorder)
+    monkeypatch.setattr("inert._runners._immediate.sys.stderr.isatty", lambda: terminal)
+    runner = ImmediateRunner(client(), learn_limits=False, progress=progress)
+    assert ["hello"] == await runner.run_all([hello()])
+    if not shown:
+        assert [] == Recorder.made
+        return
+    (view,) = Recorder.made
+    assert [("found", 1), ("answered", False), ("finish", "RunReport"), ("exit", None)] == (
+        view.events
+    )
+    assert _VIEW.get() is None  # the run's view is gone with the run
+
+
+# --- what the runner hands on ------------------------------------------------------------
+
+
+def test_a_new_call_is_wanted_by_nobody_and_not_on_the_wire() -> None:
+    call = _Call()
+    assert (0, False, None) == (call.wanted, call.posting, call.wire_done)
+
+
+def test_the_runner_keeps_its_store_and_prices(tmp_path: Path) -> None:
+    prices = {"gpt-4o-mini": Price(input_per_million=1.0, output_per_million=2.0)}
+    with Store(tmp_path / "s.sqlite3") as store:
+        runner = ImmediateRunner(client(), store=store, prices=prices, learn_limits=False)
+        assert store is runner._store
+        assert prices is runner._prices
+
+
+async def test_a_request_for_a_provider_without_a_client_names_this_runner() -> None:
+    runner = ImmediateRunner(client(), learn_limits=False, progress=False)
+    with pytest.raises(MissingClientError, match=r"this ImmediateRunner has no Anthropic client"):
+        runner._check_ops([op_of(anthropic_message())])
+    runner._check_ops([op_of(hello())])  # its own provider: nothing to say
+
+
+async def test_two_calls_sent_together_answer_both() -> None:
+    runner = ImmediateRunner(client(), learn_limits=False, progress=False)
+    ops = [op_of(hello("one")), op_of(hello("two"))]
+    outcomes = await runner._send(ops, ReportBuilder())
+    assert {o.key for o in ops} == set(outcomes)
+    assert all(isinstance(outcome, Success) for outcome in outcomes.values())
+
+
+async def test_a_token_cap_charges_each_call_its_estimate() -> None:
+    runner = ImmediateRunner(client(), tokens_per_minute=6000, learn_limits=False, progress=False)
+    op = op_of(hello("count my tokens"))
+    await runner._send([op], ReportBuilder())
+    state = next(iter(runner._loops.values()))
+    assert state.tokens is not None
+    charged = state.tokens._level
+    assert 0 < estimate_tokens(op)
+    assert estimate_tokens(op) - 1 < charged <= estimate_tokens(op)  # less what leaked since
+    no_cap = ImmediateRunner(client(), learn_limits=False, progress=False)
+    await no_cap._send([op], ReportBuilder())
+    assert next(iter(no_cap._loops.values())).tokens is None
+
+
+async def test_the_limits_an_answer_reports_are_learned_for_its_model() -> None:
+    headers = {
+        "x-ratelimit-limit-requests": "500",
+        "x-ratelimit-remaining-requests": "499",
+        "x-ratelimit-reset-requests": "120ms",
+        "x-ratelimit-limit-tokens": "30000",
+        "x-ratelimit-remaining-tokens": "29990",
+        "x-ratelimit-reset-tokens": "20ms",
+    }
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, json=ANSWER, headers=headers)
+
+    runner = ImmediateRunner(client(answer), progress=False)
+    assert ["hello"] == await runner.run_all([hello()])
+    assert {"gpt-4o-mini": (500.0, 30000.0)} == runner.learned_limits
+
+
+async def test_an_attempt_past_its_deadline_is_a_connection_failure() -> None:
+    never = asyncio.Event()
+
+    async def silent(request: httpx2.Request) -> httpx2.Response:
+        await never.wait()
+        raise AssertionError("never answered")
+
+    runner = ImmediateRunner(
+        openai.AsyncOpenAI(
+            api_key="sk-test",
+            base_url=BASE,
+            http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(silent)),
+        ),
+        timeout=0.05,
+        max_retries=0,
+        learn_limits=False,
+        progress=False,
+    )
+    error = (await runner.run_all_settled([hello()]))[0].failure()
+    assert isinstance(error, ConnectionFailedError)
+    assert error.message.startswith(
+        f"no complete answer from {BASE}/chat/completions within the 0.05 s deadline; gave up"
+    )
+
+
+def test_the_runner_sends_through_each_client_it_is_given() -> None:
+    claude = anthropic.AsyncAnthropic(api_key="sk-ant-test", base_url="https://claude.test")
+    both = ImmediateRunner(openai=client(), anthropic=claude, learn_limits=False)
+    assert {"openai", "anthropic"} == set(both._transports)
+    only = ImmediateRunner(anthropic=claude, learn_limits=False)
+    assert {"anthropic"} == set(only._transports)
+
+
+def test_a_runner_without_a_client_says_how_to_give_one() -> None:
+    with pytest.raises(TypeError, match=r"^ImmediateRunner needs a client: ImmediateRunner\("):
+        ImmediateRunner()

@@ -60,7 +60,11 @@ async def test_pacing_keeps_a_run_under_the_limit_where_blind_sending_does_not(
 ) -> None:
     """75 calls into a bucket of 15 that refills 30 a second: paced, a few 429s; blind, a storm.
 
-    The rate is low enough for a busy machine to exceed it when sending blind.
+    The rate is low enough for a busy machine to exceed it when sending blind. The two
+    runs meet the same machine at the same moment, so they are compared with each
+    other: a loaded machine delays answers, and with them the readings the pace is
+    set by (a few more 429s, 0 or 1 on a quiet machine, 6 seen under load), but
+    pacing still cuts the refusals thirtyfold or more.
     """
     emulator.set_latency_ms(5)
     emulator.set_rate_limits(rpm=1_800, window=0.5)
@@ -71,8 +75,8 @@ async def test_pacing_keeps_a_run_under_the_limit_where_blind_sending_does_not(
     blind = ImmediateRunner(client, max_concurrency=12, learn_limits=False, backoff_base=0.01)
     await blind.run_all_settled([_hello(i) for i in range(100, 175)])  # some spend their retries
     blind_refusals = _refused(emulator)
-    assert paced_refusals <= 4, paced_refusals
-    assert blind_refusals > 4 * max(paced_refusals, 5), blind_refusals
+    assert blind_refusals >= 100, blind_refusals  # sending blind is a storm of 429s
+    assert 30 * paced_refusals <= blind_refusals, (paced_refusals, blind_refusals)
 
 
 async def test_a_limit_lowered_mid_run_is_followed(

@@ -225,6 +225,26 @@ async def test_a_run_killed_after_the_create_answered_re_attaches_and_pays_once(
     assert_billed_once(emu, keys_of(requests))
 
 
+@pytest.mark.parametrize("point", ["poll", "download"])
+async def test_a_run_killed_mid_poll_or_download_resumes_and_pays_once(
+    point: str, claude_client: anthropic.AsyncAnthropic, emu: Emulator, tmp_path: Path
+) -> None:
+    """SIGKILLed as a poll (batch running) or the results download answers: a rerun in a new
+    process's place collects the journaled batch, makes none, and every line is billed once."""
+    requests = claude_requests()
+    expected = await answers_of(claude_client, emu, requests)
+    emu.set_time_scale(0.3)
+    store_path = tmp_path / "crash.sqlite3"
+    kill_child_at(emu, store_path, tmp_path / "marker", point)
+    with Store(store_path) as store:
+        assert ["created"] == [shard.state for shard in store.shards()]
+        rerun = BatchRunner(anthropic=claude_client, store=store, **FAST)
+        assert expected == await rerun.run_all(requests)
+        assert 0 == rerun.report.batches_created
+    assert 1 == len(emu.message_batch_ids())
+    assert_billed_once(emu, keys_of(requests))
+
+
 @pytest.mark.parametrize(
     ("method", "path"), [("GET", f"{BATCHES}/[^/]+"), ("GET", f"{BATCHES}/[^/]+/results")]
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -9,7 +11,7 @@ import anthropic
 import openai
 import pydantic
 import pytest
-from tests.billing import assert_billed_once, settled_ledger
+from tests.billing import assert_billed_once, assert_reports_add_up, settled_ledger
 
 from inert import BatchRunner, ImmediateRunner, Request, Steps, Store, gather, program
 from inert.anthropic import message
@@ -148,3 +150,54 @@ async def test_anthropic_alone_needs_no_openai_client(
         shard.input_file_id,
         shard.endpoint,
     )
+
+
+async def test_the_providers_batches_of_a_round_run_side_by_side(
+    openai_client: openai.AsyncOpenAI,
+    anthropic_client: anthropic.AsyncAnthropic,
+    open_store: Callable[[], Store],
+    recorder: Recorder,
+) -> None:
+    """A round's OpenAI batch and Message Batch are both created before either one's answers
+    are downloaded: the providers' shards go in parallel, not one after the other."""
+    runner = BatchRunner(
+        openai=openai_client, anthropic=anthropic_client, store=open_store(), **FAST
+    )
+    await runner.run(gather(_chat("Gloss 'oak'."), _claude("Give a sense of 'oak'.")))
+    paths = recorder.paths
+
+    def first(pattern: str) -> int:
+        return next(i for i, path in enumerate(paths) if re.fullmatch(pattern, path))
+
+    created = max(first("/v1/batches"), first("/anthropic/v1/messages/batches"))
+    downloaded = min(
+        first("/v1/files/[^/]+/content"), first("/anthropic/v1/messages/batches/[^/]+/results")
+    )
+    assert created < downloaded, paths
+
+
+async def test_two_runners_on_one_store_pay_each_providers_lines_once(
+    openai_client: openai.AsyncOpenAI,
+    anthropic_client: anthropic.AsyncAnthropic,
+    open_store: Callable[[], Store],
+    emu: Emulator,
+) -> None:
+    """Two BatchRunners on one store run the mixed three-round requests at once: Message
+    Batches are claimed like OpenAI's, so both answer everything, each line of each
+    provider is billed once, and the two reports add up to the ledger."""
+    requests = [entry(word) for word in WORDS]
+    expected = await ImmediateRunner(openai=openai_client, anthropic=anthropic_client).run_all(
+        requests
+    )
+    paid = set(settled_ledger(emu).counts())
+    emu.reset()
+    emu.set_time_scale(0.5)  # batches long enough for the second run to find the first's
+    runners = [
+        BatchRunner(openai=openai_client, anthropic=anthropic_client, store=open_store(), **FAST)
+        for _ in range(2)
+    ]
+    answers = await asyncio.gather(*(runner.run_all(requests) for runner in runners))
+    assert [expected, expected] == answers
+    assert_billed_once(emu, paid)
+    assert_reports_add_up(emu, [runner.report for runner in runners])
+    assert 3 == len(emu.message_batch_ids())

@@ -216,6 +216,18 @@ def test_renewing_extends_only_the_owners_leases(store: Store, path: Path) -> No
     assert 0 == store.renew_leases(owner="c", lease=30, now=140)
 
 
+def test_renewing_and_releasing_more_than_one_chunk_of_shards_counts_them_all(
+    store: Store, path: Path
+) -> None:
+    (one,) = claim(store, "a", ["k1"], 100).records
+    (two,) = claim(store, "a", ["k2"], 100).records
+    ids = [one.id, *range(10_000, 10_499), two.id]  # 501 ids: two chunks, one shard in each
+    assert 2 == store.renew_leases(owner="a", lease=30, now=120, shard_ids=ids)
+    assert [150.0, 150.0] == [row(path, r.id)[3] for r in (one, two)]
+    assert 2 == store.release_leases(owner="a", shard_ids=ids)
+    assert [(None, None), (None, None)] == [row(path, r.id)[2:4] for r in (one, two)]
+
+
 def test_expiring_ends_only_live_leases_of_the_owner(store: Store, path: Path) -> None:
     (live,) = claim(store, "a", ["k1"], 100).records
     (ended,) = claim(store, "a", ["k2"], 0).records  # its lease ended at 60
