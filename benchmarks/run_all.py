@@ -165,6 +165,7 @@ def parse_throughput(text: str) -> dict[str, float | None]:
 def collect(*, quick: bool, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run every benchmark; the figures of each, plus the machine and the date."""
     results: dict[str, Any] = {"quick": quick, "started": _now(), "machine": machine()}
+    results["load"] = [_load()]
     log("engine_overhead ...")
     results["engine_overhead"] = engine_overhead.run(quick=quick)
     log(engine_overhead.render_text(results["engine_overhead"]))
@@ -232,7 +233,24 @@ def collect(*, quick: bool, log: Callable[[str], None] = print) -> dict[str, Any
     log(run["output"])
     results["emulator_throughput"] = run
     results["finished"] = _now()
+    results["load"].append(_load())
     return results
+
+
+def _load() -> float | None:
+    """The machine's load average over the last minute (other programs share it)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:  # pragma: no cover - not on this platform
+        return None
+
+
+def _load_line(load: Sequence[float | None] | None) -> list[str]:
+    """The header line with the load average at the start and the end of the run."""
+    if not load or any(value is None for value in load):
+        return []
+    shown = " and ".join(f"{value:.1f}" for value in load if value is not None)
+    return [f"- load average (1 min) at the start and the end: {shown} on {os.cpu_count()} CPUs"]
 
 
 def _now() -> str:
@@ -540,6 +558,7 @@ def render_markdown(results: Mapping[str, Any], *, command: str, kept: Sequence[
         "",
         f"- date: {results['started']} (finished {results['finished']})",
         f"- machine: {m['nproc']} CPUs ({m['cpu']}), {m['platform']}",
+        *_load_line(results.get("load")),
         f"- Python: {m['implementation']} {m['python']}",
         f"- command: `{command}`",
         "",

@@ -40,7 +40,10 @@ def provider_of(endpoint: str) -> Provider:
 
 
 class MissingClientError(ValueError):
-    """A run needs a provider the runner was given no client for (raised before sending)."""
+    """A run needs a provider the runner was given no client for.
+
+    Raised in the first round that needs it, before any call of that round is sent.
+    """
 
 
 def check_clients(runner: str, endpoints: Iterable[str], have: Iterable[Provider]) -> None:
@@ -56,7 +59,7 @@ def check_clients(runner: str, endpoints: Iterable[str], have: Iterable[Provider
         raise MissingClientError(
             f"these requests call {NAMES[provider]} ({endpoint}), but this {runner} has no "
             f"{NAMES[provider]} client; give it one: {runner}(..., {CLIENTS[provider]}); "
-            "nothing was sent"
+            "none of these calls was sent"
         )
 
 

@@ -85,3 +85,16 @@ def test_repeated_runs_are_summed_up_by_their_medians() -> None:
     assert (512_000, 256_000) == (median["body_bytes"], median["answer_bytes"])
     text, _ = batch_path.report([median, {**median, "n": 10_000}])
     assert "medians of 3 run(s) per size" in text
+
+
+def test_the_report_says_the_load_of_the_machine() -> None:
+    """run_all's header gives the load average at the start and the end, when known."""
+    import os
+
+    from benchmarks import run_all
+
+    assert [
+        f"- load average (1 min) at the start and the end: 7.6 and 11.5 on {os.cpu_count()} CPUs"
+    ] == run_all._load_line([7.64, 11.49])
+    assert [] == run_all._load_line([7.6, None])
+    assert [] == run_all._load_line(None)

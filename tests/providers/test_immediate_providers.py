@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import anthropic
 import openai
 import pydantic
 import pytest
-from tests.billing import assert_billed_once, keys_of
+from tests.billing import assert_billed_once, keys_of, settled_ledger
 
-from inert import ImmediateRunner, Request, gather
+from inert import ImmediateRunner, Request, Steps, Store, gather, program
 from inert.anthropic import message
 from inert.emulator import Emulator
 from inert.errors import MissingClientError, RateLimitError
@@ -61,6 +62,34 @@ async def test_a_missing_client_fails_the_run_before_anything_is_sent(
     with pytest.raises(MissingClientError, match=r"anthropic=anthropic\.AsyncAnthropic"):
         await ImmediateRunner(openai_client).run(both)
     assert [] == recorder.paths
+
+
+@program
+def _gloss_then_claude(word: str) -> Steps[Sense]:
+    """A first round on OpenAI; only its answer shows that a second one needs Claude."""
+    gloss = yield from chat(model="gpt-4o-mini", messages=[{"role": "user", "content": word}])
+    return (yield from _claude(gloss))
+
+
+async def test_a_later_round_needing_a_missing_client_stops_the_run_keeping_what_was_paid(
+    openai_client: openai.AsyncOpenAI,
+    anthropic_client: anthropic.AsyncAnthropic,
+    emu: Emulator,
+    store_path: Path,
+) -> None:
+    """The round that needs Claude fails at once without sending it, and says so without
+    claiming that nothing was sent; the first round's paid answer is kept, so the run
+    given the client pays only for the Claude call."""
+    with Store(store_path) as store:
+        with pytest.raises(MissingClientError) as caught:
+            await ImmediateRunner(openai_client, store=store).run(_gloss_then_claude("owl"))
+        assert "none of these calls was sent" in str(caught.value)
+        assert "nothing was sent" not in str(caught.value)
+        assert 1 == settled_ledger(emu).total_billed()
+        runner = ImmediateRunner(openai=openai_client, anthropic=anthropic_client, store=store)
+        await runner.run(_gloss_then_claude("owl"))
+        assert (1, 1) == (runner.report.cache_hits, runner.report.ops_sent)
+    assert 2 == settled_ledger(emu).total_billed()
 
 
 def test_runners_need_some_client_and_the_openai_one_once(
