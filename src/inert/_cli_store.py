@@ -15,7 +15,6 @@ import argparse
 import datetime
 import json
 import re
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -78,7 +77,7 @@ def _stats(args: argparse.Namespace) -> int:
 
     with _open(args) as store:
         stats = store.stats()
-        now = time.time()
+        now = store.clock()  # leases are kept by the store's clock (a server's, on PostgreSQL)
         held = [r for r in store.shards(states=PENDING_STATES) if r.leased(now)]
     print(f"store            {store.location}")
     print(f"size             {stats.size_bytes:,} bytes (schema version {stats.schema_version})")
