@@ -78,7 +78,9 @@ STATUS = {
 
 def pieces() -> dict[str, dict[str, Any]]:
     """Each piece: ``modules`` to mutate, fast ``tests`` for mutmut, ``more_tests`` for
-    its survivors, and optionally ``pytest_args`` added to mutmut's runs (not to verify's)."""
+    its survivors, and optionally ``pytest_args`` added to mutmut's runs (and to verify's
+    first stage) and ``fastest_first`` (mutmut runs a mutant's tests by their measured
+    time, fastest first: scripts/_mutant_order.py)."""
     with PIECES.open("rb") as file:
         return tomllib.load(file)
 
@@ -105,7 +107,13 @@ def piece_pyproject(piece: dict[str, list[str]]) -> str:
         f"also_copy = {toml_list(config.get('also_copy', []))}",
         f"pytest_add_cli_args_test_selection = {toml_list(piece['tests'])}",
         "pytest_add_cli_args = "
-        + toml_list([*config.get("pytest_add_cli_args", []), *piece.get("pytest_args", [])]),
+        + toml_list(
+            [
+                *config.get("pytest_add_cli_args", []),
+                *piece.get("pytest_args", []),
+                *(["-p", "_mutant_order"] if piece.get("fastest_first") else []),
+            ]
+        ),
         (
             f"type_check_command = {toml_list(check + piece['modules'])}"
             if piece.get("type_check", True)
@@ -131,7 +139,14 @@ def run(name: str, workers: int, resume: bool) -> int:
             )
         (where / "pyproject.toml").write_text(piece_pyproject(piece))
         (where / "commit.txt").write_text(commit() + "\n")
-    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+        # Where pytest finds scripts/_mutant_order.py (``fastest_first`` pieces).
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(ROOT / "scripts"), os.environ.get("PYTHONPATH")) if p
+        ),
+    }
     started = time.monotonic()
     status = subprocess.call(
         ["nice", "-n", "10", str(VENV_BIN / "mutmut"), "run", "--max-children", str(workers)],
