@@ -8,6 +8,8 @@ runs the runner itself against the emulator.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import re
 import socket
@@ -38,8 +40,10 @@ from inert._runners._batch._runner import (
     _bare,
     _keeper,
     _process_gone,
+    _Run,
     amended,
 )
+from inert.errors import StoreError
 
 
 @pytest.fixture
@@ -544,3 +548,76 @@ async def test_a_cancel_recorded_in_the_journal_stops_the_run(
     store.request_cancel([mine])
     assert runner._stop_requested()
     assert not runner._cancel_requested
+
+
+# --- leases: the heartbeat and the end of a run -----------------------------------------
+
+
+class _Stop(Exception):
+    """Ends the heartbeat's loop in a test."""
+
+
+async def test_the_heartbeat_renews_the_runs_leases_every_quarter_lease(
+    client: openai.AsyncOpenAI,
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No beat before the run has an id; a beat that fails is logged and the next one
+    renews again."""
+    runner = BatchRunner(client, store=store, progress=False, lease=8)
+    run = _Run()
+    delays: list[float] = []
+    renewals: list[tuple[str, float, float]] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay: float) -> None:
+        delays.append(delay)
+        if len(delays) == 2:
+            run.run_id = "run_beat"
+        if len(delays) == 5:
+            raise _Stop
+        await real_sleep(0)
+
+    def renew_leases(*, owner: str, lease: float, now: float) -> int:
+        renewals.append((owner, lease, now))
+        if len(renewals) == 2:
+            raise StoreError("the disk is full")
+        return 1
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    monkeypatch.setattr(store, "renew_leases", renew_leases)
+    monkeypatch.setattr(store, "clock", lambda: 1000.0)
+    with caplog.at_level(logging.WARNING, logger="inert.batch"), pytest.raises(_Stop):
+        await runner._heartbeat(run)
+    assert [2.0] * 5 == delays
+    assert [("run_beat", 8.0, 1000.0)] * 3 == renewals
+    assert ["could not renew the leases of run run_beat: the disk is full"] == [
+        r.getMessage() for r in caplog.records
+    ]
+
+
+def test_the_end_of_a_run_gives_up_its_leases(
+    client: openai.AsyncOpenAI,
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """And a store that refuses is only logged: the leases then run out by time."""
+    runner = BatchRunner(client, store=store, progress=False)
+    released: list[str] = []
+
+    def release_leases(*, owner: str) -> int:
+        released.append(owner)
+        if owner == "run_refused":
+            raise StoreError("the store is read-only")
+        return 1
+
+    monkeypatch.setattr(store, "release_leases", release_leases)
+    with caplog.at_level(logging.WARNING, logger="inert.batch"):
+        runner._end_run("run_ended")
+        runner._end_run("run_refused")
+    assert ["run_ended", "run_refused"] == released
+    assert ["could not release the leases of run run_refused: the store is read-only"] == [
+        r.getMessage() for r in caplog.records
+    ]
