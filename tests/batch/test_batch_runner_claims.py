@@ -1,16 +1,27 @@
-"""The batch runner's claims against another run's shards, fast and in one process.
+"""The batch runner's paths, fast and in one process, against the emulator.
 
-A shard another run holds is journaled here by hand (:meth:`Store.claim_shards` under
-that run's id, as its process would have), so no second process and no lease has to
-run out: the run that needs the same lines waits for it, with a pause that grows like
-the poll interval, takes it over at once when the holder's process is known to have
-ended, or stops waiting when it is cancelled. ``_claim`` is wrapped to record each
-pause it was called with (and to stop a wait that would never end).
+Claims against another run's shard: a shard another run holds is journaled here by
+hand (:meth:`Store.claim_shards` under that run's id, as its process would have), so
+no second process and no lease has to run out: the run that needs the same lines
+waits for it, with a pause that grows like the poll interval, takes it over at once
+when the holder's process is known to have ended, or stops waiting when it is
+cancelled. ``_claim`` is wrapped to record each pause it was called with (and to stop
+a wait that would never end).
+
+What the runner says and journals at each step: each test drives one path of a run
+(unsupported endpoint, a line too large, a resubmission, a cancel between two steps,
+a failed upload, collection or lookup, a re-attached batch, an output that expired)
+and checks the exact error each op gets, the lines the progress display is given
+(``ProgressView.log`` recorded, the display itself off), the log records and what the
+journal keeps: the texts a user reads to know what happened to lines that may have
+been paid for. One or two small batches each, on the emulator at ``time_scale`` 0.05.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -19,25 +30,28 @@ from typing import Any
 
 import openai
 import pytest
-from returns.result import Failure
+from returns.result import Failure, Result
 from tests.billing import assert_billed_once
 
-from inert import BatchRunner, Request, Store
+from inert import BatchRunner, Op, Request, Store, call
 from inert._claims import ShardIntent
-from inert.emulator import Emulator
-from inert.errors import CancelledRequestError
+from inert._runners._batch._progress import ProgressView
+from inert.emulator import Emulator, Faults
+from inert.errors import CancelledRequestError, ExpiredError, RequestError
 from inert.openai import CHAT_COMPLETIONS
 from inert.testing import op_of
 
 from ._support import MODEL, Words, ask
+from ._transport import LossyTransport
 
 LONG_LEASE = 3600.0
 """The holder's lease: it never runs out during a test."""
 
 
-def fast(client: openai.AsyncOpenAI, store: Store) -> BatchRunner:
+def fast(client: openai.AsyncOpenAI, store: Store, **settings: Any) -> BatchRunner:
+    """A batch runner that polls every few milliseconds and shows no progress."""
     return BatchRunner(
-        client, store=store, poll_interval=0.01, poll_interval_max=0.05, progress=False
+        client, store=store, poll_interval=0.01, poll_interval_max=0.05, progress=False, **settings
     )
 
 
@@ -185,3 +199,303 @@ async def test_a_run_cancelled_while_it_waits_fails_those_lines_and_sends_nothin
     }
     assert 0 == runner.report.batches_created
     assert_billed_once(emu, [])
+
+
+ENDPOINTS_SERVED = (
+    "/v1/responses, /v1/chat/completions, /v1/embeddings, /v1/completions, /v1/moderations"
+)
+
+
+@pytest.fixture
+def shown(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every line given to the progress display's log, in order (shown or not)."""
+    lines: list[str] = []
+    monkeypatch.setattr(ProgressView, "log", lambda self, message: lines.append(message))
+    return lines
+
+
+def failures(results: list[Result[Any, RequestError]]) -> list[RequestError]:
+    return [r.failure() for r in results if isinstance(r, Failure)]
+
+
+def described(error: RequestError) -> tuple[str, str, str | None]:
+    return type(error).__name__, error.message, getattr(error, "code", None)
+
+
+async def test_a_run_journals_its_process_and_sends_its_metadata(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator
+) -> None:
+    """The run row names this host and process; the batch carries the user's metadata
+    and inert's three pairs; the input file is named after the run and shard."""
+    runner = fast(client, store, metadata={"team": "lexicon"})
+    results = await runner.run_all([ask("meta one"), ask("meta two")])
+    assert 2 == len(results)
+    run_id = runner.run_id
+    assert run_id is not None
+    assert (socket.gethostname(), os.getpid()) == store.run_process(run_id)
+    (record,) = store.shards()
+    assert (run_id, 0, 1, None, None) == (
+        record.run_id,
+        record.shard,
+        record.attempt,
+        record.parent_id,
+        record.owner,
+    )
+    assert record.batch_id is not None
+    batch = await client.batches.retrieve(record.batch_id)
+    assert {
+        "team": "lexicon",
+        "inert_run": run_id,
+        "inert_shard": "0",
+        "inert_digest": record.digest,
+    } == batch.metadata
+    uploaded = await client.files.retrieve(batch.input_file_id)
+    assert f"inert-{run_id}-0.jsonl" == uploaded.filename
+    assert 1 == runner.report.batches_created
+    assert all(runner._phases.seconds[p] > 0 for p in ("journal", "jsonl", "upload", "create"))
+
+
+async def test_ops_of_an_endpoint_the_batch_api_does_not_serve_fail_before_anything_is_sent(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator
+) -> None:
+    def decode(raw: object) -> object:
+        raise AssertionError(f"decoded {raw!r}")
+
+    images: Request[object] = call(
+        Op(endpoint="/v1/images/generations", body={"prompt": "a cat"}, decode=decode)
+    )
+    runner = fast(client, store)
+    results = await runner.run_all_settled([images, ask("served")])
+    (error,) = failures(results)
+    assert (
+        "ApiError",
+        f"the Batch API does not serve /v1/images/generations; it serves {ENDPOINTS_SERVED}; "
+        "run such requests with ImmediateRunner",
+        "unsupported_endpoint",
+    ) == described(error)
+    assert [1] == [r.size for r in store.shards()]  # only the served op went
+
+
+async def test_a_line_larger_than_max_bytes_per_batch_fails_and_is_never_sent(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator
+) -> None:
+    request = ask("too large")
+    runner = fast(client, store, max_bytes_per_batch=50)
+    results = await runner.run_all_settled([request])
+    (error,) = failures(results)
+    assert (
+        "ApiError",
+        f"the batch line of {op_of(request)!r} is larger than max_bytes_per_batch "
+        "(50 bytes); raise the limit or shorten the request",
+        "line_too_large",
+    ) == described(error)
+    assert [] == store.shards()
+    assert_billed_once(emu, [])
+
+
+async def test_a_resubmission_is_shown_logged_journaled_and_counted(
+    client: openai.AsyncOpenAI,
+    store: Store,
+    emu: Emulator,
+    shown: list[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every line expires at every attempt: with max_attempts=3 each line goes three times."""
+    emu.set_faults(Faults(line_expired=1.0))
+    requests = [ask("expiring one"), ask("expiring two")]
+    runner = fast(client, store, max_attempts=3)
+    with caplog.at_level(logging.INFO, logger="inert.batch"):
+        results = await runner.run_all_settled(requests)
+    first, second, third = store.shards()
+    errors = failures(results)
+    assert 2 == len(errors)
+    assert all(type(e) is ExpiredError for e in errors)
+    assert all(e.message.startswith(f"batch {third.batch_id}: ") for e in errors)
+    assert [(1, None), (2, first.id), (3, second.id)] == [
+        (r.attempt, r.parent_id) for r in (first, second, third)
+    ]
+    assert [
+        f"resubmitted 2 lines of batch {first.batch_id} (completed), attempt 2",
+        f"resubmitted 2 lines of batch {second.batch_id} (completed), attempt 3",
+    ] == shown
+    assert [
+        f"resubmitting 2 lines of batch {first.batch_id}",
+        f"resubmitting 2 lines of batch {second.batch_id}",
+    ] == [r.getMessage() for r in caplog.records if r.name == "inert.batch"]
+    assert (4, 3) == (runner.report.retries, runner.report.batches_created)
+
+
+async def test_a_cancel_between_upload_and_create_abandons_the_shard(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    runner = fast(client, store)
+    wire.on_answer("POST", "/v1/files", lambda _: setattr(runner, "_cancel_requested", True))
+    results = await runner.run_all_settled([ask("between")])
+    (error,) = failures(results)
+    assert (
+        "CancelledRequestError",
+        "the run was cancelled before this line was submitted",
+        None,
+    ) == described(error)
+    (record,) = store.shards()
+    assert ("abandoned", "cancelled before create", None) == (
+        record.state,
+        record.error,
+        record.batch_id,
+    )
+    assert 0 == runner.report.batches_created
+
+
+async def test_a_cancel_before_the_upload_abandons_the_intended_shard(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = fast(client, store)
+    submit = runner._submit
+
+    async def cancelled_first(*args: Any, **kwargs: Any) -> Any:
+        runner._cancel_requested = True
+        return await submit(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_submit", cancelled_first)
+    results = await runner.run_all_settled([ask("before upload")])
+    (error,) = failures(results)
+    assert (
+        "CancelledRequestError",
+        "the run was cancelled before this line was submitted",
+        None,
+    ) == described(error)
+    (record,) = store.shards()
+    assert ("abandoned", "cancelled before upload", None) == (
+        record.state,
+        record.error,
+        record.input_file_id,
+    )
+    assert_billed_once(emu, [])
+
+
+async def test_a_run_cancelled_before_its_first_submission_sends_nothing(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = fast(client, store)
+    claim = runner._claim
+
+    async def cancelled_first(*args: Any, **kwargs: Any) -> None:
+        runner._cancel_requested = True
+        await claim(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_claim", cancelled_first)
+    results = await runner.run_all_settled([ask("never sent")])
+    (error,) = failures(results)
+    assert (
+        "CancelledRequestError",
+        "the run was cancelled before this line was submitted",
+        None,
+    ) == described(error)
+    (record,) = store.shards()
+    assert (None, 0) == (record.input_file_id, runner.report.batches_created)
+
+
+async def test_an_upload_that_keeps_failing_fails_its_lines_and_the_shard(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    wire.lose("POST", "/v1/files", how="html", times=10**6)
+    runner = fast(client, store)
+    results = await runner.run_all_settled([ask("no upload")])
+    (error,) = failures(results)
+    (record,) = store.shards()
+    assert ("failed", f"upload failed: {error.message}") == (record.state, record.error)
+    assert 0 == runner.report.batches_created
+
+
+async def test_a_batch_that_cannot_be_polled_stays_in_the_journal(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    wire.lose("GET", "/v1/batches/[^/]+", how="html", times=10**6)
+    runner = fast(client, store)
+    results = await runner.run_all_settled([ask("unpolled")])
+    (error,) = failures(results)
+    (record,) = store.shards()
+    assert error.message.endswith(
+        f"; could not collect batch {record.batch_id}; it stays in the journal of "
+        f"{store.path}: run again (or `inert batches resume`) to collect it"
+    )
+    assert "created" == record.state
+    assert (None, 1) == (record.owner, runner.report.batches_created)
+
+
+async def test_unsent_shards_that_cannot_be_looked_up_send_nothing(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    """A dead run's shard journaled without a batch id may have a batch: when the lookup
+    fails, its lines fail instead of being submitted (and maybe paid) twice."""
+    requests = [ask("unsent one"), ask("unsent two")]
+    store.begin_run("run_dead", {}, host=socket.gethostname(), pid=ended_pid())
+    store.claim_shards(
+        run_id="run_dead",
+        keys=[op_of(r).key for r in requests],
+        plan=lambda free: [ShardIntent(CHAT_COMPLETIONS, MODEL, list(free))],
+        lease=3600.0,
+        now=store.clock(),
+    )
+    wire.lose("GET", "/v1/batches", how="html", times=10**6)
+    runner = fast(client, store)
+    results = await runner.run_all_settled(requests)
+    errors = failures(results)
+    assert 2 == len(errors)
+    assert all(
+        e.message.endswith(
+            "; the batches of earlier shards carrying these requests could not be looked "
+            "up, so nothing was submitted for them; run again"
+        )
+        for e in errors
+    )
+    assert 1 == len(store.shards())
+    assert 0 == runner.report.batches_created
+    assert_billed_once(emu, [])
+
+
+async def test_a_batch_left_by_a_cancelled_run_is_re_attached_and_shown(
+    client: openai.AsyncOpenAI,
+    store: Store,
+    emu: Emulator,
+    wire: LossyTransport,
+    shown: list[str],
+) -> None:
+    requests = [ask("left one"), ask("left two")]
+    created = asyncio.Event()
+    wire.on_answer("POST", "/v1/batches", lambda _: created.set())
+    first = fast(client, store)
+    task = asyncio.create_task(first.run_all(requests))
+    await created.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    second = fast(client, store)
+    results = await second.run_all(requests)
+    assert all(isinstance(r, Words) for r in results)
+    (record,) = store.shards()
+    assert [f"re-attached batch {record.batch_id} of an earlier run (2 lines)"] == shown
+    assert 0 == second.report.batches_created
+    assert_billed_once(emu, [op_of(r).key for r in requests])
+
+
+async def test_an_output_that_expired_before_download_is_abandoned_with_its_reason(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport, shown: list[str]
+) -> None:
+    wire.on_answer(
+        "GET",
+        "/v1/batches/[^/]+",
+        lambda _: emu.expire_files("batch_output"),
+        when=lambda answer: bool(answer.json().get("status") == "completed"),
+    )
+    runner = fast(client, store)
+    results = await runner.run_all([ask("expired output")])
+    assert isinstance(results[0], Words)
+    first, second = store.shards()
+    assert (
+        "abandoned",
+        "its output or error file expired before it was downloaded; its unanswered lines "
+        "were submitted again",
+    ) == (first.state, first.error)
+    assert [f"resubmitted 1 lines of batch {first.batch_id} (lost), attempt 2"] == shown
+    assert (first.id, 2) == (second.parent_id, second.attempt)
