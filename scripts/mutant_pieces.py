@@ -316,9 +316,10 @@ def verify(name: str, first_stage: int = 1, last_stage: int = 2) -> None:
             selected = tests
             if number == 0:
                 calls = reaching.get(mutant.partition("__mutmut_")[0], [])
+                # The new tests first: they are the likeliest to fail (-x stops there).
                 selected = [
-                    *sorted(t for t in calls if t.partition("::")[0] not in changed),
                     *changed,
+                    *sorted(t for t in calls if t.partition("::")[0] not in changed),
                 ]
                 if not selected:
                     continue  # no test can reach it: it stays as mutmut left it
