@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 from returns.result import Failure, Success
@@ -621,3 +622,58 @@ def test_the_end_of_a_run_gives_up_its_leases(
     assert ["could not release the leases of run run_refused: the store is read-only"] == [
         r.getMessage() for r in caplog.records
     ]
+
+
+# --- clients, display and the run's context ------------------------------------------
+
+
+def test_a_runner_without_a_client_names_itself_in_the_fix(store: Store) -> None:
+    with pytest.raises(TypeError) as raised:
+        BatchRunner(store=store)
+    assert (
+        "BatchRunner needs a client: BatchRunner(openai.AsyncOpenAI(...)), or by provider "
+        "BatchRunner(openai=..., anthropic=anthropic.AsyncAnthropic(...))"
+    ) == str(raised.value)
+
+
+def test_the_clients_go_to_their_providers(client: openai.AsyncOpenAI, store: Store) -> None:
+    claude = anthropic.AsyncAnthropic(base_url="http://127.0.0.1:9", api_key="sk-ant-units")
+    both = BatchRunner(openai=client, anthropic=claude, store=store, progress=False)
+    assert ["anthropic", "openai"] == sorted(both._journal.remotes)
+    alone = BatchRunner(anthropic=claude, store=store, progress=False)
+    assert ["anthropic"] == list(alone._journal.remotes)
+    by_name = BatchRunner(openai=client, store=store, progress=False)
+    assert ["openai"] == list(by_name._journal.remotes)
+
+
+def test_the_progress_display_is_what_was_asked_or_the_terminals(
+    client: openai.AsyncOpenAI, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert BatchRunner(client, store=store, progress=True)._progress is True
+    assert BatchRunner(client, store=store, progress=False)._progress is False
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert BatchRunner(client, store=store)._progress is True
+    assert BatchRunner(client, store=store, progress=False)._progress is False
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert BatchRunner(client, store=store)._progress is False
+    assert BatchRunner(client, store=store, progress=True)._progress is True
+
+
+def test_a_fresh_runner_has_no_run_and_no_cancel(client: openai.AsyncOpenAI, store: Store) -> None:
+    runner = BatchRunner(client, store=store, progress=False)
+    assert (None, [], False) == (runner.run_id, runner._run_ids, runner._cancel_requested)
+    assert runner._current.get() is None
+    assert not runner._stop_requested()
+
+
+def test_each_run_gets_its_own_id_and_journal_row(client: openai.AsyncOpenAI, store: Store) -> None:
+    runner = BatchRunner(client, store=store, progress=False, metadata={"team": "units"})
+    first = runner._ensure_run()
+    assert first == runner._ensure_run()  # the same run: the same id
+    assert re.fullmatch(r"run_[0-9a-f]{20}", first)
+    assert (socket.gethostname(), os.getpid()) == store.run_process(first)
+    runner._current.set(None)  # as a new run_all_settled does
+    second = runner._ensure_run()
+    assert second != first
+    assert [first, second] == runner._run_ids
+    assert second == runner.run_id
