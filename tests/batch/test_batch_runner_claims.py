@@ -25,7 +25,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 import openai
@@ -42,7 +42,7 @@ from inert.openai import CHAT_COMPLETIONS
 from inert.testing import op_of
 
 from ._support import MODEL, Words, ask
-from ._transport import LossyTransport
+from ._transport import LossyTransport, lossy_client
 
 LONG_LEASE = 3600.0
 """The holder's lease: it never runs out during a test."""
@@ -499,3 +499,106 @@ async def test_an_output_that_expired_before_download_is_abandoned_with_its_reas
     ) == (first.state, first.error)
     assert [f"resubmitted 1 lines of batch {first.batch_id} (lost), attempt 2"] == shown
     assert (first.id, 2) == (second.parent_id, second.attempt)
+
+
+# --- the enqueued-token limit ----------------------------------------------------------
+
+
+@pytest.fixture
+def full() -> Iterator[Emulator]:
+    """An emulator whose gpt-4o-mini queue holds no request at all: every batch is refused."""
+    with Emulator(time_scale=0.05, seed=0, enqueued_token_limit=1) as emu:
+        yield emu
+
+
+@pytest.fixture
+async def full_client(full: Emulator, wire: LossyTransport) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with lossy_client(full.base_url, wire) as sdk:
+        yield sdk
+
+
+def refused(batch_id: str | None, lines: int) -> str:
+    return (
+        f"batch {batch_id} refused for the enqueued-token limit of {MODEL}; waiting for the "
+        f"queue, then submitting its {lines} lines again"
+    )
+
+
+async def test_a_line_refused_every_time_fails_after_the_limit_of_refusals(
+    full_client: openai.AsyncOpenAI,
+    store: Store,
+    full: Emulator,
+    shown: list[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With nothing else of the run queued, the 21st refusal of the same line ends it."""
+    runner = fast(full_client, store)
+    with caplog.at_level(logging.INFO, logger="inert.batch"):
+        results = await runner.run_all_settled([ask("never fits")])
+    (error,) = failures(results)
+    records = store.shards()
+    assert 21 == len(records)
+    assert (
+        "ApiError",
+        f"batch {records[-1].batch_id} was refused for the enqueued-token limit of {MODEL} "
+        "21 times with nothing of this run queued: the queue is held by other work, or these "
+        "lines alone exceed the limit; wait and run again, or raise the limit",
+        "token_limit_exceeded",
+    ) == described(error)
+    assert [refused(r.batch_id, 1) for r in records[:-1]] == shown
+    assert [
+        f"batch {r.batch_id} was refused for the enqueued-token limit; waiting for capacity"
+        for r in records[:-1]
+    ] == [r.getMessage() for r in caplog.records if r.name == "inert.batch"]
+    assert [r.id for r in records[:-1]] == [r.parent_id for r in records[1:]]
+    assert {1} == {r.attempt for r in records}
+    assert 0 == runner.report.retries
+
+
+async def test_two_lines_refused_alone_are_split_in_halves(
+    full_client: openai.AsyncOpenAI,
+    store: Store,
+    full: Emulator,
+    wire: LossyTransport,
+    shown: list[str],
+) -> None:
+    """Refused with nothing else queued, a shard of two goes again as two shards of one
+    (the run is cancelled once they are created: the halves would be refused forever)."""
+    runner = fast(full_client, store)
+    wire.on_answer(
+        "POST",
+        "/v1/batches",
+        lambda _: setattr(runner, "_cancel_requested", True),
+        when=lambda _: len(store.shards()) >= 3,
+    )
+    results = await runner.run_all_settled([ask("half one"), ask("half two")])
+    assert 2 == len(failures(results))
+    first, *rest = store.shards()
+    assert (2, [1, 1]) == (first.size, [r.size for r in rest])
+    assert [first.id, first.id] == [r.parent_id for r in rest]
+    assert refused(first.batch_id, 2) == shown[0]
+
+
+async def test_a_run_cancelled_while_its_refused_batch_waits_fails_its_lines(
+    full_client: openai.AsyncOpenAI,
+    store: Store,
+    full: Emulator,
+    wire: LossyTransport,
+    shown: list[str],
+) -> None:
+    runner = fast(full_client, store)
+    wire.on_answer(
+        "GET",
+        "/v1/batches/[^/]+",
+        lambda _: setattr(runner, "_cancel_requested", True),
+        when=lambda answer: bool(answer.json().get("status") == "failed"),
+    )
+    results = await runner.run_all_settled([ask("cancelled waiting")])
+    (error,) = failures(results)
+    assert (
+        "CancelledRequestError",
+        "the run was cancelled while waiting for capacity",
+        None,
+    ) == described(error)
+    assert 1 == len(store.shards())
+    assert [] == shown
