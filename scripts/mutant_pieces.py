@@ -180,9 +180,26 @@ def metas(name: str) -> dict[str, dict[str, Any]]:
     return found
 
 
-def tests_by_function(name: str) -> dict[str, list[str]]:
-    stats = json.loads((piece_dir(name) / "mutants" / "mutmut-stats.json").read_text())
+def tests_by_function(name: str, stats_file: str) -> dict[str, list[str]]:
+    stats = json.loads((piece_dir(name) / "mutants" / stats_file).read_text())
     return dict(stats["tests_by_mangled_function_name"])
+
+
+FULL_STATS = "mutmut-stats.full.json"
+"""mutmut's map of the tests reaching each function, kept whole when a piece's run was
+resumed with a narrowed map (``mutmut-stats.json`` with the slower tests of some
+functions left out, so that mutmut gets through every mutant in the time there is):
+verify then runs each survivor against the tests mutmut left out."""
+
+
+def verify_reaching(name: str) -> dict[str, list[str]]:
+    """The tests verify's first stage runs for each function: those reaching it that
+    mutmut has not run its mutants against (all of them, without a narrowed map)."""
+    narrowed = tests_by_function(name, "mutmut-stats.json")
+    if not (piece_dir(name) / "mutants" / FULL_STATS).exists():
+        return narrowed
+    full = tests_by_function(name, FULL_STATS)
+    return {f: sorted(set(tests) - set(narrowed.get(f, []))) for f, tests in full.items()}
 
 
 def rechecked_path(name: str) -> Path:
@@ -204,7 +221,7 @@ def check_trampolines(where: Path, tests: list[str], extra: Sequence[str] = ()) 
 def recheck(name: str) -> None:
     """Run each timed-out mutant's tests again, alone, with a generous limit."""
     verdicts = rechecked(name)
-    tests = tests_by_function(name)
+    tests = tests_by_function(name, "mutmut-stats.json")
     where = piece_dir(name) / "mutants"
     check_trampolines(where, pieces()[name]["tests"])
     for meta in metas(name).values():
@@ -283,7 +300,7 @@ def verify(name: str, first_stage: int = 1, last_stage: int = 2) -> None:
     verdicts = rechecked(name)
     same = equivalents()
     wanted = set(piece["modules"])
-    reaching = tests_by_function(name)
+    reaching = verify_reaching(name)
     open_: list[str] = []
     for module, meta in metas(name).items():
         if module not in wanted:
