@@ -602,3 +602,89 @@ async def test_a_run_cancelled_while_its_refused_batch_waits_fails_its_lines(
     ) == described(error)
     assert 1 == len(store.shards())
     assert [] == shown
+
+
+# --- a shard that moves while this run uploads or creates it ---------------------------
+
+
+async def test_a_shard_taken_over_during_its_upload_is_left_to_the_run_that_took_it(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    """This run's lease ran out while it uploaded, and another run claimed the shard:
+    this run journals nothing more for it and creates no batch (that run submits it)."""
+    request = ask("taken during upload")
+    runner = fast(client, store)
+
+    def take_over(_: object) -> None:
+        assert runner.run_id is not None
+        store.expire_leases(owner=runner.run_id, now=store.clock())
+        store.begin_run("run_other", {}, host="another-host", pid=1)
+        store.claim_shards(
+            run_id="run_other",
+            keys=[op_of(request).key],
+            plan=lambda free: [],
+            lease=LONG_LEASE,
+            now=store.clock(),
+        )
+
+    wire.on_answer("POST", "/v1/files", take_over)
+    results = await runner.run_all_settled([request])
+    (error,) = failures(results)
+    (record,) = store.shards()
+    assert (
+        "ApiError",
+        f"another run took shard {record.id} over while this run uploaded it (this run's "
+        "lease of 60 s ran out): that run submits it",
+        "shard_taken_over",
+    ) == described(error)
+    assert ("intended", "run_other", None) == (record.state, record.owner, record.batch_id)
+    assert 0 == runner.report.batches_created
+
+
+async def test_a_shard_abandoned_during_its_upload_is_not_created(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    """A cancel in another process abandoned the shard while this run uploaded it."""
+    runner = fast(client, store)
+
+    def abandon(_: object) -> None:
+        (record,) = store.shards()
+        store.transition(record.id, ("intended",), "abandoned", error="cancelled elsewhere")
+
+    wire.on_answer("POST", "/v1/files", abandon)
+    results = await runner.run_all_settled([ask("abandoned during upload")])
+    (error,) = failures(results)
+    assert (
+        "CancelledRequestError",
+        "the run was cancelled before this line was submitted",
+        None,
+    ) == described(error)
+    (record,) = store.shards()
+    assert ("abandoned", "cancelled elsewhere", None) == (
+        record.state,
+        record.error,
+        record.batch_id,
+    )
+    assert 0 == runner.report.batches_created
+
+
+async def test_a_batch_created_for_a_shard_abandoned_meanwhile_is_still_journaled(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    """The batch exists and will be paid: it is journaled whatever became of the shard,
+    and collected, never submitted again."""
+    request = ask("abandoned during create")
+    runner = fast(client, store)
+
+    def abandon(_: object) -> None:
+        (record,) = store.shards()
+        store.transition(record.id, ("uploaded",), "abandoned", error="cancelled elsewhere")
+
+    wire.on_answer("POST", "/v1/batches", abandon)
+    results = await runner.run_all_settled([request])
+    (record,) = store.shards()
+    assert record.batch_id is not None
+    assert 1 == runner.report.batches_created
+    assert isinstance(results[0].unwrap(), Words)
+    assert "downloaded" == record.state
+    assert_billed_once(emu, [op_of(request).key])
