@@ -40,6 +40,7 @@ from inert.emulator import Emulator, Faults
 from inert.errors import CancelledRequestError, ExpiredError, RequestError
 from inert.openai import CHAT_COMPLETIONS
 from inert.testing import op_of
+from inert.testing._strategies import chat_completion
 
 from ._support import MODEL, Words, ask
 from ._transport import LossyTransport, lossy_client
@@ -688,3 +689,25 @@ async def test_a_batch_created_for_a_shard_abandoned_meanwhile_is_still_journale
     assert isinstance(results[0].unwrap(), Words)
     assert "downloaded" == record.state
     assert_billed_once(emu, [op_of(request).key])
+
+
+async def test_lines_another_run_answers_while_this_one_waits_are_cache_hits(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The holder stored the answer (as its collection does): this run takes it from the
+    store, counts it a cache hit and sends nothing."""
+    request = ask("answered elsewhere")
+    held_by(store, "run_live", [request], host="another-host", pid=1)
+    runner = fast(client, store)
+    answer = Words(words=["stored", "elsewhere"])
+
+    def answer_it(call: int) -> None:
+        if call == 3:
+            body = chat_completion(answer, model=MODEL)
+            store.put_responses([(op_of(request), body)], source="batch")
+
+    waits = record_waits(runner, monkeypatch, answer_it)
+    assert [answer] == await runner.run_all([request])
+    assert [None, 0.01, 0.015] == pytest.approx(waits)
+    assert (1, 0) == (runner.report.cache_hits, runner.report.batches_created)
+    assert_billed_once(emu, [])
