@@ -44,7 +44,8 @@ from inert._runners._batch._runner import (
     _Run,
     amended,
 )
-from inert.errors import StoreError
+from inert.anthropic import message
+from inert.errors import MissingClientError, StoreError
 
 
 @pytest.fixture
@@ -677,3 +678,34 @@ def test_each_run_gets_its_own_id_and_journal_row(client: openai.AsyncOpenAI, st
     assert second != first
     assert [first, second] == runner._run_ids
     assert second == runner.run_id
+
+
+async def test_requests_of_a_provider_without_a_client_fail_before_anything_is_sent(
+    client: openai.AsyncOpenAI, store: Store
+) -> None:
+    """The client here listens nowhere: a call to it would fail otherwise."""
+    runner = BatchRunner(client, store=store, progress=False)
+    request = message(
+        model="claude-sonnet-4-5", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+    )
+    with pytest.raises(MissingClientError) as raised:
+        await runner.run_all([request])
+    assert (
+        "these requests call Anthropic (/v1/messages), but this BatchRunner has no Anthropic "
+        "client; give it one: BatchRunner(..., anthropic=anthropic.AsyncAnthropic(...)); none "
+        "of these calls was sent"
+    ) == str(raised.value)
+    assert [] == store.shards()
+
+
+async def test_a_run_begins_with_no_id_and_no_cancel(
+    client: openai.AsyncOpenAI, store: Store
+) -> None:
+    """A new run of a runner forgets the last run's id and its cancel (until it submits)."""
+    runner = BatchRunner(client, store=store, progress=False)
+    runner._ensure_run()
+    runner._cancel_requested = True
+    runner._begin_run()
+    assert (None, False) == (runner.run_id, runner._cancel_requested)
+    assert [] == await runner.run_all([])  # nothing to send: no run in the journal
+    assert runner.run_id is None
