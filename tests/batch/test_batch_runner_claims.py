@@ -36,6 +36,7 @@ from tests.billing import assert_billed_once
 from inert import BatchRunner, Op, Request, Store, call
 from inert._claims import ShardIntent
 from inert._runners._batch._progress import ProgressView
+from inert._store import ShardRecord
 from inert.emulator import Emulator, Faults
 from inert.errors import CancelledRequestError, ExpiredError, RequestError
 from inert.openai import CHAT_COMPLETIONS
@@ -711,3 +712,60 @@ async def test_lines_another_run_answers_while_this_one_waits_are_cache_hits(
     assert [None, 0.01, 0.015] == pytest.approx(waits)
     assert (1, 0) == (runner.report.cache_hits, runner.report.batches_created)
     assert_billed_once(emu, [])
+
+
+async def leave_a_batch(
+    client: openai.AsyncOpenAI,
+    store: Store,
+    wire: LossyTransport,
+    requests: Sequence[Request[Words]],
+) -> ShardRecord:
+    """A run that created a batch for ``requests`` and stopped (its task cancelled) before
+    collecting it, as a killed process leaves it: the shard, journaled ``created``."""
+    created = asyncio.Event()
+    wire.on_answer("POST", "/v1/batches", lambda _: created.set())
+    task = asyncio.create_task(fast(client, store).run_all(requests))
+    await created.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (record,) = store.shards()
+    return record
+
+
+async def test_a_re_attached_batch_stores_every_line_of_its_shard(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    """The new run asks for one of the shard's two lines: the other line's answer, paid
+    for too, is stored all the same, so asking for it later sends nothing."""
+    one, two = ask("kept one"), ask("kept two")
+    await leave_a_batch(client, store, wire, [one, two])
+    first = fast(client, store)
+    (answer,) = await first.run_all([one])
+    assert isinstance(answer, Words)
+    assert op_of(two).key in store.get_responses([op_of(two).key])
+    later = fast(client, store)
+    assert isinstance((await later.run_all([two]))[0], Words)
+    assert (0, 0, 1) == (
+        first.report.batches_created,
+        later.report.batches_created,
+        later.report.cache_hits,
+    )
+    assert_billed_once(emu, [op_of(one).key, op_of(two).key])
+
+
+async def test_a_batch_cancelled_before_this_run_found_it_is_asked_anew(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    """A killed run's batch, cancelled by `inert batches cancel` before this run: its
+    unanswered lines are submitted again (this run was not cancelled), all answered."""
+    requests = [ask("cancelled one"), ask("cancelled two")]
+    await leave_a_batch(client, store, wire, requests)
+    cancelled = await fast(client, store).cancel_all()
+    assert 1 == len(cancelled)
+    runner = fast(client, store)
+    results = await runner.run_all(requests)
+    assert all(isinstance(r, Words) for r in results)
+    first, *again = store.shards()
+    assert first.remote_status in ("cancelling", "cancelled")
+    assert all(r.parent_id == first.id for r in again)
