@@ -769,3 +769,41 @@ async def test_a_batch_cancelled_before_this_run_found_it_is_asked_anew(
     first, *again = store.shards()
     assert first.remote_status in ("cancelling", "cancelled")
     assert all(r.parent_id == first.id for r in again)
+
+
+# --- how long resubmission goes on ------------------------------------------------------
+
+
+async def test_a_lone_line_that_never_runs_gets_stall_lines_tries(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator
+) -> None:
+    """Each attempt ran and answered nothing: the resubmissions stop after STALL_LINES
+    lines without an answer (8 tries of one line), well before max_attempts."""
+    emu.set_faults(Faults(line_expired=1.0))
+    runner = fast(client, store, max_attempts=20)
+    results = await runner.run_all_settled([ask("always expires")])
+    (error,) = failures(results)
+    assert type(error) is ExpiredError
+    assert 8 == len(store.shards())
+    assert 7 == runner.report.retries
+
+
+async def test_a_line_whose_output_keeps_expiring_goes_again_up_to_max_attempts(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    """An output that expired before download says nothing about the line: it does not
+    count towards the stall, only max_attempts ends it."""
+    wire.on_answer(
+        "GET",
+        "/v1/batches/[^/]+",
+        lambda _: emu.expire_files("batch_output"),
+        when=lambda answer: bool(answer.json().get("status") == "completed"),
+        times=10**6,
+    )
+    runner = fast(client, store, max_attempts=10)
+    results = await runner.run_all_settled([ask("output always expires")])
+    (error,) = failures(results)
+    assert ("ApiError", "output_expired") == (type(error).__name__, getattr(error, "code", None))
+    records = store.shards()
+    assert 10 == len(records)
+    assert {"abandoned"} == {r.state for r in records[:-1]}
