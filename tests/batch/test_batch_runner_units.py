@@ -34,6 +34,7 @@ from inert._errors import (
     RequestError,
 )
 from inert._json import JSON
+from inert._pricing import DEFAULT_PRICES, Price
 from inert._runners._batch._output import Collected, OutputLine
 from inert._runners._batch._runner import (
     DEFAULT_MAX_ATTEMPTS,
@@ -709,3 +710,23 @@ async def test_a_run_begins_with_no_id_and_no_cancel(
     assert (None, False) == (runner.run_id, runner._cancel_requested)
     assert [] == await runner.run_all([])  # nothing to send: no run in the journal
     assert runner.run_id is None
+
+
+def test_the_store_and_prices_go_to_the_base_runner(
+    client: openai.AsyncOpenAI, store: Store
+) -> None:
+    """The base runner reads cache hits from the store and prices the report's costs."""
+    prices = {"gpt-test": Price(input_per_million=1.0, output_per_million=2.0)}
+    runner = BatchRunner(client, store=store, progress=False, prices=prices)
+    assert store is runner._store
+    assert prices is runner._prices
+    assert DEFAULT_PRICES is BatchRunner(client, store=store, progress=False)._prices
+
+
+def test_the_enqueued_token_limit_is_kept_for_the_rounds(
+    client: openai.AsyncOpenAI, store: Store
+) -> None:
+    assert 1_000 == BatchRunner(client, store=store, enqueued_token_limit=1_000)._limits
+    per_model = {"gpt-4o-mini": 500}
+    assert per_model == BatchRunner(client, store=store, enqueued_token_limit=per_model)._limits
+    assert BatchRunner(client, store=store)._limits is None
