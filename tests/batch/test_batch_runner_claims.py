@@ -45,6 +45,7 @@ from inert.testing._strategies import chat_completion
 
 from ._support import MODEL, Words, ask
 from ._transport import LossyTransport, lossy_client
+from .conftest import TIME_SCALE
 
 LONG_LEASE = 3600.0
 """The holder's lease: it never runs out during a test."""
@@ -760,7 +761,9 @@ async def test_a_batch_cancelled_before_this_run_found_it_is_asked_anew(
     """A killed run's batch, cancelled by `inert batches cancel` before this run: its
     unanswered lines are submitted again (this run was not cancelled), all answered."""
     requests = [ask("cancelled one"), ask("cancelled two")]
+    emu.set_time_scale(4.0)  # the batch runs for seconds: the cancel finds it running
     await leave_a_batch(client, store, wire, requests)
+    emu.set_time_scale(TIME_SCALE)  # the batches submitted again run at the usual pace
     cancelled = await fast(client, store).cancel_all()
     assert 1 == len(cancelled)
     runner = fast(client, store)
