@@ -361,6 +361,8 @@ class Engine:
         memo = self._memo
         waiting = self._waiting
         report = self._report
+        sizes = report.round_sizes
+        fetch = self._fetch
         stack = fiber.stack
         while True:
             if op.dedup:
@@ -402,9 +404,9 @@ class Engine:
             # rounds loop would do, in one place).
             self._requested += 1
             report.rounds += 1
-            report.round_sizes.append(1)
+            sizes.append(1)
             ops = [op]
-            fetching: Any = self._fetch(ops)
+            fetching: Any = fetch(ops)
             if fetching.__class__ is not list or len(fetching) != 1:
                 waiting[key] = (fiber, op)
                 return ops, fetching

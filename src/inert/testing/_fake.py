@@ -161,6 +161,9 @@ class FakeRunner(BaseRunner):
         self.rounds_log: list[list[Op[object]]] = []
         self.history: list[list[list[Op[object]]]] = []
         self._failed = 0
+        # Answers go to the engine at once (no coroutine) unless they arrive shuffled
+        # or a subclass sends otherwise.
+        self._direct = self._random is None and type(self)._send is FakeRunner._send
 
     # --- other ways to build one ----------------------------------------------------
 
@@ -316,7 +319,7 @@ class FakeRunner(BaseRunner):
         Not when answers arrive shuffled, nor for a subclass that overrides ``_send``:
         those go through ``_send`` (a coroutine).
         """
-        if self._random is not None or type(self)._send is not FakeRunner._send:
+        if not self._direct:
             return self._send(ops, report)
         return self._answers(ops, ops)
 
@@ -329,7 +332,7 @@ class FakeRunner(BaseRunner):
         was answered), with nothing to loop over; rounds of more ops, shuffled
         answers and subclasses that send otherwise take the general path.
         """
-        if self._random is not None or type(self)._send is not FakeRunner._send:
+        if not self._direct:
             return super()._fetch_bare(report, ops)
         if len(ops) != 1:
             return self._fetch_round(report, ops)
