@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -27,6 +27,7 @@ from inert._errors import ApiError
 from inert._runners._batch._http import Backoff, CallFailed
 from inert._runners._batch._journal import DOWNLOAD_ROUNDS, BatchJournal
 from inert._runners._batch._lines import ShardPlan
+from inert._runners._batch._phases import Phases
 from inert._runners._batch._remote import INLINE, RemoteBatches
 from inert._store import ShardRecord
 
@@ -106,6 +107,11 @@ class Scripted(RemoteBatches):
         self.files: dict[str, list[bytes | BaseException]] = {}
         self.cancels: dict[str, Batch | BaseException] = {}
         self.found: dict[int, Batch] = {}
+        self.scan_failure: BaseException | None = None
+        self.creates: list[Batch | BaseException] = []
+        self.created_with: list[tuple[ShardRecord, ShardPlan, str, Mapping[str, str]]] = []
+        self.upload_failures: list[CallFailed] = []
+        self.uploaded_with: list[tuple[ShardPlan, str, Backoff, Phases]] = []
         self.calls: list[str] = []
 
     def batch_endpoint(self, endpoint: str) -> str | None:
@@ -114,10 +120,29 @@ class Scripted(RemoteBatches):
     def endpoints(self) -> Sequence[str]:
         return (ENDPOINT,)
 
+    async def upload(
+        self,
+        plan: ShardPlan,
+        filename: str,
+        backoff: Backoff,
+        lost: Callable[[CallFailed], Awaitable[None]],
+        phases: Phases,
+    ) -> str:
+        self.calls.append(f"upload {filename}")
+        self.uploaded_with.append((plan, filename, backoff, phases))
+        for failure in self.upload_failures:
+            await lost(failure)
+        return "file-uploaded"
+
     async def create(
         self, record: ShardRecord, plan: ShardPlan, endpoint: str, metadata: Mapping[str, str]
     ) -> Batch:
-        raise AssertionError("not scripted")
+        self.calls.append(f"create {record.id}")
+        self.created_with.append((record, plan, endpoint, metadata))
+        got = self.creates.pop(0)
+        if isinstance(got, BaseException):
+            raise got
+        return got
 
     async def retrieve(self, batch_id: str) -> Batch:
         self.calls.append(f"retrieve {batch_id}")
@@ -144,6 +169,8 @@ class Scripted(RemoteBatches):
 
     async def scan(self, records: Sequence[ShardRecord]) -> dict[int, Batch]:
         self.calls.append(f"scan {sorted(r.id for r in records)}")
+        if self.scan_failure is not None:
+            raise self.scan_failure
         return {r.id: self.found[r.id] for r in records if r.id in self.found}
 
 
@@ -729,3 +756,149 @@ def test_cancel_of_every_run_cancels_every_batch(
     assert ["batch_a", "batch_b"] == sorted(run(journal.cancel()))
     assert store.cancel_requested("run_a")
     assert store.cancel_requested("run_b")
+
+
+# --- the clients, uploading and creating ---------------------------------------------------
+
+
+def test_a_journal_made_of_clients_serves_their_batch_apis(store: Store) -> None:
+    import anthropic
+
+    from inert._runners._batch._remote import OpenAIBatches
+    from inert._runners._batch._remote_anthropic import AnthropicBatches
+
+    phases = Phases()
+    journal = BatchJournal(
+        openai.AsyncOpenAI(api_key="sk-test", base_url="http://127.0.0.1:9/v1"),
+        store,
+        anthropic=anthropic.AsyncAnthropic(api_key="sk-ant-test", base_url="http://127.0.0.1:9"),
+        phases=phases,
+    )
+    assert ["openai", "anthropic"] == list(journal.remotes)
+    assert isinstance(journal.remotes["openai"], OpenAIBatches)
+    assert isinstance(journal.remotes["anthropic"], AnthropicBatches)
+    assert journal.phases is phases
+    assert journal.store is store
+    assert "/v1/messages" == journal.batch_endpoint("/v1/messages")
+    alone = BatchJournal(None, store)
+    assert isinstance(alone.phases, Phases)
+    assert (5.0, 60.0) == (alone.poll_interval, alone.poll_interval_max)
+    assert Backoff(5.0, 60.0, 8) == alone._calls
+    assert Backoff(5.0, 60.0, 20) == alone._polls
+    only_anthropic = BatchJournal(None, store, anthropic=anthropic.AsyncAnthropic(api_key="k"))
+    assert ["anthropic"] == list(only_anthropic.remotes)
+
+
+def plan_of(endpoint: str = ENDPOINT) -> ShardPlan:
+    return ShardPlan(endpoint, "m", [], 0, 0)
+
+
+def test_an_upload_whose_answer_may_be_lost_is_noted(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a"], batch_id=None)
+    remote.uploads = True
+
+    def failure(status: int | None) -> CallFailed:
+        return CallFailed(ApiError(f"HTTP {status}"), definite=False, status=status)
+
+    remote.upload_failures = [failure(500), failure(429), failure(None), failure(499)]
+    plan = plan_of()
+    assert "file-uploaded" == run(journal.upload(record, plan, "shard-1.jsonl"))
+    assert [(plan, "shard-1.jsonl", journal._calls, journal.phases)] == remote.uploaded_with
+    notes = [detail for _, _, detail in store.anomalies(record.id)]
+    assert [
+        "an upload lost its answer (HTTP 500); a file named shard-1.jsonl may be left unused "
+        "at the server (files cost nothing)",
+        "an upload lost its answer (HTTP None); a file named shard-1.jsonl may be left unused "
+        "at the server (files cost nothing)",
+    ] == notes
+    assert [None, None] == [cid for _, cid, _ in store.anomalies(record.id)]
+    assert journal.phases.seconds["upload"] > 0
+
+
+def uploaded(store: Store, ids: Sequence[str]) -> ShardRecord:
+    record = shard(store, ids, batch_id=None)
+    moved = store.mark_uploaded(record.id, "file-in")
+    assert moved is not None
+    return moved
+
+
+def test_a_create_goes_to_the_remote_with_its_metadata(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = uploaded(store, ["a"])
+    plan = plan_of()
+    remote.creates = [batch("batch_new", "validating")]
+    made = run(journal.create(record, "/v1/chat/completions", {"inert_run": "run_a"}, plan))
+    assert "batch_new" == made.id
+    assert [(record, plan, "/v1/chat/completions", {"inert_run": "run_a"})] == remote.created_with
+    assert [f"create {record.id}"] == remote.calls
+
+
+def test_a_create_whose_answer_was_lost_is_found_and_not_made_again(
+    journal: BatchJournal, store: Store, remote: Scripted, caplog: pytest.LogCaptureFixture
+) -> None:
+    record = uploaded(store, ["a"])
+    remote.creates = [refused(500), batch("batch_twice", "validating")]
+    remote.found[record.id] = batch("batch_found", "validating")
+    with caplog.at_level("INFO", logger="inert.batch"):
+        made = run(journal.create(record, ENDPOINT, {}, plan_of()))
+    assert "batch_found" == made.id
+    assert [f"create {record.id}", f"scan [{record.id}]"] == remote.calls
+    assert [f"the create of shard {record.id} lost its answer; found batch_found"] == [
+        r.getMessage() for r in caplog.records if r.name == "inert.batch"
+    ]
+
+
+def test_a_create_refused_for_its_rate_is_tried_again_without_a_look_up(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = uploaded(store, ["a"])
+    remote.creates = [refused(429), batch("batch_new", "validating")]
+    remote.found[record.id] = batch("batch_found", "validating")
+    assert "batch_new" == run(journal.create(record, ENDPOINT, {}, plan_of())).id
+    assert [f"create {record.id}", f"create {record.id}"] == remote.calls
+
+
+def test_a_create_lost_with_nothing_found_is_tried_again(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = uploaded(store, ["a"])
+    remote.creates = [refused(502), batch("batch_new", "validating")]
+    assert "batch_new" == run(journal.create(record, ENDPOINT, {}, plan_of())).id
+    assert [f"create {record.id}", f"scan [{record.id}]", f"create {record.id}"] == remote.calls
+
+
+def test_a_create_whose_look_up_fails_is_tried_again(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = uploaded(store, ["a"])
+    remote.creates = [refused(500), batch("batch_new", "validating")]
+    remote.scan_failure = refused(400)  # the listing is refused for good
+    assert "batch_new" == run(journal.create(record, ENDPOINT, {}, plan_of())).id
+    assert [f"create {record.id}", f"scan [{record.id}]", f"create {record.id}"] == remote.calls
+
+
+def test_a_create_whose_look_up_cannot_decide_is_not_tried_again(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    from inert._runners._batch._remote import Undecided
+
+    record = uploaded(store, ["a"])
+    remote.creates = [refused(500), batch("batch_new", "validating")]
+    remote.scan_failure = Undecided(ApiError("two batches may be it"), definite=True, status=None)
+    with pytest.raises(Undecided):
+        run(journal.create(record, ENDPOINT, {}, plan_of()))
+    assert [f"create {record.id}", f"scan [{record.id}]"] == remote.calls
+
+
+def test_a_create_lost_every_time_fails_after_its_tries(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = uploaded(store, ["a"])
+    remote.creates = [refused(500) for _ in range(9)]
+    with pytest.raises(CallFailed) as raised:
+        run(journal.create(record, ENDPOINT, {}, plan_of()))
+    assert "creating the batch: HTTP 500: cannot cancel" == raised.value.error.message
+    assert 8 == remote.calls.count(f"create {record.id}")
