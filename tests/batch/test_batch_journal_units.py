@@ -11,6 +11,7 @@ while polling, a batch found again on resume.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from openai.types.batch_request_counts import BatchRequestCounts
 
 from inert import Store
 from inert._errors import ApiError
+from inert._providers import Provider
 from inert._runners._batch._http import Backoff, CallFailed
 from inert._runners._batch._journal import DOWNLOAD_ROUNDS, BatchJournal
 from inert._runners._batch._lines import ShardPlan
@@ -99,12 +101,12 @@ def body_of(cid: str, n: int = 1) -> dict[str, Any]:
 class Scripted(RemoteBatches):
     """A batch API that answers as the test scripted it (one try per call)."""
 
-    provider = "openai"
+    provider: Provider = "openai"
     uploads = False
 
     def __init__(self) -> None:
         self.polls: dict[str, list[Batch | BaseException]] = {}
-        self.files: dict[str, list[bytes | BaseException]] = {}
+        self.files: dict[str, list[bytes | BinaryIO | BaseException]] = {}
         self.cancels: dict[str, Batch | BaseException] = {}
         self.found: dict[int, Batch] = {}
         self.scan_failure: BaseException | None = None
@@ -902,3 +904,193 @@ def test_a_create_lost_every_time_fails_after_its_tries(
         run(journal.create(record, ENDPOINT, {}, plan_of()))
     assert "creating the batch: HTTP 500: cannot cancel" == raised.value.error.message
     assert 8 == remote.calls.count(f"create {record.id}")
+
+
+# --- finding batches of each provider, and unsent shards -----------------------------------
+
+MESSAGES = "/v1/messages"
+
+
+class ScriptedAnthropic(Scripted):
+    """The stand-in batch API of the Message Batches provider."""
+
+    provider: Provider = "anthropic"
+
+    def batch_endpoint(self, endpoint: str) -> str | None:
+        return endpoint if endpoint == MESSAGES else None
+
+    def endpoints(self) -> Sequence[str]:
+        return (MESSAGES,)
+
+
+def unsent_shard(
+    store: Store, ids: Sequence[str], endpoint: str, owner: str | None = None
+) -> ShardRecord:
+    store.begin_run("run_a", {})
+    return store.intend_shard(
+        run_id="run_a",
+        shard=store.next_shard_index("run_a"),
+        attempt=1,
+        endpoint=endpoint,
+        model="m",
+        custom_ids=list(ids),
+        owner=owner,
+        lease_expires_at=None if owner is None else 4e9,
+    )
+
+
+def test_each_provider_is_asked_only_for_its_own_shards(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    messages = ScriptedAnthropic()
+    journal.remotes["anthropic"] = messages
+    first = unsent_shard(store, ["a"], MESSAGES)
+    second = unsent_shard(store, ["b"], MESSAGES)
+    messages.found[second.id] = batch("msgbatch_2", "in_progress")
+    found = run(journal.find_remote([first, second]))
+    assert {second.id: "msgbatch_2"} == {k: v.id for k, v in found.items()}
+    assert [] == remote.calls  # no shard of OpenAI's: its batches are not listed
+    assert [f"scan {sorted([first.id, second.id])}"] == messages.calls
+    chat = unsent_shard(store, ["c"], ENDPOINT)
+    remote.found[chat.id] = batch("batch_c", "in_progress")
+    both = run(journal.find_remote([first, chat, second]))
+    assert {second.id: "msgbatch_2", chat.id: "batch_c"} == {k: v.id for k, v in both.items()}
+    assert [f"scan [{chat.id}]"] == remote.calls
+
+
+def test_a_failed_listing_is_tried_again_then_fails(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = unsent_shard(store, ["a"], ENDPOINT)
+    remote.scan_failure = refused(503)
+    with pytest.raises(CallFailed) as raised:
+        run(journal.resolve_unsent([record]))
+    assert "listing batches: HTTP 503: cannot cancel" == raised.value.error.message
+    assert 8 == len(remote.calls)
+    assert "intended" == store.shard(record.id).state  # nothing was changed
+
+
+def test_unsent_shards_of_a_provider_without_a_client_are_left_alone(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = unsent_shard(store, ["a"], MESSAGES)
+    assert [] == run(journal.resolve_unsent([record]))
+    assert [] == remote.calls
+    assert "intended" == store.shard(record.id).state
+
+
+def test_an_unsent_shard_is_abandoned_only_while_its_owner_holds_it(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    mine = unsent_shard(store, ["a"], ENDPOINT, owner="run_mine")
+    theirs = unsent_shard(store, ["b"], ENDPOINT, owner="run_theirs")
+    found = unsent_shard(store, ["c"], ENDPOINT, owner="run_theirs")
+    remote.found[found.id] = batch("batch_c", "validating")
+    attached = run(journal.resolve_unsent([mine, theirs, found], held_by="run_mine"))
+    assert [(found.id, "batch_c")] == [(r.id, r.batch_id) for r in attached]
+    assert ("abandoned", "intended", "created") == (
+        store.shard(mine.id).state,
+        store.shard(theirs.id).state,
+        store.shard(found.id).state,
+    )
+
+
+def test_an_uploaded_shard_found_again_keeps_its_file_and_status(
+    journal: BatchJournal, store: Store, remote: Scripted, caplog: pytest.LogCaptureFixture
+) -> None:
+    record = unsent_shard(store, ["a"], ENDPOINT)
+    moved = store.mark_uploaded(record.id, "file-a")
+    assert moved is not None
+    remote.found[record.id] = batch("batch_a", "in_progress")
+    with caplog.at_level("INFO", logger="inert.batch"):
+        (attached,) = run(journal.resolve_unsent([moved]))
+    assert ("created", "batch_a", "in_progress", "file-a") == (
+        attached.state,
+        attached.batch_id,
+        attached.remote_status,
+        attached.input_file_id,
+    )
+    assert attached == store.shard(record.id)
+    assert [f"re-attached shard {record.id} to batch batch_a"] == [
+        r.getMessage() for r in caplog.records if r.name == "inert.batch"
+    ]
+
+
+def test_an_unsent_shard_that_moved_meanwhile_is_not_attached(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    stale = unsent_shard(store, ["a"], ENDPOINT)  # read while intended
+    store.mark_uploaded(stale.id, "file-a")  # another process moved it on
+    lost = unsent_shard(store, ["b"], ENDPOINT)
+    store.mark_uploaded(lost.id, "file-b")
+    remote.found[stale.id] = batch("batch_a", "in_progress")
+    assert [] == run(journal.resolve_unsent([stale, lost]))
+    assert ("uploaded", None) == (store.shard(stale.id).state, store.shard(stale.id).batch_id)
+    assert "uploaded" == store.shard(lost.id).state  # read as intended: not abandoned
+
+
+# --- what is left of the calls -----------------------------------------------------------
+
+
+def test_a_refused_cancel_of_a_batch_that_is_gone_changes_nothing(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a"])
+    remote.cancels["batch_1"] = refused(400)
+    remote.polls["batch_1"] = [not_found()]
+    assert run(journal.cancel_remote(record)) is None
+    now = store.shard(record.id)
+    assert ("created", "validating") == (now.state, now.remote_status)
+    assert ["cancel batch_1", "retrieve batch_1"] == remote.calls
+
+
+def test_a_refused_cancel_is_read_with_the_call_retries(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a"])
+    remote.cancels["batch_1"] = refused(400)
+    remote.polls["batch_1"] = [refused(500)]
+    with pytest.raises(CallFailed):
+        run(journal.cancel_remote(record))
+    assert 8 == remote.calls.count("retrieve batch_1")  # CALL_TRIES, not POLL_TRIES
+
+
+def test_a_cancel_that_fails_for_now_fails_the_call(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a"])
+    remote.cancels["batch_1"] = refused(500)
+    with pytest.raises(CallFailed) as raised:
+        run(journal.cancel_remote(record))
+    assert "cancelling batch batch_1: HTTP 500: cannot cancel" == raised.value.error.message
+    assert 8 == remote.calls.count("cancel batch_1")
+    assert "created" == store.shard(record.id).state
+
+
+class Streamed(io.BytesIO):
+    """A downloaded file the journal reads line by line and must close."""
+
+
+def test_an_output_streamed_from_a_file_is_read_and_closed(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a", "b"])
+    remote.polls["batch_1"] = [batch("batch_1", "completed", (2, 0, 2), output_file_id="o")]
+    file = Streamed(f"{answer_line('a')}\n{answer_line('b')}\n".encode())
+    remote.files["o"] = [file]  # a BinaryIO, as the remote may give for a large file
+    collected = run(journal.collect(record))
+    assert (None, {"a", "b"}) == (collected.incomplete, set(collected.lines))
+    assert file.closed
+    assert {"a": body_of("a"), "b": body_of("b")} == dict(store.get_responses(["a", "b"]))
+
+
+def test_a_failed_collection_among_many_fails_the_resume(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    shard(store, ["a"], batch_id="batch_1")
+    shard(store, ["b"], batch_id="batch_2")
+    remote.polls["batch_1"] = [refused(400)]
+    remote.polls["batch_2"] = [batch("batch_2", "in_progress")]
+    with pytest.raises(CallFailed) as raised:
+        run(journal.resume())
+    assert "polling batch batch_1: HTTP 400: cannot cancel" == raised.value.error.message
