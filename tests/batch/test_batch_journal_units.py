@@ -30,6 +30,7 @@ from inert._runners._batch._http import Backoff, CallFailed
 from inert._runners._batch._journal import DOWNLOAD_ROUNDS, BatchJournal
 from inert._runners._batch._lines import ShardPlan
 from inert._runners._batch._phases import Phases
+from inert._runners._batch._progress import ProgressView
 from inert._runners._batch._remote import INLINE, RemoteBatches
 from inert._store import ShardRecord
 
@@ -1094,3 +1095,123 @@ def test_a_failed_collection_among_many_fails_the_resume(
     with pytest.raises(CallFailed) as raised:
         run(journal.resume())
     assert "polling batch batch_1: HTTP 400: cannot cancel" == raised.value.error.message
+
+
+# --- aimed at what mutation testing found unguarded ----------------------------------------
+
+
+def test_a_batch_with_no_completed_line_and_no_output_file_is_closed(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a"])
+    remote.polls["batch_1"] = [batch("batch_1", "completed", (0, 1, 1), error_file_id="e")]
+    remote.files["e"] = [f"{error_line('a')}\n".encode()]
+    collected = run(journal.collect(record))
+    assert (None, "completed") == (collected.incomplete, collected.status)
+    assert "downloaded" == store.shard(record.id).state
+    cancelled = shard(store, ["b"], batch_id="batch_2")
+    remote.polls["batch_2"] = [batch("batch_2", "cancelled", (0, 0, 1))]
+    assert run(journal.collect(cancelled)).incomplete is None
+    assert "downloaded" == store.shard(cancelled.id).state
+
+
+def test_a_malformed_output_line_counts_as_read(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a", "b"])
+    remote.polls["batch_1"] = [batch("batch_1", "completed", (2, 0, 2), output_file_id="o")]
+    remote.files["o"] = [f'{answer_line("a")}\n{{"not": "a line"}}\n'.encode()]
+    collected = run(journal.collect(record))
+    assert (None, True) == (collected.incomplete, collected.doubtful)
+    assert ["download o"] == [c for c in remote.calls if c.startswith("download")]
+    assert "downloaded" == store.shard(record.id).state
+
+
+def test_cancel_returns_only_the_batches_it_cancelled(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    already = shard(store, ["a"], batch_id="batch_1")
+    store.transition(already.id, ("created",), "cancelling")
+    ended = shard(store, ["b"], batch_id="batch_2")
+    running = shard(store, ["c"], batch_id="batch_3")
+    remote.cancels["batch_2"] = batch("batch_2", "completed", (1, 0, 1))
+    remote.cancels["batch_3"] = batch("batch_3", "cancelling")
+    assert ["batch_3"] == run(journal.cancel())
+    assert ["cancel batch_2", "cancel batch_3"] == remote.calls
+    assert ("cancelling", "created", "cancelling") == (
+        store.shard(already.id).state,
+        store.shard(ended.id).state,
+        store.shard(running.id).state,
+    )
+
+
+def test_cancel_leaves_a_shard_that_was_not_pending_when_it_was_called(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    unsent = unsent_shard(store, ["a"], ENDPOINT)
+    late = unsent_shard(store, ["b"], ENDPOINT)
+    store.transition(late.id, ("intended",), "abandoned")
+    scan = remote.scan
+
+    async def scan_while_a_run_creates(records: Sequence[ShardRecord]) -> dict[int, Batch]:
+        # Meanwhile a live run journals the batch its create made for the abandoned shard.
+        store.mark_created(late.id, "batch_late", "validating", expect=("abandoned",))
+        return await scan(records)
+
+    remote.scan = scan_while_a_run_creates  # type: ignore[method-assign]
+    assert [] == run(journal.cancel())
+    assert ("abandoned", "created") == (store.shard(unsent.id).state, store.shard(late.id).state)
+    assert [f"scan [{unsent.id}]"] == remote.calls
+
+
+def test_resume_finds_unsent_shards_nobody_holds_and_collects_them(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    free = unsent_shard(store, ["a"], ENDPOINT)
+    held = unsent_shard(store, ["b"], ENDPOINT, owner="run_live")
+    remote.found[free.id] = batch("batch_1", "completed", (1, 0, 1), output_file_id="o")
+    remote.found[held.id] = batch("batch_2", "completed", (1, 0, 1), output_file_id="o")
+    remote.polls["batch_1"] = [batch("batch_1", "completed", (1, 0, 1), output_file_id="o")]
+    remote.files["o"] = [f"{answer_line('a')}\n".encode()]
+    collected = run(journal.resume())
+    assert ["batch_1"] == [c.batch_id for c in collected]
+    assert [f"scan [{free.id}]", "retrieve batch_1", "download o"] == remote.calls
+    assert ("downloaded", "intended") == (store.shard(free.id).state, store.shard(held.id).state)
+
+
+def test_resume_leaves_finished_shards_alone(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    done = shard(store, ["a"], batch_id="batch_1")
+    remote.polls["batch_1"] = [batch("batch_1", "completed", (1, 0, 1), output_file_id="o")]
+    remote.files["o"] = [f"{answer_line('a')}\n".encode()]
+    run(journal.collect(done))
+    remote.calls.clear()
+    assert [] == run(journal.resume())
+    assert [] == remote.calls
+
+
+class Recording(ProgressView):
+    """A progress display that notes each batch it is shown."""
+
+    def __init__(self) -> None:
+        super().__init__(False)
+        self.shown: list[tuple[int, str, str]] = []
+
+    def show(self, record: ShardRecord, batch: Batch) -> None:
+        self.shown.append((record.id, batch.id, batch.status))
+
+
+def test_resume_shows_each_poll_in_its_view(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a"])
+    remote.polls["batch_1"] = [
+        batch("batch_1", "in_progress"),
+        batch("batch_1", "completed", (0, 0, 1)),
+    ]
+    view = Recording()
+    run(journal.resume(view=view))
+    assert [(record.id, "batch_1", "in_progress"), (record.id, "batch_1", "completed")] == (
+        view.shown
+    )
