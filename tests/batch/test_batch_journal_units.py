@@ -1215,3 +1215,111 @@ def test_resume_shows_each_poll_in_its_view(
     assert [(record.id, "batch_1", "in_progress"), (record.id, "batch_1", "completed")] == (
         view.shown
     )
+
+
+def test_a_collection_told_to_stop_cancels_its_batch(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a"])
+    remote.polls["batch_1"] = [batch("batch_1", "in_progress"), batch("batch_1", "cancelled")]
+    remote.cancels["batch_1"] = batch("batch_1", "cancelling")
+    collected = run(journal.collect(record, should_cancel=lambda: True))
+    assert "during" == collected.cancel
+    assert "cancel batch_1" in remote.calls
+
+
+def test_a_shard_another_run_holds_is_not_closed_by_this_one(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    store.begin_run("run_a", {})
+
+    def held(batch_id: str, cid: str) -> ShardRecord:
+        record = store.intend_shard(
+            run_id="run_a",
+            shard=store.next_shard_index("run_a"),
+            attempt=1,
+            endpoint=ENDPOINT,
+            model="m",
+            custom_ids=[cid],
+            owner="run_other",
+            lease_expires_at=4e9,
+        )
+        created = store.mark_created(record.id, batch_id, "validating")
+        assert created is not None
+        return created
+
+    vanished = held("batch_1", "a")
+    failed = held("batch_2", "b")
+    done = held("batch_3", "c")
+    remote.polls["batch_1"] = [not_found()]
+    remote.polls["batch_2"] = [batch("batch_2", "failed", (0, 0, 1))]
+    remote.polls["batch_3"] = [batch("batch_3", "completed", (1, 0, 1), output_file_id="o")]
+    remote.files["o"] = [f"{answer_line('c')}\n".encode()]
+    for record in (vanished, failed, done):
+        run(journal.collect(record, owner="run_mine"))
+    assert ["created"] * 3 == [store.shard(r.id).state for r in (vanished, failed, done)]
+    assert {"c": body_of("c")} == dict(store.get_responses(["c"]))  # stored in any case
+    for record in (vanished, failed, done):
+        run(journal.collect(store.shard(record.id), owner="run_other"))
+    assert ["failed", "failed", "downloaded"] == [
+        store.shard(r.id).state for r in (vanished, failed, done)
+    ]
+
+
+def test_a_vanished_batch_leaves_no_counts(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a", "b"])
+    store.mark_remote(record.id, "in_progress", 1, 1)
+    remote.polls["batch_1"] = [not_found()]
+    run(journal.collect(store.shard(record.id)))
+    now = store.shard(record.id)
+    assert ("failed", 0, 0, None, None) == (
+        now.state,
+        now.completed,
+        now.failed,
+        now.output_file_id,
+        now.error_file_id,
+    )
+
+
+def test_a_batch_that_ended_while_another_process_cancels_it_was_cancelled_before(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a"])
+    cancelling = store.transition(record.id, ("created",), "cancelling")
+    assert cancelling is not None
+    remote.polls["batch_1"] = [batch("batch_1", "completed", (1, 0, 1))]
+    assert "before" == run(journal.collect(cancelling)).cancel
+    other = shard(store, ["b"], batch_id="batch_2")
+    journaled = store.transition(other.id, ("created",), "cancelling")
+    assert journaled is not None
+    remote.polls["batch_2"] = [batch("batch_2", "in_progress"), batch("batch_2", "cancelled")]
+    assert "before" == run(journal.collect(journaled)).cancel
+    assert "during" == run(journal.collect(journaled, adopted=False)).cancel
+
+
+def test_each_short_download_is_logged(
+    journal: BatchJournal, store: Store, remote: Scripted, caplog: pytest.LogCaptureFixture
+) -> None:
+    record = shard(store, ["a", "b"])
+    remote.polls["batch_1"] = [batch("batch_1", "completed", (2, 0, 2), output_file_id="o")]
+    whole = f"{answer_line('a')}\n{answer_line('b')}\n".encode()
+    remote.files["o"] = [f"{answer_line('a')}\n".encode(), whole]
+    with caplog.at_level("WARNING", logger="inert.batch"):
+        run(journal.collect(record))
+    assert [
+        "the output file of batch batch_1 read 1 lines where its counts say 2 (download 1 of 5)"
+    ] == [r.getMessage() for r in caplog.records if r.name == "inert.batch"]
+
+
+def test_a_short_error_file_says_nothing_is_missing(
+    journal: BatchJournal, remote: Scripted
+) -> None:
+    remote.files["e"] = [f"{error_line('b')}\n".encode()]
+    ended = batch("batch_1", "completed", (0, 2, 2), error_file_id="e")
+    read = run(journal._read(ended, "e", {"b", "c"}, 2, "error"))
+    assert read is not None
+    assert ([], None) == (read[0].malformed, read[1])
+    assert ["b"] == [line.custom_id for line in read[0].lines]
+    assert DOWNLOAD_ROUNDS == remote.calls.count("download e")
