@@ -1323,3 +1323,159 @@ def test_a_short_error_file_says_nothing_is_missing(
     assert ([], None) == (read[0].malformed, read[1])
     assert ["b"] == [line.custom_id for line in read[0].lines]
     assert DOWNLOAD_ROUNDS == remote.calls.count("download e")
+
+
+def test_a_failed_batch_error_without_a_message_keeps_its_line_and_code(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    bare = type("E", (), {"line": 3, "code": "too_large", "message": None})()
+    errors = type("Errors", (), {"data": [bare]})()
+    record = shard(store, ["a"])
+    remote.polls["batch_1"] = [batch("batch_1", "failed", None, errors=errors)]
+    assert "line 3: too_large: " == run(journal.collect(record)).batch_error
+
+
+def test_known_ids_given_as_a_list_are_the_ones_matched(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a", "b"])
+    remote.polls["batch_1"] = [batch("batch_1", "completed", (1, 0, 2), output_file_id="o")]
+    remote.files["o"] = [f"{answer_line('a')}\n{answer_line('b')}\n".encode()]
+    collected = run(journal.collect(record, known=["a"]))
+    assert {"a"} == set(collected.lines)
+    assert {"a": body_of("a")} == dict(store.get_responses(["a", "b"]))
+    assert ["b"] == [cid for _, cid, _ in store.anomalies(record.id)]
+
+
+def test_the_error_file_of_an_unfinished_batch_is_read_once(
+    journal: BatchJournal, store: Store, remote: Scripted, caplog: pytest.LogCaptureFixture
+) -> None:
+    record = shard(store, ["a", "b", "c"])
+    remote.polls["batch_1"] = [
+        batch("batch_1", "expired", (1, 2, 3), output_file_id="o", error_file_id="e")
+    ]
+    remote.files["o"] = [f"{answer_line('a')}\n".encode()]
+    remote.files["e"] = [f"{error_line('b')}\n".encode()]  # one of the two failed lines
+    assert run(journal.collect(record)).incomplete is None
+    assert 1 == remote.calls.count("download e")
+    other = shard(store, ["d"], batch_id="batch_2")
+    remote.polls["batch_2"] = [batch("batch_2", "cancelled", (0, 0, 1), error_file_id="e2")]
+    remote.files["e2"] = [b""]
+    assert run(journal.collect(other)).incomplete is None
+    assert 1 == remote.calls.count("download e2")
+    short = shard(store, ["e", "f"], batch_id="batch_3")
+    remote.polls["batch_3"] = [batch("batch_3", "completed", (0, 2, 2), error_file_id="e3")]
+    remote.files["e3"] = [f"{error_line('e')}\n".encode()]
+    with caplog.at_level("WARNING", logger="inert.batch"):
+        assert run(journal.collect(short)).incomplete is None
+    said = [r.getMessage() for r in caplog.records if r.name == "inert.batch"]
+    assert 5 == len(said)
+    assert (
+        "the error file of batch batch_3 read 1 lines where its counts say 2 (download 5 of 5)"
+        == (said[-1])
+    )
+
+
+def test_the_decoder_is_asked_with_each_answer_body(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a", "b"])
+    remote.polls["batch_1"] = [batch("batch_1", "completed", (2, 0, 2), output_file_id="o")]
+    remote.files["o"] = [f"{answer_line('a')}\n{answer_line('b', 2)}\n".encode()]
+    asked: list[tuple[str, Any]] = []
+
+    def keep(cid: str, body: Any) -> bool:
+        asked.append((cid, body))
+        return bool(body["n"] == 2)
+
+    run(journal.collect(record, keep=keep))
+    assert [("a", body_of("a")), ("b", body_of("b", 2))] == sorted(asked)
+    assert {"b": body_of("b", 2)} == dict(store.get_responses(["a", "b"]))
+
+
+MALFORMED = '{"not": "a line"}'
+
+
+def test_a_lost_collection_says_what_it_matched(
+    journal: BatchJournal, store: Store, remote: Scripted, caplog: pytest.LogCaptureFixture
+) -> None:
+    record = shard(store, ["a", "b"])
+    remote.polls["batch_1"] = [
+        batch("batch_1", "cancelled", (2, 1, 3), output_file_id="o", error_file_id="e")
+    ]
+    lines = [answer_line("a"), answer_line("a", 2), answer_line("b"), MALFORMED]
+    remote.files["o"] = ["\n".join(lines).encode()]
+    remote.files["e"] = [not_found()]
+    with caplog.at_level("WARNING", logger="inert.batch"):
+        collected = run(journal.collect(record))
+    assert ("lost", frozenset({"a"}), "before", True, {"b"}) == (
+        collected.status,
+        collected.conflicts,
+        collected.cancel,
+        collected.doubtful,
+        set(collected.lines),
+    )
+    assert [
+        "the error file of batch batch_1 expired before it was downloaded (404 No such File "
+        "object): its answers are gone; a run of the same requests submits the unanswered "
+        "lines again"
+    ] == [r.getMessage() for r in caplog.records if r.name == "inert.batch"]
+    assert {"b": body_of("b")} == dict(store.get_responses(["a", "b"]))
+
+
+def test_a_short_collection_says_what_it_matched(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a", "b", "c", "d"])
+    remote.polls["batch_1"] = [batch("batch_1", "cancelled", (4, 0, 4), output_file_id="o")]
+    lines = [answer_line("a"), answer_line("a", 2), answer_line("b"), MALFORMED]
+    remote.files["o"] = ["\n".join(lines).encode()]
+    collected = run(journal.collect(record))
+    assert ("cancelled", frozenset({"a"}), "before", True, {"b"}) == (
+        collected.status,
+        collected.conflicts,
+        collected.cancel,
+        collected.doubtful,
+        set(collected.lines),
+    )
+    assert collected.incomplete is not None
+    assert {"b": body_of("b")} == dict(store.get_responses(["a", "b"]))
+    now = store.shard(record.id)
+    assert ("cancelling", "cancelled", 4, 0) == (
+        now.state,
+        now.remote_status,
+        now.completed,
+        now.failed,
+    )
+
+
+def test_a_whole_collection_says_what_it_matched(
+    journal: BatchJournal, store: Store, remote: Scripted, caplog: pytest.LogCaptureFixture
+) -> None:
+    record = shard(store, ["a", "b", "c"])
+    remote.polls["batch_1"] = [batch("batch_1", "cancelled", (2, 0, 3), output_file_id="o")]
+    lines = [answer_line("a"), answer_line("a", 2), answer_line("b"), MALFORMED]
+    remote.files["o"] = ["\n".join(lines).encode()]
+    with caplog.at_level("WARNING", logger="inert.batch"):
+        collected = run(journal.collect(record))
+    assert ("cancelled", frozenset({"a"}), "before", True, {"b"}, None) == (
+        collected.status,
+        collected.conflicts,
+        collected.cancel,
+        collected.doubtful,
+        set(collected.lines),
+        collected.incomplete,
+    )
+    now = store.shard(record.id)
+    assert ("downloaded", "cancelled", 2, 0, "o") == (
+        now.state,
+        now.remote_status,
+        now.completed,
+        now.failed,
+        now.output_file_id,
+    )
+    anomalies = store.anomalies(record.id)
+    assert [
+        f"anomaly in shard {record.id} (custom_id {cid}): {detail}" for _, cid, detail in anomalies
+    ] == [r.getMessage() for r in caplog.records if r.name == "inert.batch"]
+    assert 2 == len(anomalies)  # the conflict and the malformed line
