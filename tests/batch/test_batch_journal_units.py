@@ -1479,3 +1479,44 @@ def test_a_whole_collection_says_what_it_matched(
         f"anomaly in shard {record.id} (custom_id {cid}): {detail}" for _, cid, detail in anomalies
     ] == [r.getMessage() for r in caplog.records if r.name == "inert.batch"]
     assert 2 == len(anomalies)  # the conflict and the malformed line
+
+
+def test_a_batch_that_vanishes_while_polled_keeps_its_first_status(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a"])
+    remote.polls["batch_1"] = [batch("batch_1", "in_progress"), not_found()]
+    polled = run(journal.poll(record))
+    assert (None, "in_progress", False) == (polled.batch, polled.first_status, polled.cancel_seen)
+
+
+class Journaled(ProgressView):
+    """A progress display that notes, at each poll, the counts the journal holds."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(False)
+        self.store = store
+        self.seen: list[tuple[str | None, int]] = []
+
+    def show(self, record: ShardRecord, batch: Batch) -> None:
+        now = self.store.shard(record.id)
+        self.seen.append((now.remote_status, now.completed))
+
+
+def test_the_journal_is_written_only_when_the_status_changes(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a", "b"])
+    store.mark_remote(record.id, "in_progress", 0, 0)
+    remote.polls["batch_1"] = [
+        batch("batch_1", "in_progress", (1, 0, 2)),
+        batch("batch_1", "in_progress", (2, 0, 2)),
+        batch("batch_1", "completed", (2, 0, 2)),
+    ]
+    view = Journaled(store)
+    run(journal.poll(store.shard(record.id), view))
+    assert [("in_progress", 0)] * 3 == view.seen
+    assert ("completed", 2) == (
+        store.shard(record.id).remote_status,
+        store.shard(record.id).completed,
+    )
