@@ -13,6 +13,8 @@ import io
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from inert._errors import (
     ApiError,
@@ -25,6 +27,7 @@ from inert._json import JSON
 from inert._runners._batch._output import (
     RETRYABLE_LINE_STATUSES,
     Collected,
+    LineMatcher,
     OutputLine,
     ParsedFile,
     is_success,
@@ -455,4 +458,62 @@ def test_collected_defaults_say_nothing_went_wrong() -> None:
         collected.cancel,
         collected.incomplete,
         collected.doubtful,
+    )
+
+
+# LineMatcher: match_lines one file at a time, counting the shard's ids of each file
+
+_IDS = st.sampled_from(["a", "b", "c", "stray"])
+_LINES = st.builds(
+    OutputLine,
+    _IDS,
+    st.sampled_from([200, 500, None]),
+    st.sampled_from([ANSWER, {"other": 1}, None]),
+    st.none(),
+)
+_FILES = st.lists(
+    st.builds(
+        ParsedFile,
+        st.lists(_LINES, max_size=6),
+        st.lists(st.sampled_from(["m1", "m2"]), max_size=2),
+        st.lists(st.sampled_from(["u1"]), max_size=1),
+    ),
+    max_size=3,
+)
+
+
+@given(_FILES)
+def test_matching_file_by_file_is_matching_them_together(files: list[ParsedFile]) -> None:
+    known = {"a", "b", "c"}
+    matcher = LineMatcher("batch_1", known)
+    for file in files:
+        matcher.add(file)
+    together = match_lines("batch_1", files, known)
+    assert (together.lines, together.conflicts, together.anomalies) == (
+        matcher.matched().lines,
+        matcher.matched().conflicts,
+        matcher.matched().anomalies,
+    )
+
+
+@given(_FILES.filter(lambda files: len(files) == 1))
+def test_a_matcher_counts_each_known_id_of_its_file_once(files: list[ParsedFile]) -> None:
+    known = {"a", "b", "c"}
+    matcher = LineMatcher("batch_1", known)
+    matcher.add(files[0])
+    assert len({line.custom_id for line in files[0].lines} & known) == matcher.ids_seen
+
+
+def test_a_cleared_matcher_forgets_the_file_read_before() -> None:
+    a = OutputLine("a", 200, ANSWER, None)
+    b = OutputLine("b", 200, ANSWER, None)
+    matcher = LineMatcher("batch_1", {"a", "b"})
+    matcher.add(parsed(a, OutputLine("a", 500, None, None), malformed=("m",)))
+    matcher.clear()
+    matcher.add(parsed(b))
+    assert ({"b": b}, frozenset(), [], 1) == (
+        matcher.matched().lines,
+        matcher.matched().conflicts,
+        matcher.matched().anomalies,
+        matcher.ids_seen,
     )

@@ -27,9 +27,9 @@ from inert._runners._batch._http import Backoff, CallFailed, retrying
 from inert._runners._batch._lines import TERMINAL_STATUSES, ShardPlan
 from inert._runners._batch._output import (
     Collected,
+    LineMatcher,
     ParsedFile,
     is_success,
-    match_lines,
     parse_output_file,
 )
 from inert._runners._batch._phases import Phases
@@ -465,17 +465,22 @@ class BatchJournal:
             with self.phases.timing("journal"):
                 ids = set(store.shard_custom_ids(record.id) if known is None else known)
         with self.phases.timing("collect"):
-            output = await self._read(batch, batch.output_file_id, ids, completed, "output")
+            # The output's lines are matched as it is read (that also counts them).
+            matcher = LineMatcher(batch.id, ids)
+            output = await self._read(batch, batch.output_file_id, matcher, completed, "output")
             errors_file = await self._read(
                 batch,
                 batch.error_file_id,
-                ids,
+                LineMatcher(batch.id, ids),
                 failed if batch.status == "completed" else 0,
                 "error",
             )
-            parsed = [read[0] for read in (output, errors_file) if read is not None]
             with paused_gc():  # per-line work over acyclic data (and a decode per answer)
-                matched = match_lines(batch.id, parsed, ids)
+                if output is None:
+                    matcher = LineMatcher(batch.id, ids)
+                if errors_file is not None:
+                    matcher.add(errors_file[0])
+                matched = matcher.matched()
                 answers = [
                     (cid, line.body)
                     for cid, line in matched.lines.items()
@@ -538,14 +543,15 @@ class BatchJournal:
         )
 
     async def _read(
-        self, batch: Batch, file_id: str | None, known: Collection[str], expected: int, kind: str
+        self, batch: Batch, file_id: str | None, matcher: LineMatcher, expected: int, kind: str
     ) -> tuple[ParsedFile, str | None] | None:
         """Download and parse one file of a batch, again while it reads short.
 
         Returns ``None`` when the file expired, else the parsed file and, for an
         output file that still reads short after :data:`DOWNLOAD_ROUNDS` downloads,
         a message saying so. A short error file is believed after those rounds (its
-        lines never carry a paid answer).
+        lines never carry a paid answer). ``matcher`` (new, of the shard's ids) holds
+        the lines of the file returned, matched.
         """
         parsed = ParsedFile([], [], [])
         if file_id is None:
@@ -568,8 +574,9 @@ class BatchJournal:
             else:
                 with data:  # read line by line: a large output is never held whole
                     parsed = parse_output_file(data)
-            readable = len({ln.custom_id for ln in parsed.lines if ln.custom_id in known})
-            readable += len(parsed.malformed)
+            matcher.clear()
+            matcher.add(parsed)
+            readable = matcher.ids_seen + len(parsed.malformed)
             if readable >= expected:
                 return parsed, None
             logger.warning(

@@ -166,10 +166,40 @@ def match_lines(batch_id: str, files: Collection[ParsedFile], known: Collection[
     identical lines for one id count once; two that disagree are a conflict: the id
     gets no line and its request fails, so a duplicate never overrides an answer.
     """
-    lines: dict[str, OutputLine] = {}
-    conflicts: set[str] = set()
-    anomalies: list[tuple[str | None, str]] = []
+    matcher = LineMatcher(batch_id, known)
     for parsed in files:
+        matcher.add(parsed)
+    return matcher.matched()
+
+
+class LineMatcher:
+    """:func:`match_lines` one file at a time, counting the shard's ids each file carries.
+
+    Collecting a batch both checks that a file reads as long as the batch's counts say
+    (how many of the shard's ids it carries) and matches its lines; one pass over the
+    lines does both, so a 50,000-line output meets its 50,000 ids once, not twice.
+    """
+
+    def __init__(self, batch_id: str, known: Collection[str]) -> None:
+        self.batch_id = batch_id
+        self.known = known
+        self.lines: dict[str, OutputLine] = {}
+        self.conflicts: set[str] = set()
+        self.anomalies: list[tuple[str | None, str]] = []
+
+    def clear(self) -> None:
+        """Forget every file added (a file downloaded again replaces the one read before)."""
+        self.lines = {}
+        self.conflicts = set()
+        self.anomalies = []
+
+    def add(self, parsed: ParsedFile) -> None:
+        """Match the lines of one more file (after those of the files added before)."""
+        batch_id = self.batch_id
+        known = self.known
+        lines = self.lines
+        conflicts = self.conflicts
+        anomalies = self.anomalies
         anomalies.extend((None, text) for text in (*parsed.malformed, *parsed.unreadable))
         for line in parsed.lines:
             cid = line.custom_id
@@ -199,7 +229,15 @@ def match_lines(batch_id: str, files: Collection[ParsedFile], known: Collection[
             )
             conflicts.add(cid)
             del lines[cid]
-    return Matched(lines, frozenset(conflicts), anomalies)
+
+    @property
+    def ids_seen(self) -> int:
+        """How many of the shard's ids the files added so far carry (each counted once)."""
+        return len(self.lines) + len(self.conflicts)
+
+    def matched(self) -> Matched:
+        """The lines matched so far."""
+        return Matched(self.lines, frozenset(self.conflicts), self.anomalies)
 
 
 @attrs.frozen
