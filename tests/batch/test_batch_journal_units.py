@@ -29,6 +29,7 @@ from inert._providers import Provider
 from inert._runners._batch._http import Backoff, CallFailed
 from inert._runners._batch._journal import DOWNLOAD_ROUNDS, BatchJournal
 from inert._runners._batch._lines import ShardPlan
+from inert._runners._batch._output import LineMatcher
 from inert._runners._batch._phases import Phases
 from inert._runners._batch._progress import ProgressView
 from inert._runners._batch._remote import INLINE, RemoteBatches
@@ -1318,10 +1319,12 @@ def test_a_short_error_file_says_nothing_is_missing(
 ) -> None:
     remote.files["e"] = [f"{error_line('b')}\n".encode()]
     ended = batch("batch_1", "completed", (0, 2, 2), error_file_id="e")
-    read = run(journal._read(ended, "e", {"b", "c"}, 2, "error"))
+    matcher = LineMatcher("batch_1", {"b", "c"})
+    read = run(journal._read(ended, "e", matcher, 2, "error"))
     assert read is not None
     assert ([], None) == (read[0].malformed, read[1])
     assert ["b"] == [line.custom_id for line in read[0].lines]
+    assert ["b"] == list(matcher.matched().lines)
     assert DOWNLOAD_ROUNDS == remote.calls.count("download e")
 
 
