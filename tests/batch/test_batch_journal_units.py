@@ -1523,3 +1523,34 @@ def test_the_journal_is_written_only_when_the_status_changes(
         store.shard(record.id).remote_status,
         store.shard(record.id).completed,
     )
+
+
+def test_a_batch_without_counts_is_journaled_with_none_done(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a"])
+    remote.polls["batch_1"] = [
+        batch("batch_1", "in_progress", None),
+        batch("batch_1", "failed", None),
+    ]
+    run(journal.poll(record))
+    now = store.shard(record.id)
+    assert ("failed", 0, 0) == (now.remote_status, now.completed, now.failed)
+
+
+def test_polls_wait_longer_each_time_up_to_the_longest_pause(
+    journal: BatchJournal, store: Store, remote: Scripted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = shard(store, ["a"])
+    running: list[Batch | BaseException] = [batch("batch_1", "in_progress")] * 4
+    remote.polls["batch_1"] = [*running, batch("batch_1", "completed", (1, 0, 1))]
+    waits: list[float] = []
+    sleep = asyncio.sleep
+
+    async def noted(delay: float) -> None:
+        waits.append(delay)
+        await sleep(0)
+
+    monkeypatch.setattr(asyncio, "sleep", noted)
+    run(journal.poll(record))
+    assert [0.001, 0.0015, 0.002, 0.002] == pytest.approx(waits)
