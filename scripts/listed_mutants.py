@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -132,7 +133,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "src/inert/_runners/_batch/_runner.py",
         "await self._journal.resolve_unsent(unsent, held_by=run_id)",
         "pass",
-        first=("tests/batch/test_batch_crash.py",),
+        first=("tests/batch/test_batch_crash.py::test_killed_run_resumes_and_pays_once[create]",),
     ),
 )
 
@@ -157,8 +158,13 @@ def apply(project: Path, mutation: Mutation) -> None:
     path.write_text(text.replace(mutation.old, mutation.new), encoding="utf-8")
 
 
-def run_tests(project: Path, tests: Sequence[str], workers: str) -> tuple[int, str]:
-    """pytest on the copy, importing inert from the copy; (exit code, its output)."""
+def run_tests(
+    project: Path, tests: Sequence[str], workers: str, limit: float | None = None
+) -> tuple[int | None, str]:
+    """pytest on the copy, importing inert from the copy; (exit code, its output).
+
+    The exit code is ``None`` when the run was stopped at ``limit`` seconds (a hang).
+    """
     env = dict(os.environ, PYTHONPATH=str(project / "src"))
     where = subprocess.run(
         [sys.executable, "-c", "import inert; print(inert.__file__)"],
@@ -173,10 +179,22 @@ def run_tests(project: Path, tests: Sequence[str], workers: str) -> tuple[int, s
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
     if workers != "0":
         command += ["-n", workers]
-    done = subprocess.run(
-        [*command, *tests], cwd=project, env=env, capture_output=True, text=True, check=False
-    )
-    return done.returncode, done.stdout
+    with subprocess.Popen(
+        [*command, *tests],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,  # its workers and children are stopped with it
+    ) as child:
+        try:
+            output, _ = child.communicate(timeout=limit)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            output, _ = child.communicate()
+            return None, output
+    return child.returncode, output
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -186,32 +204,55 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("names", nargs="*", help="only the mutations whose name contains one")
     parser.add_argument("--workers", default=os.environ.get("INERT_TEST_WORKERS", "2"))
+    parser.add_argument(
+        "--limit",
+        type=float,
+        default=600.0,
+        help="seconds a run of a mutation's first tests may take; past it they hang, which "
+        "counts as caught (a suite that never ends fails CI), as in scripts/mutant_pieces.py",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the unmutated copy runs only the chosen mutations' first tests, not the money "
+        "folders (enough to show that a failure of those tests is the mutation's doing)",
+    )
     args = parser.parse_args(argv)
     chosen = [m for m in MUTATIONS if not args.names or any(n in m.name for n in args.names)]
     survived: list[str] = []
     with tempfile.TemporaryDirectory(prefix="inert-mutants-") as tmp:
         clean = copy_project(Path(tmp) / "clean")
-        code, output = run_tests(clean, MONEY_TESTS, args.workers)
+        baseline = sorted({t for m in chosen for t in m.first}) if args.quick else list(MONEY_TESTS)
+        started = time.monotonic()
+        code, output = run_tests(clean, baseline, args.workers)
         if code != 0:
             print(f"the unmutated copy fails its tests; fix that first:\n{output[-3000:]}")
             return 2
-        print(f"unmutated copy: the tests pass ({output.strip().splitlines()[-1]})")
+        print(
+            f"unmutated copy: the tests pass ({output.strip().splitlines()[-1]}; "
+            f"{time.monotonic() - started:.0f} s)"
+        )
         for mutation in chosen:
             started = time.monotonic()
             project = copy_project(Path(tmp) / f"m{MUTATIONS.index(mutation)}")
             apply(project, mutation)
             failed: list[str] = []
+            code = 0
             if mutation.first:
-                code, output = run_tests(project, mutation.first, args.workers)
+                code, output = run_tests(project, mutation.first, args.workers, args.limit)
                 failed = [line for line in output.splitlines() if line.startswith("FAILED")]
-            if not failed:
-                code, output = run_tests(project, MONEY_TESTS, args.workers)
-                failed = [line for line in output.splitlines() if line.startswith("FAILED")]
-            # With -x on workers pytest exits 2 (interrupted) after the first failure.
-            verdict = "caught" if failed else ("SURVIVED" if code == 0 else f"error {code}")
-            print(f"{verdict:8} {mutation.name} ({time.monotonic() - started:.0f} s)")
+            if code is None:
+                verdict = "hang"
+                failed = [f"{' '.join(mutation.first)} still running after {args.limit:.0f} s"]
+            else:
+                if not failed:
+                    code, output = run_tests(project, MONEY_TESTS, args.workers)
+                    failed = [line for line in output.splitlines() if line.startswith("FAILED")]
+                # With -x on workers pytest exits 2 (interrupted) after the first failure.
+                verdict = "caught" if failed else ("SURVIVED" if code == 0 else f"error {code}")
+            print(f"{verdict:8} {mutation.name} ({time.monotonic() - started:.0f} s)", flush=True)
             for line in failed[:1]:
-                print(f"         {line}")
+                print(f"         {line}", flush=True)
             if not failed:
                 survived.append(mutation.name)
                 if code != 0:
