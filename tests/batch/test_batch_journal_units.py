@@ -1554,3 +1554,17 @@ def test_polls_wait_longer_each_time_up_to_the_longest_pause(
     monkeypatch.setattr(asyncio, "sleep", noted)
     run(journal.poll(record))
     assert [0.001, 0.0015, 0.002, 0.002] == pytest.approx(waits)
+
+
+def test_after_a_new_status_the_journal_waits_for_the_next_one(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a", "b"])  # journaled as validating
+    remote.polls["batch_1"] = [
+        batch("batch_1", "in_progress", (1, 0, 2)),
+        batch("batch_1", "in_progress", (2, 0, 2)),
+        batch("batch_1", "completed", (2, 0, 2)),
+    ]
+    view = Journaled(store)
+    run(journal.poll(record, view))
+    assert [("validating", 0), ("in_progress", 1), ("in_progress", 1)] == view.seen
