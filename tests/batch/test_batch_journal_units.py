@@ -1568,3 +1568,18 @@ def test_after_a_new_status_the_journal_waits_for_the_next_one(
     view = Journaled(store)
     run(journal.poll(record, view))
     assert [("validating", 0), ("in_progress", 1), ("in_progress", 1)] == view.seen
+
+
+def test_a_stop_asked_while_polling_counts_even_when_the_batch_ended_first(
+    journal: BatchJournal, store: Store, remote: Scripted
+) -> None:
+    record = shard(store, ["a"])
+    remote.polls["batch_1"] = [
+        batch("batch_1", "in_progress"),
+        batch("batch_1", "completed", (1, 0, 1)),
+    ]
+    remote.cancels["batch_1"] = batch("batch_1", "completed", (1, 0, 1))  # too late
+    polled = run(journal.poll(record, should_cancel=lambda: True))
+    assert polled.cancel_seen
+    assert ["retrieve batch_1", "cancel batch_1", "retrieve batch_1"] == remote.calls
+    assert "created" == store.shard(record.id).state
