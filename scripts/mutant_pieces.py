@@ -78,7 +78,9 @@ STATUS = {
 
 def pieces() -> dict[str, dict[str, Any]]:
     """Each piece: ``modules`` to mutate, fast ``tests`` for mutmut, ``more_tests`` for
-    its survivors, and optionally ``pytest_args`` added to mutmut's runs (not to verify's)."""
+    its survivors, and optionally ``pytest_args`` added to mutmut's runs (and to verify's
+    first stage) and ``fastest_first`` (mutmut runs a mutant's tests by their measured
+    time, fastest first: scripts/_mutant_order.py)."""
     with PIECES.open("rb") as file:
         return tomllib.load(file)
 
@@ -105,7 +107,13 @@ def piece_pyproject(piece: dict[str, list[str]]) -> str:
         f"also_copy = {toml_list(config.get('also_copy', []))}",
         f"pytest_add_cli_args_test_selection = {toml_list(piece['tests'])}",
         "pytest_add_cli_args = "
-        + toml_list([*config.get("pytest_add_cli_args", []), *piece.get("pytest_args", [])]),
+        + toml_list(
+            [
+                *config.get("pytest_add_cli_args", []),
+                *piece.get("pytest_args", []),
+                *(["-p", "_mutant_order"] if piece.get("fastest_first") else []),
+            ]
+        ),
         (
             f"type_check_command = {toml_list(check + piece['modules'])}"
             if piece.get("type_check", True)
@@ -131,7 +139,14 @@ def run(name: str, workers: int, resume: bool) -> int:
             )
         (where / "pyproject.toml").write_text(piece_pyproject(piece))
         (where / "commit.txt").write_text(commit() + "\n")
-    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+        # Where pytest finds scripts/_mutant_order.py (``fastest_first`` pieces).
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(ROOT / "scripts"), os.environ.get("PYTHONPATH")) if p
+        ),
+    }
     started = time.monotonic()
     status = subprocess.call(
         ["nice", "-n", "10", str(VENV_BIN / "mutmut"), "run", "--max-children", str(workers)],
@@ -165,9 +180,26 @@ def metas(name: str) -> dict[str, dict[str, Any]]:
     return found
 
 
-def tests_by_function(name: str) -> dict[str, list[str]]:
-    stats = json.loads((piece_dir(name) / "mutants" / "mutmut-stats.json").read_text())
+def tests_by_function(name: str, stats_file: str) -> dict[str, list[str]]:
+    stats = json.loads((piece_dir(name) / "mutants" / stats_file).read_text())
     return dict(stats["tests_by_mangled_function_name"])
+
+
+FULL_STATS = "mutmut-stats.full.json"
+"""mutmut's map of the tests reaching each function, kept whole when a piece's run was
+resumed with a narrowed map (``mutmut-stats.json`` with the slower tests of some
+functions left out, so that mutmut gets through every mutant in the time there is):
+verify then runs each survivor against the tests mutmut left out."""
+
+
+def verify_reaching(name: str) -> dict[str, list[str]]:
+    """The tests verify's first stage runs for each function: those reaching it that
+    mutmut has not run its mutants against (all of them, without a narrowed map)."""
+    narrowed = tests_by_function(name, "mutmut-stats.json")
+    if not (piece_dir(name) / "mutants" / FULL_STATS).exists():
+        return narrowed
+    full = tests_by_function(name, FULL_STATS)
+    return {f: sorted(set(tests) - set(narrowed.get(f, []))) for f, tests in full.items()}
 
 
 def rechecked_path(name: str) -> Path:
@@ -189,7 +221,7 @@ def check_trampolines(where: Path, tests: list[str], extra: Sequence[str] = ()) 
 def recheck(name: str) -> None:
     """Run each timed-out mutant's tests again, alone, with a generous limit."""
     verdicts = rechecked(name)
-    tests = tests_by_function(name)
+    tests = tests_by_function(name, "mutmut-stats.json")
     where = piece_dir(name) / "mutants"
     check_trampolines(where, pieces()[name]["tests"])
     for meta in metas(name).values():
@@ -268,7 +300,7 @@ def verify(name: str, first_stage: int = 1, last_stage: int = 2) -> None:
     verdicts = rechecked(name)
     same = equivalents()
     wanted = set(piece["modules"])
-    reaching = tests_by_function(name)
+    reaching = verify_reaching(name)
     open_: list[str] = []
     for module, meta in metas(name).items():
         if module not in wanted:
@@ -301,9 +333,10 @@ def verify(name: str, first_stage: int = 1, last_stage: int = 2) -> None:
             selected = tests
             if number == 0:
                 calls = reaching.get(mutant.partition("__mutmut_")[0], [])
+                # The new tests first: they are the likeliest to fail (-x stops there).
                 selected = [
-                    *sorted(t for t in calls if t.partition("::")[0] not in changed),
                     *changed,
+                    *sorted(t for t in calls if t.partition("::")[0] not in changed),
                 ]
                 if not selected:
                     continue  # no test can reach it: it stays as mutmut left it

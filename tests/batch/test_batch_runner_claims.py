@@ -1,0 +1,812 @@
+"""The batch runner's paths, fast and in one process, against the emulator.
+
+Claims against another run's shard: a shard another run holds is journaled here by
+hand (:meth:`Store.claim_shards` under that run's id, as its process would have), so
+no second process and no lease has to run out: the run that needs the same lines
+waits for it, with a pause that grows like the poll interval, takes it over at once
+when the holder's process is known to have ended, or stops waiting when it is
+cancelled. ``_claim`` is wrapped to record each pause it was called with (and to stop
+a wait that would never end).
+
+What the runner says and journals at each step: each test drives one path of a run
+(unsupported endpoint, a line too large, a resubmission, a cancel between two steps,
+a failed upload, collection or lookup, a re-attached batch, an output that expired)
+and checks the exact error each op gets, the lines the progress display is given
+(``ProgressView.log`` recorded, the display itself off), the log records and what the
+journal keeps: the texts a user reads to know what happened to lines that may have
+been paid for. One or two small batches each, on the emulator at ``time_scale`` 0.05.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any
+
+import openai
+import pytest
+from returns.result import Failure, Result
+from tests.billing import assert_billed_once
+
+from inert import BatchRunner, Op, Request, Store, call
+from inert._claims import ShardIntent
+from inert._runners._batch._progress import ProgressView
+from inert._store import ShardRecord
+from inert.emulator import Emulator, Faults
+from inert.errors import CancelledRequestError, ExpiredError, RequestError
+from inert.openai import CHAT_COMPLETIONS
+from inert.testing import op_of
+from inert.testing._strategies import chat_completion
+
+from ._support import MODEL, Words, ask
+from ._transport import LossyTransport, lossy_client
+from .conftest import TIME_SCALE
+
+LONG_LEASE = 3600.0
+"""The holder's lease: it never runs out during a test."""
+
+
+def fast(client: openai.AsyncOpenAI, store: Store, **settings: Any) -> BatchRunner:
+    """A batch runner that polls every few milliseconds and shows no progress."""
+    return BatchRunner(
+        client, store=store, poll_interval=0.01, poll_interval_max=0.05, progress=False, **settings
+    )
+
+
+def ended_pid() -> int:
+    """The pid of a process that has ended (and was reaped)."""
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(child.stdout)
+
+
+@pytest.fixture
+def live_pid() -> Iterator[int]:
+    """The pid of a process that runs for the whole test (then is ended)."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        yield child.pid
+    finally:
+        child.kill()
+        child.wait()
+
+
+def held_by(store: Store, run_id: str, requests: Sequence[Request[Words]], **process: Any) -> None:
+    """Journal one shard of ``requests`` held by ``run_id`` (not sent), as its process would."""
+    store.begin_run(run_id, {}, **process)
+    store.claim_shards(
+        run_id=run_id,
+        keys=[op_of(r).key for r in requests],
+        plan=lambda free: [ShardIntent(CHAT_COMPLETIONS, MODEL, list(free))],
+        lease=LONG_LEASE,
+        now=store.clock(),
+    )
+
+
+def record_waits(
+    runner: BatchRunner,
+    monkeypatch: pytest.MonkeyPatch,
+    on_call: Callable[[int], None] = lambda _: None,
+) -> list[float | None]:
+    """The ``wait`` of each ``_claim`` call, in order; ``on_call(n)`` runs before the n-th."""
+    waits: list[float | None] = []
+    claim = runner._claim
+
+    async def recorded(rnd: Any, ops: Any, wait: float | None = None) -> None:
+        waits.append(wait)
+        if len(waits) > 20:
+            raise AssertionError(f"still waiting after {waits}")
+        on_call(len(waits))
+        await claim(rnd, ops, wait)
+
+    monkeypatch.setattr(runner, "_claim", recorded)
+    return waits
+
+
+async def test_a_shard_of_a_run_whose_process_ended_is_taken_over_at_once(
+    client: openai.AsyncOpenAI,
+    store: Store,
+    emu: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Same host, no such process: its leases end now, and the lines are claimed again
+    with no pause; its unsent shard has no batch, so they are submitted once."""
+    requests = [ask("held one"), ask("held two")]
+    held_by(store, "run_dead", requests, host=socket.gethostname(), pid=ended_pid())
+    runner = fast(client, store)
+    waits = record_waits(runner, monkeypatch)
+    with caplog.at_level(logging.INFO, logger="inert.batch"):
+        results = await runner.run_all(requests)
+    assert [None, 0.0, None] == waits
+    assert 2 == len(results)
+    assert all(isinstance(r, Words) for r in results)
+    assert ["run run_dead ended without giving up its shards: taking them"] == [
+        r.getMessage() for r in caplog.records if "ended without" in r.getMessage()
+    ]
+    assert_billed_once(emu, [op_of(r).key for r in requests])
+    assert 1 == runner.report.batches_created
+
+
+async def test_a_live_holder_is_waited_for_with_a_growing_pause(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A holder on another host may be alive: the run waits, the pause growing by half
+    up to poll_interval_max, until the holder gives its shard up (here at the 7th claim)."""
+    requests = [ask("live one")]
+    held_by(store, "run_live", requests, host="another-host", pid=1)
+    runner = fast(client, store)
+
+    def give_up(call: int) -> None:
+        if call == 7:
+            store.release_leases(owner="run_live")
+
+    waits = record_waits(runner, monkeypatch, give_up)
+    results = await runner.run_all(requests)
+    assert [None, 0.01, 0.015, 0.0225, 0.03375, 0.05, 0.05, None] == pytest.approx(waits)
+    assert isinstance(results[0], Words)
+    assert_billed_once(emu, [op_of(r).key for r in requests])
+
+
+async def test_a_live_holder_on_this_host_is_waited_for(
+    client: openai.AsyncOpenAI,
+    store: Store,
+    emu: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    live_pid: int,
+) -> None:
+    """A holder whose process exists (a child of this test) is not taken for gone."""
+    requests = [ask("live here")]
+    held_by(store, "run_here", requests, host=socket.gethostname(), pid=live_pid)
+    runner = fast(client, store)
+
+    def give_up(call: int) -> None:
+        if call == 3:
+            store.release_leases(owner="run_here")
+
+    waits = record_waits(runner, monkeypatch, give_up)
+    results = await runner.run_all(requests)
+    assert [None, 0.01, 0.015, None] == pytest.approx(waits)
+    assert isinstance(results[0], Words)
+    assert_billed_once(emu, [op_of(r).key for r in requests])
+
+
+async def test_a_run_cancelled_while_it_waits_fails_those_lines_and_sends_nothing(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requests = [ask("wait one"), ask("wait two")]
+    held_by(store, "run_live", requests, host="another-host", pid=1)
+    runner = fast(client, store)
+
+    def cancel(call: int) -> None:
+        if call == 3:
+            runner._cancel_requested = True
+
+    waits = record_waits(runner, monkeypatch, cancel)
+    results = await runner.run_all_settled(requests)
+    assert [None, 0.01, 0.015] == pytest.approx(waits)
+    errors = [r.failure() for r in results if isinstance(r, Failure)]
+    assert 2 == len(errors)
+    assert all(type(e) is CancelledRequestError for e in errors)
+    assert {"the run was cancelled while it waited for another run's batch"} == {
+        e.message for e in errors
+    }
+    assert 0 == runner.report.batches_created
+    assert_billed_once(emu, [])
+
+
+ENDPOINTS_SERVED = (
+    "/v1/responses, /v1/chat/completions, /v1/embeddings, /v1/completions, /v1/moderations"
+)
+
+
+@pytest.fixture
+def shown(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every line given to the progress display's log, in order (shown or not)."""
+    lines: list[str] = []
+    monkeypatch.setattr(ProgressView, "log", lambda self, message: lines.append(message))
+    return lines
+
+
+def failures(results: list[Result[Any, RequestError]]) -> list[RequestError]:
+    return [r.failure() for r in results if isinstance(r, Failure)]
+
+
+def described(error: RequestError) -> tuple[str, str, str | None]:
+    return type(error).__name__, error.message, getattr(error, "code", None)
+
+
+async def test_a_run_journals_its_process_and_sends_its_metadata(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator
+) -> None:
+    """The run row names this host and process; the batch carries the user's metadata
+    and inert's three pairs; the input file is named after the run and shard."""
+    runner = fast(client, store, metadata={"team": "lexicon"})
+    results = await runner.run_all([ask("meta one"), ask("meta two")])
+    assert 2 == len(results)
+    run_id = runner.run_id
+    assert run_id is not None
+    assert (socket.gethostname(), os.getpid()) == store.run_process(run_id)
+    (record,) = store.shards()
+    assert (run_id, 0, 1, None, None) == (
+        record.run_id,
+        record.shard,
+        record.attempt,
+        record.parent_id,
+        record.owner,
+    )
+    assert record.batch_id is not None
+    batch = await client.batches.retrieve(record.batch_id)
+    assert {
+        "team": "lexicon",
+        "inert_run": run_id,
+        "inert_shard": "0",
+        "inert_digest": record.digest,
+    } == batch.metadata
+    uploaded = await client.files.retrieve(batch.input_file_id)
+    assert f"inert-{run_id}-0.jsonl" == uploaded.filename
+    assert 1 == runner.report.batches_created
+    assert all(runner._phases.seconds[p] > 0 for p in ("journal", "jsonl", "upload", "create"))
+
+
+async def test_ops_of_an_endpoint_the_batch_api_does_not_serve_fail_before_anything_is_sent(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator
+) -> None:
+    def decode(raw: object) -> object:
+        raise AssertionError(f"decoded {raw!r}")
+
+    images: Request[object] = call(
+        Op(endpoint="/v1/images/generations", body={"prompt": "a cat"}, decode=decode)
+    )
+    runner = fast(client, store)
+    results = await runner.run_all_settled([images, ask("served")])
+    (error,) = failures(results)
+    assert (
+        "ApiError",
+        f"the Batch API does not serve /v1/images/generations; it serves {ENDPOINTS_SERVED}; "
+        "run such requests with ImmediateRunner",
+        "unsupported_endpoint",
+    ) == described(error)
+    assert [1] == [r.size for r in store.shards()]  # only the served op went
+
+
+async def test_a_line_larger_than_max_bytes_per_batch_fails_and_is_never_sent(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator
+) -> None:
+    request = ask("too large")
+    runner = fast(client, store, max_bytes_per_batch=50)
+    results = await runner.run_all_settled([request])
+    (error,) = failures(results)
+    assert (
+        "ApiError",
+        f"the batch line of {op_of(request)!r} is larger than max_bytes_per_batch "
+        "(50 bytes); raise the limit or shorten the request",
+        "line_too_large",
+    ) == described(error)
+    assert [] == store.shards()
+    assert_billed_once(emu, [])
+
+
+async def test_a_resubmission_is_shown_logged_journaled_and_counted(
+    client: openai.AsyncOpenAI,
+    store: Store,
+    emu: Emulator,
+    shown: list[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every line expires at every attempt: with max_attempts=3 each line goes three times."""
+    emu.set_faults(Faults(line_expired=1.0))
+    requests = [ask("expiring one"), ask("expiring two")]
+    runner = fast(client, store, max_attempts=3)
+    with caplog.at_level(logging.INFO, logger="inert.batch"):
+        results = await runner.run_all_settled(requests)
+    first, second, third = store.shards()
+    errors = failures(results)
+    assert 2 == len(errors)
+    assert all(type(e) is ExpiredError for e in errors)
+    assert all(e.message.startswith(f"batch {third.batch_id}: ") for e in errors)
+    assert [(1, None), (2, first.id), (3, second.id)] == [
+        (r.attempt, r.parent_id) for r in (first, second, third)
+    ]
+    assert [
+        f"resubmitted 2 lines of batch {first.batch_id} (completed), attempt 2",
+        f"resubmitted 2 lines of batch {second.batch_id} (completed), attempt 3",
+    ] == shown
+    assert [
+        f"resubmitting 2 lines of batch {first.batch_id}",
+        f"resubmitting 2 lines of batch {second.batch_id}",
+    ] == [r.getMessage() for r in caplog.records if r.name == "inert.batch"]
+    assert (4, 3) == (runner.report.retries, runner.report.batches_created)
+
+
+async def test_a_cancel_between_upload_and_create_abandons_the_shard(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    runner = fast(client, store)
+    wire.on_answer("POST", "/v1/files", lambda _: setattr(runner, "_cancel_requested", True))
+    results = await runner.run_all_settled([ask("between")])
+    (error,) = failures(results)
+    assert (
+        "CancelledRequestError",
+        "the run was cancelled before this line was submitted",
+        None,
+    ) == described(error)
+    (record,) = store.shards()
+    assert ("abandoned", "cancelled before create", None) == (
+        record.state,
+        record.error,
+        record.batch_id,
+    )
+    assert 0 == runner.report.batches_created
+
+
+async def test_a_cancel_before_the_upload_abandons_the_intended_shard(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = fast(client, store)
+    submit = runner._submit
+
+    async def cancelled_first(*args: Any, **kwargs: Any) -> Any:
+        runner._cancel_requested = True
+        return await submit(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_submit", cancelled_first)
+    results = await runner.run_all_settled([ask("before upload")])
+    (error,) = failures(results)
+    assert (
+        "CancelledRequestError",
+        "the run was cancelled before this line was submitted",
+        None,
+    ) == described(error)
+    (record,) = store.shards()
+    assert ("abandoned", "cancelled before upload", None) == (
+        record.state,
+        record.error,
+        record.input_file_id,
+    )
+    assert_billed_once(emu, [])
+
+
+async def test_a_run_cancelled_before_its_first_submission_sends_nothing(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = fast(client, store)
+    claim = runner._claim
+
+    async def cancelled_first(*args: Any, **kwargs: Any) -> None:
+        runner._cancel_requested = True
+        await claim(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_claim", cancelled_first)
+    results = await runner.run_all_settled([ask("never sent")])
+    (error,) = failures(results)
+    assert (
+        "CancelledRequestError",
+        "the run was cancelled before this line was submitted",
+        None,
+    ) == described(error)
+    (record,) = store.shards()
+    assert (None, 0) == (record.input_file_id, runner.report.batches_created)
+
+
+async def test_an_upload_that_keeps_failing_fails_its_lines_and_the_shard(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    wire.lose("POST", "/v1/files", how="html", times=10**6)
+    runner = fast(client, store)
+    results = await runner.run_all_settled([ask("no upload")])
+    (error,) = failures(results)
+    (record,) = store.shards()
+    assert ("failed", f"upload failed: {error.message}") == (record.state, record.error)
+    assert 0 == runner.report.batches_created
+
+
+async def test_a_batch_that_cannot_be_polled_stays_in_the_journal(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    wire.lose("GET", "/v1/batches/[^/]+", how="html", times=10**6)
+    runner = fast(client, store)
+    results = await runner.run_all_settled([ask("unpolled")])
+    (error,) = failures(results)
+    (record,) = store.shards()
+    assert error.message.endswith(
+        f"; could not collect batch {record.batch_id}; it stays in the journal of "
+        f"{store.path}: run again (or `inert batches resume`) to collect it"
+    )
+    assert "created" == record.state
+    assert (None, 1) == (record.owner, runner.report.batches_created)
+
+
+async def test_unsent_shards_that_cannot_be_looked_up_send_nothing(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    """A dead run's shard journaled without a batch id may have a batch: when the lookup
+    fails, its lines fail instead of being submitted (and maybe paid) twice."""
+    requests = [ask("unsent one"), ask("unsent two")]
+    store.begin_run("run_dead", {}, host=socket.gethostname(), pid=ended_pid())
+    store.claim_shards(
+        run_id="run_dead",
+        keys=[op_of(r).key for r in requests],
+        plan=lambda free: [ShardIntent(CHAT_COMPLETIONS, MODEL, list(free))],
+        lease=3600.0,
+        now=store.clock(),
+    )
+    wire.lose("GET", "/v1/batches", how="html", times=10**6)
+    runner = fast(client, store)
+    results = await runner.run_all_settled(requests)
+    errors = failures(results)
+    assert 2 == len(errors)
+    assert all(
+        e.message.endswith(
+            "; the batches of earlier shards carrying these requests could not be looked "
+            "up, so nothing was submitted for them; run again"
+        )
+        for e in errors
+    )
+    assert 1 == len(store.shards())
+    assert 0 == runner.report.batches_created
+    assert_billed_once(emu, [])
+
+
+async def test_a_batch_left_by_a_cancelled_run_is_re_attached_and_shown(
+    client: openai.AsyncOpenAI,
+    store: Store,
+    emu: Emulator,
+    wire: LossyTransport,
+    shown: list[str],
+) -> None:
+    requests = [ask("left one"), ask("left two")]
+    created = asyncio.Event()
+    wire.on_answer("POST", "/v1/batches", lambda _: created.set())
+    first = fast(client, store)
+    task = asyncio.create_task(first.run_all(requests))
+    await created.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    second = fast(client, store)
+    results = await second.run_all(requests)
+    assert all(isinstance(r, Words) for r in results)
+    (record,) = store.shards()
+    assert [f"re-attached batch {record.batch_id} of an earlier run (2 lines)"] == shown
+    assert 0 == second.report.batches_created
+    assert_billed_once(emu, [op_of(r).key for r in requests])
+
+
+async def test_an_output_that_expired_before_download_is_abandoned_with_its_reason(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport, shown: list[str]
+) -> None:
+    wire.on_answer(
+        "GET",
+        "/v1/batches/[^/]+",
+        lambda _: emu.expire_files("batch_output"),
+        when=lambda answer: bool(answer.json().get("status") == "completed"),
+    )
+    runner = fast(client, store)
+    results = await runner.run_all([ask("expired output")])
+    assert isinstance(results[0], Words)
+    first, second = store.shards()
+    assert (
+        "abandoned",
+        "its output or error file expired before it was downloaded; its unanswered lines "
+        "were submitted again",
+    ) == (first.state, first.error)
+    assert [f"resubmitted 1 lines of batch {first.batch_id} (lost), attempt 2"] == shown
+    assert (first.id, 2) == (second.parent_id, second.attempt)
+
+
+# --- the enqueued-token limit ----------------------------------------------------------
+
+
+@pytest.fixture
+def full() -> Iterator[Emulator]:
+    """An emulator whose gpt-4o-mini queue holds no request at all: every batch is refused."""
+    with Emulator(time_scale=0.05, seed=0, enqueued_token_limit=1) as emu:
+        yield emu
+
+
+@pytest.fixture
+async def full_client(full: Emulator, wire: LossyTransport) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with lossy_client(full.base_url, wire) as sdk:
+        yield sdk
+
+
+def refused(batch_id: str | None, lines: int) -> str:
+    return (
+        f"batch {batch_id} refused for the enqueued-token limit of {MODEL}; waiting for the "
+        f"queue, then submitting its {lines} lines again"
+    )
+
+
+async def test_a_line_refused_every_time_fails_after_the_limit_of_refusals(
+    full_client: openai.AsyncOpenAI,
+    store: Store,
+    full: Emulator,
+    shown: list[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With nothing else of the run queued, the 21st refusal of the same line ends it."""
+    runner = fast(full_client, store)
+    with caplog.at_level(logging.INFO, logger="inert.batch"):
+        results = await runner.run_all_settled([ask("never fits")])
+    (error,) = failures(results)
+    records = store.shards()
+    assert 21 == len(records)
+    assert (
+        "ApiError",
+        f"batch {records[-1].batch_id} was refused for the enqueued-token limit of {MODEL} "
+        "21 times with nothing of this run queued: the queue is held by other work, or these "
+        "lines alone exceed the limit; wait and run again, or raise the limit",
+        "token_limit_exceeded",
+    ) == described(error)
+    assert [refused(r.batch_id, 1) for r in records[:-1]] == shown
+    assert [
+        f"batch {r.batch_id} was refused for the enqueued-token limit; waiting for capacity"
+        for r in records[:-1]
+    ] == [r.getMessage() for r in caplog.records if r.name == "inert.batch"]
+    assert [r.id for r in records[:-1]] == [r.parent_id for r in records[1:]]
+    assert {1} == {r.attempt for r in records}
+    assert 0 == runner.report.retries
+
+
+async def test_two_lines_refused_alone_are_split_in_halves(
+    full_client: openai.AsyncOpenAI,
+    store: Store,
+    full: Emulator,
+    wire: LossyTransport,
+    shown: list[str],
+) -> None:
+    """Refused with nothing else queued, a shard of two goes again as two shards of one
+    (the run is cancelled once they are created: the halves would be refused forever)."""
+    runner = fast(full_client, store)
+    wire.on_answer(
+        "POST",
+        "/v1/batches",
+        lambda _: setattr(runner, "_cancel_requested", True),
+        when=lambda _: len(store.shards()) >= 3,
+    )
+    results = await runner.run_all_settled([ask("half one"), ask("half two")])
+    assert 2 == len(failures(results))
+    first, *rest = store.shards()
+    assert (2, [1, 1]) == (first.size, [r.size for r in rest])
+    assert [first.id, first.id] == [r.parent_id for r in rest]
+    assert refused(first.batch_id, 2) == shown[0]
+
+
+async def test_a_run_cancelled_while_its_refused_batch_waits_fails_its_lines(
+    full_client: openai.AsyncOpenAI,
+    store: Store,
+    full: Emulator,
+    wire: LossyTransport,
+    shown: list[str],
+) -> None:
+    runner = fast(full_client, store)
+    wire.on_answer(
+        "GET",
+        "/v1/batches/[^/]+",
+        lambda _: setattr(runner, "_cancel_requested", True),
+        when=lambda answer: bool(answer.json().get("status") == "failed"),
+    )
+    results = await runner.run_all_settled([ask("cancelled waiting")])
+    (error,) = failures(results)
+    assert (
+        "CancelledRequestError",
+        "the run was cancelled while waiting for capacity",
+        None,
+    ) == described(error)
+    assert 1 == len(store.shards())
+    assert [] == shown
+
+
+# --- a shard that moves while this run uploads or creates it ---------------------------
+
+
+async def test_a_shard_taken_over_during_its_upload_is_left_to_the_run_that_took_it(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    """This run's lease ran out while it uploaded, and another run claimed the shard:
+    this run journals nothing more for it and creates no batch (that run submits it)."""
+    request = ask("taken during upload")
+    runner = fast(client, store)
+
+    def take_over(_: object) -> None:
+        assert runner.run_id is not None
+        store.expire_leases(owner=runner.run_id, now=store.clock())
+        store.begin_run("run_other", {}, host="another-host", pid=1)
+        store.claim_shards(
+            run_id="run_other",
+            keys=[op_of(request).key],
+            plan=lambda free: [],
+            lease=LONG_LEASE,
+            now=store.clock(),
+        )
+
+    wire.on_answer("POST", "/v1/files", take_over)
+    results = await runner.run_all_settled([request])
+    (error,) = failures(results)
+    (record,) = store.shards()
+    assert (
+        "ApiError",
+        f"another run took shard {record.id} over while this run uploaded it (this run's "
+        "lease of 60 s ran out): that run submits it",
+        "shard_taken_over",
+    ) == described(error)
+    assert ("intended", "run_other", None) == (record.state, record.owner, record.batch_id)
+    assert 0 == runner.report.batches_created
+
+
+async def test_a_shard_abandoned_during_its_upload_is_not_created(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    """A cancel in another process abandoned the shard while this run uploaded it."""
+    runner = fast(client, store)
+
+    def abandon(_: object) -> None:
+        (record,) = store.shards()
+        store.transition(record.id, ("intended",), "abandoned", error="cancelled elsewhere")
+
+    wire.on_answer("POST", "/v1/files", abandon)
+    results = await runner.run_all_settled([ask("abandoned during upload")])
+    (error,) = failures(results)
+    assert (
+        "CancelledRequestError",
+        "the run was cancelled before this line was submitted",
+        None,
+    ) == described(error)
+    (record,) = store.shards()
+    assert ("abandoned", "cancelled elsewhere", None) == (
+        record.state,
+        record.error,
+        record.batch_id,
+    )
+    assert 0 == runner.report.batches_created
+
+
+async def test_a_batch_created_for_a_shard_abandoned_meanwhile_is_still_journaled(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    """The batch exists and will be paid: it is journaled whatever became of the shard,
+    and collected, never submitted again."""
+    request = ask("abandoned during create")
+    runner = fast(client, store)
+
+    def abandon(_: object) -> None:
+        (record,) = store.shards()
+        store.transition(record.id, ("uploaded",), "abandoned", error="cancelled elsewhere")
+
+    wire.on_answer("POST", "/v1/batches", abandon)
+    results = await runner.run_all_settled([request])
+    (record,) = store.shards()
+    assert record.batch_id is not None
+    assert 1 == runner.report.batches_created
+    assert isinstance(results[0].unwrap(), Words)
+    assert "downloaded" == record.state
+    assert_billed_once(emu, [op_of(request).key])
+
+
+async def test_lines_another_run_answers_while_this_one_waits_are_cache_hits(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The holder stored the answer (as its collection does): this run takes it from the
+    store, counts it a cache hit and sends nothing."""
+    request = ask("answered elsewhere")
+    held_by(store, "run_live", [request], host="another-host", pid=1)
+    runner = fast(client, store)
+    answer = Words(words=["stored", "elsewhere"])
+
+    def answer_it(call: int) -> None:
+        if call == 3:
+            body = chat_completion(answer, model=MODEL)
+            store.put_responses([(op_of(request), body)], source="batch")
+
+    waits = record_waits(runner, monkeypatch, answer_it)
+    assert [answer] == await runner.run_all([request])
+    assert [None, 0.01, 0.015] == pytest.approx(waits)
+    assert (1, 0) == (runner.report.cache_hits, runner.report.batches_created)
+    assert_billed_once(emu, [])
+
+
+async def leave_a_batch(
+    client: openai.AsyncOpenAI,
+    store: Store,
+    wire: LossyTransport,
+    requests: Sequence[Request[Words]],
+) -> ShardRecord:
+    """A run that created a batch for ``requests`` and stopped (its task cancelled) before
+    collecting it, as a killed process leaves it: the shard, journaled ``created``."""
+    created = asyncio.Event()
+    wire.on_answer("POST", "/v1/batches", lambda _: created.set())
+    task = asyncio.create_task(fast(client, store).run_all(requests))
+    await created.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (record,) = store.shards()
+    return record
+
+
+async def test_a_re_attached_batch_stores_every_line_of_its_shard(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    """The new run asks for one of the shard's two lines: the other line's answer, paid
+    for too, is stored all the same, so asking for it later sends nothing."""
+    one, two = ask("kept one"), ask("kept two")
+    await leave_a_batch(client, store, wire, [one, two])
+    first = fast(client, store)
+    (answer,) = await first.run_all([one])
+    assert isinstance(answer, Words)
+    assert op_of(two).key in store.get_responses([op_of(two).key])
+    later = fast(client, store)
+    assert isinstance((await later.run_all([two]))[0], Words)
+    assert (0, 0, 1) == (
+        first.report.batches_created,
+        later.report.batches_created,
+        later.report.cache_hits,
+    )
+    assert_billed_once(emu, [op_of(one).key, op_of(two).key])
+
+
+async def test_a_batch_cancelled_before_this_run_found_it_is_asked_anew(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    """A killed run's batch, cancelled by `inert batches cancel` before this run: its
+    unanswered lines are submitted again (this run was not cancelled), all answered."""
+    requests = [ask("cancelled one"), ask("cancelled two")]
+    emu.set_time_scale(4.0)  # the batch runs for seconds: the cancel finds it running
+    await leave_a_batch(client, store, wire, requests)
+    emu.set_time_scale(TIME_SCALE)  # the batches submitted again run at the usual pace
+    cancelled = await fast(client, store).cancel_all()
+    assert 1 == len(cancelled)
+    runner = fast(client, store)
+    results = await runner.run_all(requests)
+    assert all(isinstance(r, Words) for r in results)
+    first, *again = store.shards()
+    assert first.remote_status in ("cancelling", "cancelled")
+    assert all(r.parent_id == first.id for r in again)
+
+
+# --- how long resubmission goes on ------------------------------------------------------
+
+
+async def test_a_lone_line_that_never_runs_gets_stall_lines_tries(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator
+) -> None:
+    """Each attempt ran and answered nothing: the resubmissions stop after STALL_LINES
+    lines without an answer (8 tries of one line), well before max_attempts."""
+    emu.set_faults(Faults(line_expired=1.0))
+    runner = fast(client, store, max_attempts=20)
+    results = await runner.run_all_settled([ask("always expires")])
+    (error,) = failures(results)
+    assert type(error) is ExpiredError
+    assert 8 == len(store.shards())
+    assert 7 == runner.report.retries
+
+
+async def test_a_line_whose_output_keeps_expiring_goes_again_up_to_max_attempts(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    """An output that expired before download says nothing about the line: it does not
+    count towards the stall, only max_attempts ends it."""
+    wire.on_answer(
+        "GET",
+        "/v1/batches/[^/]+",
+        lambda _: emu.expire_files("batch_output"),
+        when=lambda answer: bool(answer.json().get("status") == "completed"),
+        times=10**6,
+    )
+    runner = fast(client, store, max_attempts=10)
+    results = await runner.run_all_settled([ask("output always expires")])
+    (error,) = failures(results)
+    assert ("ApiError", "output_expired") == (type(error).__name__, getattr(error, "code", None))
+    records = store.shards()
+    assert 10 == len(records)
+    assert {"abandoned"} == {r.state for r in records[:-1]}
