@@ -835,3 +835,33 @@ async def test_a_resubmitted_shard_is_held_by_the_run_with_its_lease_and_tokens(
     assert held.lease_expires_at is not None
     assert before + 60 <= held.lease_expires_at <= store.clock() + 60
     assert 0 < first.tokens == second.tokens
+
+
+async def test_a_cancelled_run_leaves_alone_a_shard_another_run_took_over(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run is cancelled after another run took its shard over (its lease ran out):
+    it abandons only what it still holds, so the other run's shard stays as it is."""
+    request = ask("taken then cancelled")
+    runner = fast(client, store)
+    submit = runner._submit
+
+    async def taken_then_cancelled(*args: Any, **kwargs: Any) -> Any:
+        assert runner.run_id is not None
+        store.expire_leases(owner=runner.run_id, now=store.clock())
+        store.begin_run("run_other", {}, host="another-host", pid=1)
+        store.claim_shards(
+            run_id="run_other",
+            keys=[op_of(request).key],
+            plan=lambda free: [],
+            lease=LONG_LEASE,
+            now=store.clock(),
+        )
+        runner._cancel_requested = True
+        return await submit(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_submit", taken_then_cancelled)
+    results = await runner.run_all_settled([request])
+    assert [CancelledRequestError] == [type(e) for e in failures(results)]
+    (record,) = store.shards()
+    assert ("intended", "run_other", None) == (record.state, record.owner, record.error)
