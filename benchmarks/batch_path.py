@@ -22,7 +22,10 @@ sizes: 11× for 10× ops):
   each beside its op, since the engine does it inside ``run_all``);
 - store write: storing the answers and closing the shard (one transaction).
 
-Waiting for the server (the batch running, the pauses between polls) is no phase.
+Waiting for the server (the batch running, the pauses between polls) is no phase,
+and no work counts in two phases: a phase timed inside another (the shards planned
+inside the journal's claim, the input file written inside the upload) counts only
+as itself (see ``inert._runners._batch._phases``).
 Peak memory is the child's peak RSS (``VmHWM``) less its RSS before building the
 requests, per op; beside it, the bytes of the bodies (canonical JSON) and of the
 answers (stored JSON) per op, and what is left per op above them (the goal at the

@@ -207,14 +207,14 @@ class ClaimTables(JournalTables):
         index = 0 if top is None else int(top) + 1
         ids: list[int] = []
         for intent in intents:
-            unfree = [cid for cid in intent.custom_ids if cid not in free]
-            if unfree:
+            if not free.issuperset(intent.custom_ids):
+                unfree = [cid for cid in intent.custom_ids if cid not in free]
                 raise ValueError(
                     f"the planner put {len(unfree)} keys that are not free (or twice) into "
                     f"a shard, e.g. {unfree[0]!r}"
                 )
             free.difference_update(intent.custom_ids)
-            shard_id = self._insert_shard(
+            shard_id, ordered = self._insert_shard(
                 conn,
                 run_id=run_id,
                 shard=index,
@@ -230,7 +230,7 @@ class ClaimTables(JournalTables):
             )
             conn.executemany(
                 "INSERT INTO claims (custom_id, shard_id) VALUES (?, ?)",
-                [(cid, shard_id) for cid in sorted(intent.custom_ids)],
+                [(cid, shard_id) for cid in ordered],
             )
             ids.append(shard_id)
             index += 1

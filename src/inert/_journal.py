@@ -305,7 +305,7 @@ class JournalTables:
         """
         now = self.clock()
         with paused_gc(), self._transaction() as conn:
-            shard_id = self._insert_shard(
+            shard_id, ordered = self._insert_shard(
                 conn,
                 run_id=run_id,
                 shard=shard,
@@ -324,7 +324,7 @@ class JournalTables:
                 "ON CONFLICT (custom_id) DO UPDATE SET shard_id = excluded.shard_id "
                 "WHERE claims.shard_id NOT IN (SELECT id FROM shards WHERE owner IS NOT NULL "
                 "AND owner != ? AND lease_expires_at > ?)",
-                [(cid, shard_id, owner or "", now) for cid in sorted(custom_ids)],
+                [(cid, shard_id, owner or "", now) for cid in ordered],
             )
         return self.shard(shard_id)
 
@@ -343,8 +343,9 @@ class JournalTables:
         owner: str | None,
         lease_expires_at: float | None,
         now: float,
-    ) -> int:
-        """Insert a shard row and its lines (inside the caller's transaction); its row id."""
+    ) -> tuple[int, list[str]]:
+        """Insert a shard row and its lines (inside the caller's transaction); its row id
+        and its custom ids sorted (the order in which its claims go in too)."""
         ordered = sorted(custom_ids)  # sorted keys go into the B-trees in order: fast
         digest = hashlib.sha256("\n".join(ordered).encode("utf-8")).hexdigest()
         cursor = conn.execute(
@@ -372,7 +373,7 @@ class JournalTables:
             "INSERT INTO shard_lines (shard_id, custom_id) VALUES (?, ?)",
             [(shard_id, cid) for cid in ordered],
         )
-        return int(shard_id)
+        return int(shard_id), ordered
 
     def transition(
         self,

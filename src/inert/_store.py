@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import operator
 import os
 import sqlite3
 import threading
@@ -29,6 +30,7 @@ from typing import Any, ClassVar, Final, Self
 import attrs
 
 from inert._claims import Claim, ClaimTables, ShardIntent
+from inert._gc import paused_gc
 from inert._journal import (
     ATTACHED_STATES,
     JOURNAL_DDL,
@@ -149,8 +151,12 @@ class StoreStats:
     anomalies: int
 
 
+_ENCODE: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+"""``json.dumps`` with these options, without making an encoder per call (the same text)."""
+
+
 def _dumps(value: JSON) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return _ENCODE(value)
 
 
 class _Cursor(sqlite3.Cursor):
@@ -459,9 +465,13 @@ class Store(ClaimTables):
     # --- responses --------------------------------------------------------------------
 
     def get_responses(self, keys: Sequence[str]) -> Mapping[str, JSON]:
-        """The stored raw responses of those ``keys`` that have one (decoded JSON)."""
+        """The stored raw responses of those ``keys`` that have one (decoded JSON).
+
+        Decoded with the collector paused (see :mod:`inert._gc`): a run's look-up of
+        50,000 answers makes hundreds of thousands of acyclic containers.
+        """
         found: dict[str, JSON] = {}
-        with self._lock:
+        with self._lock, paused_gc():
             for chunk in _chunks(keys, 500):
                 marks = ",".join("?" * len(chunk))
                 rows = self._conn.execute(
@@ -486,6 +496,8 @@ class Store(ClaimTables):
         source: str,
     ) -> None:
         now = time.time()
+        encode = _ENCODE
+        first = operator.itemgetter(0)
         conn.executemany(
             "INSERT INTO responses (key, endpoint, model, response, prompt_tokens, "
             "completion_tokens, created_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
@@ -500,8 +512,8 @@ class Store(ClaimTables):
             # In key order (the key index then grows at its end, page after page) and
             # from a generator: a round of 50,000 answers is never held twice as text.
             (
-                (key, endpoint, model, _dumps(raw), *usage_of(raw), now, source)
-                for key, endpoint, model, raw in sorted(rows, key=_first)
+                (key, endpoint, model, encode(raw), *usage_of(raw), now, source)
+                for key, endpoint, model, raw in sorted(rows, key=first)
             ),
         )
 
@@ -625,10 +637,6 @@ class Store(ClaimTables):
                 "FROM responses"
             ).fetchone()
         return int(row[0]), int(row[1])
-
-
-def _first(row: tuple[str, str, str | None, JSON]) -> str:
-    return row[0]
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:

@@ -690,6 +690,42 @@ def test_phases_add_up_the_time_of_each_block(monkeypatch: pytest.MonkeyPatch) -
     assert ("journal", "jsonl", "upload", "create", "collect", "store write") == PHASES
 
 
+def test_a_phase_timed_inside_another_counts_only_in_the_inner_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # journal opens at 0 and closes at 10; jsonl inside it runs from 2 to 6.
+    clock = iter([0.0, 2.0, 6.0, 10.0])
+    cpu = iter([0.0, 1.0, 3.0, 5.0])
+    monkeypatch.setattr(time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(time, "thread_time", lambda: next(cpu))
+    phases = Phases()
+    with phases.timing("journal"), phases.timing("jsonl"):
+        pass
+    assert (6.0, 4.0) == (phases.seconds["journal"], phases.seconds["jsonl"])
+    assert (3.0, 2.0) == (phases.cpu_seconds["journal"], phases.cpu_seconds["jsonl"])
+
+
+async def test_phases_of_concurrent_tasks_are_not_nested_in_each_other() -> None:
+    phases = Phases()
+    inside = asyncio.Event()
+    release = asyncio.Event()
+
+    async def upload() -> None:
+        with phases.timing("upload"):
+            inside.set()
+            await release.wait()
+
+    async def collect() -> None:
+        await inside.wait()
+        with phases.timing("collect"):
+            await asyncio.sleep(0.01)
+        release.set()
+
+    await asyncio.gather(upload(), collect())
+    # The upload was open all the while the other task collected: nothing is taken off it.
+    assert phases.seconds["upload"] >= phases.seconds["collect"] >= 0.01
+
+
 def never(_: CallFailed) -> Awaitable[None]:
     async def none() -> None:
         return None
