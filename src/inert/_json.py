@@ -326,6 +326,74 @@ def checked_deeply(plain: JSON, body: object) -> None:
         validate_slowly(body)
 
 
+_SCALARS: Final = frozenset({str, float, bool, type(None)})
+"""The exact types of leaves a copy shares as they are (``int`` is range-checked)."""
+
+
+def plain_copy(body: object) -> JSONObject | None:
+    """A copy of ``body`` whose containers are new and whose leaves are shared, or ``None``.
+
+    For a body of exact dicts with ``str`` keys, lists, ``str``, ``float``, ``bool``,
+    ``None`` and integers within 64 bits, whose canonical text the C encoder has
+    written (so it holds no NaN, no cycle, no lone surrogate) and which nests no
+    deeper than :data:`MAX_DEPTH`: the plain copy an op keeps. Cheaper than parsing
+    the text back (leaves are immutable, so they are shared, not rebuilt), and
+    it keeps the body's key order. ``None`` for anything else (a non-string key,
+    a tuple, a subclass such as an enum member, a wide integer), which the full
+    check then handles.
+    """
+    if type(body) is not dict:
+        return None
+    try:
+        return _copy_object(body)
+    except RecursionError:  # called near the interpreter's limit: the full check decides
+        return None
+
+
+def _copy_object(source: dict[Any, Any]) -> JSONObject | None:
+    copy = source.copy()
+    for key, value in copy.items():
+        if type(key) is not str:
+            return None
+        kind = type(value)
+        if kind in _SCALARS:
+            continue
+        if kind is dict:
+            value = _copy_object(value)
+        elif kind is list:
+            value = _copy_array(value)
+        elif kind is int and INT_MIN <= value <= INT_MAX:
+            continue
+        else:
+            return None
+        if value is None:
+            return None
+        copy[key] = value  # an existing key: the size does not change while iterating
+    return copy
+
+
+def _copy_array(source: list[Any]) -> list[JSON] | None:
+    copy = source.copy()
+    index = -1
+    for value in source:
+        index += 1
+        kind = type(value)
+        if kind in _SCALARS:
+            continue
+        if kind is dict:
+            value = _copy_object(value)
+        elif kind is list:
+            value = _copy_array(value)
+        elif kind is int and INT_MIN <= value <= INT_MAX:
+            continue
+        else:
+            return None
+        if value is None:
+            return None
+        copy[index] = value
+    return copy
+
+
 _PREFIXES: dict[str, str] = {}
 
 

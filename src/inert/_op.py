@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from hashlib import sha256
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from inert._json import (
     ENCODER,
@@ -18,6 +18,7 @@ from inert._json import (
     checked_deeply,
     checked_slowly,
     op_key,
+    plain_copy,
     trusted_key,
     validate_slowly,
 )
@@ -91,23 +92,29 @@ class Op(Generic[T_co]):
             raise TypeError(f"body must be a JSON object (a mapping); got {type(body).__name__}")
         if not callable(decode):
             raise TypeError(f"decode must be callable; got {type(decode).__name__}")
-        # inert._json.checked_call, inline: this runs for every op built by hand. The
-        # body alone is encoded and parsed back; the endpoint's part of the key's text
-        # is the same for every op of the endpoint.
+        # The body alone is encoded (the endpoint's part of the key's text is the same
+        # for every op of the endpoint); the C encoder refuses what is not JSON, NaN,
+        # and cycles, UTF-8 refuses lone surrogates. A body of plain dicts, lists and
+        # scalars is then copied (containers only: leaves are immutable); anything
+        # else takes inert._json.checked_call's steps (parse back, compare, walk).
+        plain: JSON
         try:
             text = "".join(ENCODER(body, 0))
             data = (prefix + text + "]").encode("utf-8")
-            plain = SCAN_CHECKED(text, 0)[0]
         except (TypeError, ValueError, RecursionError):
             plain, key = checked_slowly(endpoint, body)
         else:
-            if plain != body:
-                plain = validate_slowly(body)  # tuples are fine; other rewrites raise
-            if len(data) > SCREENED and data.count(b"[") + data.count(b"{") > MAX_DEPTH + 1:
-                checked_deeply(plain, body)
-            key = sha256(data).hexdigest()
+            plain = (
+                plain_copy(body)
+                if len(data) <= SCREENED or data.count(b"[") + data.count(b"{") <= MAX_DEPTH + 1
+                else None
+            )
+            if plain is None:
+                plain, key = _checked_plain(endpoint, body, text, data)
+            else:
+                key = sha256(data).hexdigest()
         self.endpoint = endpoint
-        self._body: JSONObject = plain  # pyright: ignore[reportAttributeAccessIssue]  # a mapping checks as an object
+        self._body: JSONObject = cast(JSONObject, plain)  # a mapping checks as an object
         self.decode = decode
         self.dedup = dedup
         self.occurrence = occurrence
@@ -172,6 +179,25 @@ class Op(Generic[T_co]):
     def __repr__(self) -> str:
         suffix = "" if self.dedup else ", dedup=False"
         return f"Op({self.endpoint}, key={self._key[:12]}{suffix})"
+
+
+def _checked_plain(endpoint: str, body: object, text: str, data: bytes) -> tuple[JSON, str]:
+    """``(plain body, key)`` of a body the copy declined, from its canonical ``text``.
+
+    The steps of :func:`inert._json.checked_call`: parse the text back (refusing
+    integers outside 64 bits), compare with ``body`` (a non-string key was rewritten
+    by the encoder; tuples are fine) and screen the nesting; raises, naming the
+    place, for a body no API can take.
+    """
+    try:
+        plain = SCAN_CHECKED(text, 0)[0]
+    except (ValueError, RecursionError):
+        return checked_slowly(endpoint, body)
+    if plain != body:
+        plain = validate_slowly(body)  # tuples are fine; other rewrites raise
+    if len(data) > SCREENED and data.count(b"[") + data.count(b"{") > MAX_DEPTH + 1:
+        checked_deeply(plain, body)
+    return plain, sha256(data).hexdigest()
 
 
 def _occurrence_key(endpoint: str, key: str, occurrence: int) -> str:

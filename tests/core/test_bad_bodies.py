@@ -8,6 +8,8 @@ integers wider than 64 bits.
 
 from __future__ import annotations
 
+import enum
+import json
 from typing import Any
 
 import pydantic
@@ -118,6 +120,71 @@ def test_a_plain_body_is_kept_as_an_equal_copy(body: dict[str, JSON]) -> None:
     body["added later"] = 1
     assert "added later" not in op.body
     assert canonical_dumps(op.body) == op.canonical_body()
+
+
+def exact_types(value: object) -> bool:
+    """True if ``value`` is made of exact dicts, lists, str, int, float, bool and None."""
+    if type(value) is dict:
+        return all(type(k) is str and exact_types(v) for k, v in value.items())
+    if type(value) is list:
+        return all(exact_types(v) for v in value)
+    return value is None or type(value) in (str, int, float, bool)
+
+
+@given(value=odd_values)
+def test_an_op_keeps_what_the_slow_walk_returns_or_refuses_alike(value: object) -> None:
+    """Building an op gives the slow walk's plain copy (exact types, a new container at
+    every level), or the same refusal, whichever path the op's check took."""
+    body = {"x": value}
+    expected = outcome(validate_slowly, body)
+    actual = outcome(lambda b: build(b).body, body)
+    assert expected == actual
+    if actual[0] == "ok":
+        assert exact_types(actual[1])
+        assert actual[1] is not body
+        if isinstance(value, list | dict):
+            assert actual[1]["x"] is not value
+
+
+class Role(enum.StrEnum):
+    """A str subclass, as bodies built from enums hold."""
+
+    USER = "user"
+
+
+class Level(enum.IntEnum):
+    """An int subclass."""
+
+    HIGH = 3
+
+
+def test_subclasses_of_json_types_are_kept_as_the_plain_types() -> None:
+    """Enum members and other subclasses, as values or keys, become plain str and int."""
+    body: dict[str, Any] = {
+        "messages": [{"role": Role.USER, "content": "hi"}],
+        "n": Level.HIGH,
+        "meta": {Role.USER: 1},
+    }
+    op = build(body)
+    assert op.body == {"messages": [{"role": "user", "content": "hi"}], "n": 3, "meta": {"user": 1}}
+    assert exact_types(op.body)
+    assert op.key == build(json.loads(canonical_dumps(op.body))).key
+
+
+def test_every_container_of_a_plain_body_is_a_copy() -> None:
+    """Changing any nested part of the input afterwards changes nothing in the op."""
+    message = {"role": "user", "content": "hi"}
+    messages = [message]
+    body: dict[str, Any] = {"messages": messages, "tools": [[1, 2], {"a": None}]}
+    op = build(body)
+    key = op.key
+    text = op.canonical_body()
+    message["content"] = "changed"
+    messages.append({"role": "user", "content": "more"})
+    body["tools"][0].append(3)
+    body["tools"][1]["b"] = 1.5
+    assert text == canonical_dumps(op.body)
+    assert key == build(json.loads(text)).key
 
 
 @given(path=paths, surrogate=st.sampled_from(["\ud800", "x\udfff", "\udbff\udc00\ud800"]))
