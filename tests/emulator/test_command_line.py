@@ -127,3 +127,22 @@ def test_no_access_log_by_default(
     caplog.set_level("INFO", logger="inert.emulator.access")
     client.files.list()
     assert [] == [r for r in caplog.records if r.name == "inert.emulator.access"]
+
+
+def test_the_announced_address_already_accepts_connections() -> None:
+    """A client that connects the moment it reads the address is queued, not refused.
+
+    ``serve_forever`` announces the address before uvicorn's loop starts; the socket
+    must listen by then. The announcement connects and then interrupts the server
+    (as Ctrl-C would), so the check runs in the gap between the two.
+    """
+    connected: list[str] = []
+
+    def announce(url: str) -> None:
+        host, port = url.split("//")[1].split("/")[0].split(":")
+        with socket.create_connection((host, int(port)), timeout=5):
+            connected.append(url)
+        raise KeyboardInterrupt
+
+    Emulator(port=0).serve_forever(announce)
+    assert 1 == len(connected)

@@ -31,6 +31,8 @@ API_KEY_ENV: Final = "INERT_EMULATOR_API_KEY"
 DEFAULT_MAX_LINES: Final = 50_000
 DEFAULT_MAX_FILE_BYTES: Final = 200 * 1024 * 1024
 _START_TIMEOUT: Final = 10.0
+_BACKLOG: Final = 2048
+"""Pending connections the socket queues (uvicorn's default backlog)."""
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -371,13 +373,18 @@ class Emulator:
     def serve_forever(self, announce: Callable[[str], None] | None = None) -> None:
         """Serve in the calling thread until interrupted (Ctrl-C).
 
-        ``announce`` is called with ``base_url`` once the port is bound.
+        ``announce`` is called with ``base_url`` once the socket listens: a client
+        that connects as soon as it reads the address is queued until the server
+        runs, never refused.
 
         Raises:
             OSError: the port cannot be bound.
         """
         self._socket = _bind(self.host, self._port)
         try:
+            # uvicorn listens only once its loop has started; listening here first
+            # closes the gap between the announcement and that moment.
+            self._socket.listen(_BACKLOG)
             if announce is not None:
                 announce(self.base_url)
             self._make_server().run(sockets=[self._socket])
