@@ -235,6 +235,7 @@ class Engine:
         self._roots: _Join | None = None
         self._requested = 0
         self._deduplicated = 0
+        self._undeduped = 0  # ops of the coming round that opt out of dedup
 
     async def run(self, requests: Sequence[Request[Any]]) -> list[Result[Any, RequestError]]:
         """Run every request to its value or error; results are in input order."""
@@ -360,6 +361,8 @@ class Engine:
         memo = self._memo
         waiting = self._waiting
         report = self._report
+        sizes = report.round_sizes
+        fetch = self._fetch
         stack = fiber.stack
         while True:
             if op.dedup:
@@ -401,9 +404,9 @@ class Engine:
             # rounds loop would do, in one place).
             self._requested += 1
             report.rounds += 1
-            report.round_sizes.append(1)
+            sizes.append(1)
             ops = [op]
-            fetching: Any = self._fetch(ops)
+            fetching: Any = fetch(ops)
             if fetching.__class__ is not list or len(fetching) != 1:
                 waiting[key] = (fiber, op)
                 return ops, fetching
@@ -423,9 +426,15 @@ class Engine:
         queue = self._queue
         wake = self._wake
         answers = outcomes if isinstance(outcomes, list) else _in_order(ops, outcomes)
-        for op, waiters, outcome in zip(ops, waiting.values(), answers, strict=True):
-            if op.dedup:
-                memo[op._key] = outcome
+        if self._undeduped:
+            # Ops that opt out of dedup are never answered from memory.
+            self._undeduped = 0
+            memo.update(
+                (op._key, outcome) for op, outcome in zip(ops, answers, strict=True) if op.dedup
+            )
+        else:
+            memo.update(zip(waiting, answers, strict=True))  # the keys of the round, in its order
+        for waiters, outcome in zip(waiting.values(), answers, strict=True):
             if waiters.__class__ is list:
                 for waiter in waiters:
                     wake(waiter, outcome, 0)
@@ -579,6 +588,8 @@ class Engine:
         if waiters is None:
             self._waiting[key] = waiter if op is waiter[-1] else (*waiter[:-1], op)
             self._new.append(op)
+            if not op.dedup:
+                self._undeduped += 1
             if self._pipelined:
                 self._op_depth[key] = depth + 1
                 if depth + 1 > self._report.rounds:
@@ -617,7 +628,10 @@ class Engine:
         new = self._new
         values = join.values
         pipelined = self._pipelined
-        for i, part in enumerate(parts):
+        inline = 0
+        i = -1
+        for part in parts:
+            i += 1
             kind = part.__class__
             if kind is _Call:
                 op = part.op  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]  # a _Call, checked above
@@ -626,7 +640,7 @@ class Engine:
                     # The common case, inline: a new distinct call of this round.
                     waiting[key] = (join, i, op)
                     new.append(op)
-                    self._requested += 1
+                    inline += 1
                     continue
                 found = self._wait(op, (join, i, op), depth)
                 if found is None:
@@ -650,6 +664,7 @@ class Engine:
                 for j in range(len(parts) - 1, i - 1, -1):
                     queue.append((_Fiber([(_SLOT, join, j)], depth), _EVAL, parts[j]))
                 break
+        self._requested += inline
         return join
 
     def _step(self, fiber: _Fiber, mode: int, payload: Any) -> None:

@@ -345,24 +345,29 @@ def plain_copy(body: object) -> JSONObject | None:
     if type(body) is not dict:
         return None
     try:
-        return _copy_object(body)
+        return copy_object(body)
     except RecursionError:  # called near the interpreter's limit: the full check decides
         return None
 
 
-def _copy_object(source: dict[Any, Any]) -> JSONObject | None:
+def copy_object(source: dict[Any, Any]) -> JSONObject | None:
+    """:func:`plain_copy` of an exact dict, without its guard against ``RecursionError``."""
     copy = source.copy()
     for key, value in copy.items():
         if type(key) is not str:
             return None
         kind = type(value)
-        if kind in _SCALARS:
+        if kind is str:  # the common leaf first: each test is a step of the interpreter
             continue
-        if kind is dict:
-            value = _copy_object(value)
-        elif kind is list:
+        if kind is list:
             value = _copy_array(value)
-        elif kind is int and INT_MIN <= value <= INT_MAX:
+        elif kind is dict:
+            value = copy_object(value)
+        elif kind is int:
+            if INT_MIN <= value <= INT_MAX:
+                continue
+            return None
+        elif kind in _SCALARS:
             continue
         else:
             return None
@@ -378,13 +383,17 @@ def _copy_array(source: list[Any]) -> list[JSON] | None:
     for value in source:
         index += 1
         kind = type(value)
-        if kind in _SCALARS:
+        if kind is dict:  # arrays of a body are mostly of objects (messages) or strings
+            value = copy_object(value)
+        elif kind is str:
             continue
-        if kind is dict:
-            value = _copy_object(value)
         elif kind is list:
             value = _copy_array(value)
-        elif kind is int and INT_MIN <= value <= INT_MAX:
+        elif kind is int:
+            if INT_MIN <= value <= INT_MAX:
+                continue
+            return None
+        elif kind in _SCALARS:
             continue
         else:
             return None

@@ -17,8 +17,8 @@ from inert._json import (
     canonical_dumps,
     checked_deeply,
     checked_slowly,
+    copy_object,
     op_key,
-    plain_copy,
     trusted_key,
     validate_slowly,
 )
@@ -100,15 +100,18 @@ class Op(Generic[T_co]):
         plain: JSON
         try:
             text = "".join(ENCODER(body, 0))
-            data = (prefix + text + "]").encode("utf-8")
+            data = f"{prefix}{text}]".encode()
         except (TypeError, ValueError, RecursionError):
             plain, key = checked_slowly(endpoint, body)
         else:
-            plain = (
-                plain_copy(body)
-                if len(data) <= SCREENED or data.count(b"[") + data.count(b"{") <= MAX_DEPTH + 1
-                else None
-            )
+            plain = None
+            if type(body) is dict and (
+                len(data) <= SCREENED or data.count(b"[") + data.count(b"{") <= MAX_DEPTH + 1
+            ):
+                try:
+                    plain = copy_object(body)  # inert._json.plain_copy, one call less
+                except RecursionError:  # near the interpreter's limit: the full check decides
+                    plain = None
             if plain is None:
                 plain, key = _checked_plain(endpoint, body, text, data)
             else:

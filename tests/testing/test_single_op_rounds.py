@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from returns.result import Result
 
-from inert import Op, Request, RequestError, call, pure
+from inert import Op, Request, RequestError, call, gather_all, pure
 from inert._engine import Outcome
 from inert._json import JSON
 from inert._report import ReportBuilder
@@ -123,8 +123,8 @@ class _GeneralFake(FakeRunner):
         return await super()._send(ops, report)
 
 
-def _run(fake: FakeRunner, requests: list[Request[int]]) -> tuple[Any, ...]:
-    results: list[Result[int, RequestError]] = asyncio.run(fake.run_all_settled(requests))
+def _run(fake: FakeRunner, requests: Sequence[Request[object]]) -> tuple[Any, ...]:
+    results: list[Result[object, RequestError]] = asyncio.run(fake.run_all_settled(requests))
     report = fake.report
     shown = [
         r.value_or(None) if r.value_or(None) is not None else str(r.failure()) for r in results
@@ -167,3 +167,30 @@ def test_a_chain_of_every_kind_counts_each_round() -> None:
     # Paid: every answer but the refused one and the error object.
     assert (report.ops_sent, report.ops_paid) == (1 + len(kinds), 1 + len(kinds) - 2)
     assert (report.prompt_tokens, report.completion_tokens) == (3, 2)
+
+
+def _wide(kinds: Sequence[str], *, general: bool = False) -> Request[list[int]]:
+    """One gather of a call per kind (a round of many ops), then a second such round."""
+
+    def asked(index: int, kind: str) -> Request[int]:
+        decode = _bad_decode if kind == "bad_decode" else _decode
+        body = _body("plain", 0) if kind == "repeat" else _body(kind, index)
+        request = call(Op(endpoint="/v1/test", body=body, decode=decode, dedup=kind != "no_dedup"))
+        request = request.recover(lambda error: pure(-1))
+        return request.map(_same) if general else request
+
+    first = gather_all([asked(i, kind) for i, kind in enumerate(kinds)])
+    return first.then(lambda _: gather_all([asked(i, kind) for i, kind in enumerate(kinds)]))
+
+
+@given(kinds=st.lists(st.sampled_from(STEPS), min_size=2, max_size=12))
+def test_wide_rounds_run_as_on_the_general_way(kinds: list[str]) -> None:
+    """Rounds of many ops, counted as the fake answers them, give what the general way gives.
+
+    The second round repeats the first: its ops are answered from memory, except those
+    built with ``dedup=False``.
+    """
+    kinds = [kind for kind in kinds if kind not in ("then_fails", "pure")] or ["plain", "plain"]
+    shorter = _run(FakeRunner(_respond), [_wide(kinds)])
+    general = _run(_GeneralFake(_respond), [_wide(kinds, general=True)])
+    assert shorter == general

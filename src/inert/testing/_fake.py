@@ -160,6 +160,10 @@ class FakeRunner(BaseRunner):
         self.calls: list[Op[object]] = []
         self.rounds_log: list[list[Op[object]]] = []
         self.history: list[list[list[Op[object]]]] = []
+        self._failed = 0
+        # Answers go to the engine at once (no coroutine) unless they arrive shuffled
+        # or a subclass sends otherwise.
+        self._direct = self._random is None and type(self)._send is FakeRunner._send
 
     # --- other ways to build one ----------------------------------------------------
 
@@ -315,7 +319,7 @@ class FakeRunner(BaseRunner):
         Not when answers arrive shuffled, nor for a subclass that overrides ``_send``:
         those go through ``_send`` (a coroutine).
         """
-        if self._random is not None or type(self)._send is not FakeRunner._send:
+        if not self._direct:
             return self._send(ops, report)
         return self._answers(ops, ops)
 
@@ -328,8 +332,10 @@ class FakeRunner(BaseRunner):
         was answered), with nothing to loop over; rounds of more ops, shuffled
         answers and subclasses that send otherwise take the general path.
         """
-        if len(ops) != 1 or self._random is not None or type(self)._send is not FakeRunner._send:
+        if not self._direct:
             return super()._fetch_bare(report, ops)
+        if len(ops) != 1:
+            return self._fetch_round(report, ops)
         op = ops[0]
         report.ops_sent += 1
         self.calls.append(op)
@@ -347,6 +353,25 @@ class FakeRunner(BaseRunner):
             report.ops_paid += 1
             return [raw]
         return self._settled_in_order(ops, [raw], report)
+
+    def _fetch_round(
+        self, report: ReportBuilder, ops: Sequence[Op[Any]]
+    ) -> Outcomes | Awaitable[Outcomes]:
+        """A round of several ops, answered in one pass that also counts what was paid.
+
+        The general path counts the answers in a second pass
+        (``BaseRunner._settled_in_order``); it still does when an answer carries
+        usage or an error object, or is not an object at all.
+        """
+        report.ops_sent += len(ops)
+        answers = self._answers(ops, ops, tally=True)
+        if not isinstance(answers, list):  # an async respond: counted once all are in
+            return self._settled_later(ops, answers, report)
+        failed = self._failed
+        if failed < 0:
+            return self._settled_in_order(ops, answers, report)
+        report.ops_paid += len(answers) - failed
+        return answers
 
     async def _send(
         self, ops: Sequence[Op[Any]], report: ReportBuilder
@@ -366,10 +391,15 @@ class FakeRunner(BaseRunner):
         return {op.key: answer for op, answer in zip(order, answers, strict=True)}
 
     def _answers(
-        self, ops: Sequence[Op[Any]], order: Sequence[Op[Any]]
+        self, ops: Sequence[Op[Any]], order: Sequence[Op[Any]], *, tally: bool = False
     ) -> list[Outcome] | Coroutine[Any, Any, list[Outcome]]:
         """``respond`` of each op of ``order``, in that order; the rest as a coroutine
-        from the first answer that must be awaited (an async ``respond``)."""
+        from the first answer that must be awaited (an async ``respond``).
+
+        With ``tally``, ``self._failed`` is left as the number of answers that are
+        RequestErrors, or -1 when some answer is not an object, or carries usage or
+        an error object (then ``_settled_in_order`` counts them); without, -1.
+        """
         self.calls.extend(ops)
         self.rounds_log.append(list(ops))
         respond = self._respond
@@ -379,25 +409,30 @@ class FakeRunner(BaseRunner):
         check = self._store is not None
         answers: list[Outcome] = []
         append = answers.append
+        failed = 0
         bulk = len(order) >= _BULK
         if bulk:
             _gc.pause()
         try:
-            for i, op in enumerate(order):
+            for op in order:
                 try:
                     raw = respond(op)
                     if raw.__class__ is not dict or check:
                         if inspect.isawaitable(raw):
-                            return self._answers_later(order, i, raw, answers)
+                            return self._answers_later(order, len(answers), raw, answers)
                         if raw.__class__ is not dict or check:
                             raw = validate_json(raw)
                 except RequestError as error:
                     append(error)
+                    failed += 1
                     continue
+                if tally and (raw.__class__ is not dict or "usage" in raw or "error" in raw):  # pyright: ignore[reportOperatorIssue]  # a dict, checked first
+                    tally = False  # to be counted by _settled_in_order
                 append(raw)  # pyright: ignore[reportArgumentType]  # narrowed by the class check (pyright does not narrow on __class__)
         finally:
             if bulk:
                 _gc.resume()
+        self._failed = failed if tally else -1
         return answers
 
     async def _answers_later(
