@@ -679,7 +679,8 @@ def _subprocess_section(results: Mapping[str, Any]) -> list[str]:
         "output decode against bare `json.dumps` / `model_validate_json` loops, best of",
         "the repeats, with tracemalloc peaks), `benchmarks/batch_path.py` (one round of",
         "5,000 and of 50,000 requests through the batch runner on the emulator: CPU time",
-        "of each phase and its growth, peak RSS per op against the bodies and answers)",
+        "of each phase and its growth, each piece of work counted in one phase only, peak",
+        "RSS per op against the bodies and answers)",
         "and `benchmarks/emulator_throughput.py`.",
     ]
     runs = [

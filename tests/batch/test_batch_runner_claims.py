@@ -810,3 +810,58 @@ async def test_a_line_whose_output_keeps_expiring_goes_again_up_to_max_attempts(
     records = store.shards()
     assert 10 == len(records)
     assert {"abandoned"} == {r.state for r in records[:-1]}
+
+
+async def test_a_resubmitted_shard_is_held_by_the_run_with_its_lease_and_tokens(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    """The shard journaled for lines submitted again is this run's, under a fresh lease
+    (no other run takes it while it runs), and carries the lines' token estimate."""
+    emu.set_faults(Faults(line_expired=1.0))
+    runner = fast(client, store, max_attempts=2)
+    seen: list[ShardRecord] = []
+    before = store.clock()
+
+    def look(_: object) -> None:
+        records = store.shards()
+        if len(records) == 2:
+            seen.append(records[1])
+
+    wire.on_answer("POST", "/v1/files", look, times=2)
+    await runner.run_all_settled([ask("held again one"), ask("held again two")])
+    first, second = store.shards()
+    (held,) = seen
+    assert runner.run_id == held.owner
+    assert held.lease_expires_at is not None
+    assert before + 60 <= held.lease_expires_at <= store.clock() + 60
+    assert 0 < first.tokens == second.tokens
+
+
+async def test_a_cancelled_run_leaves_alone_a_shard_another_run_took_over(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run is cancelled after another run took its shard over (its lease ran out):
+    it abandons only what it still holds, so the other run's shard stays as it is."""
+    request = ask("taken then cancelled")
+    runner = fast(client, store)
+    submit = runner._submit
+
+    async def taken_then_cancelled(*args: Any, **kwargs: Any) -> Any:
+        assert runner.run_id is not None
+        store.expire_leases(owner=runner.run_id, now=store.clock())
+        store.begin_run("run_other", {}, host="another-host", pid=1)
+        store.claim_shards(
+            run_id="run_other",
+            keys=[op_of(request).key],
+            plan=lambda free: [],
+            lease=LONG_LEASE,
+            now=store.clock(),
+        )
+        runner._cancel_requested = True
+        return await submit(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_submit", taken_then_cancelled)
+    results = await runner.run_all_settled([request])
+    assert [CancelledRequestError] == [type(e) for e in failures(results)]
+    (record,) = store.shards()
+    assert ("intended", "run_other", None) == (record.state, record.owner, record.error)

@@ -730,3 +730,13 @@ def test_the_enqueued_token_limit_is_kept_for_the_rounds(
     per_model = {"gpt-4o-mini": 500}
     assert per_model == BatchRunner(client, store=store, enqueued_token_limit=per_model)._limits
     assert BatchRunner(client, store=store)._limits is None
+
+
+def test_the_journal_polls_and_times_as_the_runner_says(
+    client: openai.AsyncOpenAI, store: Store
+) -> None:
+    """Its calls are paced by the runner's settings; its phases add up in the runner's."""
+    runner = BatchRunner(client, store=store, poll_interval=2, poll_interval_max=7)
+    assert (2, 7) == (runner._journal.poll_interval, runner._journal.poll_interval_max)
+    assert runner._phases is runner._journal.phases
+    assert store is runner._journal.store
