@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import time
 import warnings
 from pathlib import Path
 from typing import Final
@@ -27,6 +28,7 @@ from typing import Final
 import attrs
 
 from inert._store_errors import (
+    DamagedStoreError,
     NotAStoreError,
     StoreError,
     StoreNotFoundError,
@@ -40,6 +42,13 @@ APPLICATION_ID: Final = 0x696E7274
 SQLITE_HEADER: Final = b"SQLite format 3\x00"
 _HEADER_SIZE: Final = 100
 _SIDE_FILES: Final = ("-wal", "-shm", "-journal")
+_SETTLE_LOOKS: Final = 40
+_SETTLE_PAUSE: Final = 0.025
+"""A file that looks cut short is looked at again, this often and this far apart (s).
+
+The first pages of a new store are written by whichever process created it; a
+process opening it at that moment can read a header whose pages are not yet on disk.
+"""
 _INERT_MARKS: Final = (b"applicationinert", b"schema_version")
 """Bytes of an inert store's ``meta`` rows as SQLite's record format lays them out
 (the two text values of a row are adjacent), found even in a damaged file."""
@@ -111,7 +120,8 @@ def inspect(path: Path, *, create: bool) -> FileLook:
     Raises:
         StoreNotFoundError: nothing at ``path`` and ``create`` is false.
         NotAStoreError: a special file, or a file that is not a SQLite database.
-        DamagedStoreError: a SQLite file cut short (its header says it is longer).
+        DamagedStoreError: a SQLite file cut short (its header says it is longer),
+            still so after :data:`_SETTLE_LOOKS` looks (about a second).
         StoreReadOnlyError: the file cannot be created there.
     """
     if not os.path.lexists(path):
@@ -122,6 +132,19 @@ def inspect(path: Path, *, create: bool) -> FileLook:
             )
         if create_private(path):
             return FileLook(fresh=True, inert=False)
+    for _ in range(_SETTLE_LOOKS - 1):
+        try:
+            return _look(path)
+        except DamagedStoreError:
+            # Another process may be writing this store's first pages right now
+            # (many processes creating one store at once): what is cut short
+            # while being written is whole a moment later; real damage stays.
+            time.sleep(_SETTLE_PAUSE)
+    return _look(path)
+
+
+def _look(path: Path) -> FileLook:
+    """One look at an existing file at ``path`` (:func:`inspect` without the waiting)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except PermissionError:
@@ -137,6 +160,7 @@ def inspect(path: Path, *, create: bool) -> FileLook:
                 path=path,
             )
         head = os.pread(fd, _HEADER_SIZE, 0)
+        info = os.fstat(fd)  # the size as of the header read, not before it
     finally:
         os.close(fd)
     if not head:

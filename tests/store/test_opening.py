@@ -8,6 +8,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -153,6 +154,26 @@ def test_a_store_cut_short_is_damaged_and_says_how_to_recover(store_path: Path) 
     assert f"inert store recover {store_path}" in message
     assert "not an inert store" not in message
     assert len(data) // 2 == store_path.stat().st_size
+
+
+def test_a_store_whose_pages_are_still_being_written_opens_once_they_are(
+    store_path: Path,
+) -> None:
+    """A file cut short only while its creator writes it is waited for, not called damaged.
+
+    Many processes opening one new store at once: one writes the first pages while
+    another looks at the file. Here the rest of the file arrives 0.2 s after the look.
+    """
+    keys = filled_store(store_path)
+    data = store_path.read_bytes()
+    store_path.write_bytes(data[: len(data) // 2])
+    finish = threading.Timer(0.2, store_path.write_bytes, args=(data,))
+    finish.start()
+    try:
+        with Store(store_path) as store:
+            assert len(keys) == len(store.get_responses(keys))
+    finally:
+        finish.join()
 
 
 def test_garbage_mid_file_is_a_damaged_store_error_not_a_raw_sqlite_error(
