@@ -166,8 +166,15 @@ def test_a_store_whose_pages_are_still_being_written_opens_once_they_are(
     """
     keys = filled_store(store_path)
     data = store_path.read_bytes()
-    store_path.write_bytes(data[: len(data) // 2])
-    finish = threading.Timer(0.2, store_path.write_bytes, args=(data,))
+    half = len(data) // 2
+    store_path.write_bytes(data[:half])
+
+    def write_the_rest() -> None:  # as its creator does: the file only grows
+        with store_path.open("r+b") as f:
+            f.seek(half)
+            f.write(data[half:])
+
+    finish = threading.Timer(0.2, write_the_rest)
     finish.start()
     try:
         with Store(store_path) as store:
