@@ -184,8 +184,8 @@ class Op(Generic[T_co]):
 
     @property
     def body_size(self) -> int:
-        """The UTF-8 bytes of :meth:`canonical_body`, known from making the key (a batch
-        line's size is counted without encoding its body again)."""
+        """The length of :meth:`canonical_body` in UTF-8 bytes (known from making the key:
+        batch planning measures lines without encoding their bodies again)."""
         size = self._body_size
         if size < 0:
             text = canonical_dumps(self._body)
