@@ -97,12 +97,13 @@ class Op(Generic[T_co]):
         # and cycles, UTF-8 refuses lone surrogates. A body of plain dicts, lists and
         # scalars is then copied (containers only: leaves are immutable); anything
         # else takes inert._json.checked_call's steps (parse back, compare, walk).
-        plain: JSON
+        plain: JSONObject | None
         try:
             text = "".join(ENCODER(body, 0))
             data = f"{prefix}{text}]".encode()
         except (TypeError, ValueError, RecursionError):
-            plain, key = checked_slowly(endpoint, body)
+            slow, key = checked_slowly(endpoint, body)
+            plain = cast(JSONObject, slow)  # a mapping checks as an object
         else:
             plain = None
             if type(body) is dict and (
@@ -113,11 +114,12 @@ class Op(Generic[T_co]):
                 except RecursionError:  # near the interpreter's limit: the full check decides
                     plain = None
             if plain is None:
-                plain, key = _checked_plain(endpoint, body, text, data)
+                slow, key = _checked_plain(endpoint, body, text, data)
+                plain = cast(JSONObject, slow)  # a mapping checks as an object
             else:
                 key = sha256(data).hexdigest()
         self.endpoint = endpoint
-        self._body: JSONObject = cast(JSONObject, plain)  # a mapping checks as an object
+        self._body: JSONObject = plain
         self.decode = decode
         self.dedup = dedup
         self.occurrence = occurrence
