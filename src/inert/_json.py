@@ -434,6 +434,23 @@ def trusted_key(endpoint: str, body: JSONObject) -> str:
     return sha256(data).hexdigest()
 
 
+def trusted_key_size(endpoint: str, body: JSONObject) -> tuple[str, int]:
+    """:func:`trusted_key`, and the UTF-8 byte length of the body's canonical text
+    (read off the text the key is made of: batch planning needs no second encoding)."""
+    prefix = call_prefix(endpoint)
+    try:
+        data = (prefix + _encode(body) + "]").encode("utf-8")
+    except ValueError:
+        validate_slowly(body)  # names the place of the surrogate
+        raise
+    return sha256(data).hexdigest(), body_size_of(data, prefix)
+
+
+def body_size_of(data: bytes, prefix: str) -> int:
+    """The body's bytes in ``data``, the UTF-8 text ``prefix`` + body + ``]`` of a call."""
+    return len(data) - (len(prefix) if prefix.isascii() else len(prefix.encode())) - 1
+
+
 def validate_json(value: object, *, path: tuple[str | int, ...] = ()) -> JSON:
     """Return ``value`` as plain JSON (lists for tuples, dicts for mappings), or raise.
 

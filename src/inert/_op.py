@@ -13,6 +13,7 @@ from inert._json import (
     SCAN_CHECKED,
     SCREENED,
     JSONObject,
+    body_size_of,
     call_prefix,
     canonical_dumps,
     checked_deeply,
@@ -20,6 +21,7 @@ from inert._json import (
     copy_object,
     op_key,
     trusted_key,
+    trusted_key_size,
     validate_slowly,
 )
 
@@ -28,6 +30,20 @@ T_co = TypeVar("T_co", covariant=True)
 _ENDPOINTS: dict[str, str] = {}
 """Endpoints already seen to be API paths (checked once each), with the canonical
 text that starts ``[endpoint, body]`` for each (``["/v1/chat/completions",``)."""
+
+
+_SIZES: dict[int, int] = {}
+"""One int object per body size: the bodies of a round share a few hundred sizes, and
+an int of its own would cost every op 28 bytes (1.4 MB in a round of 50,000)."""
+
+
+def _shared_size(size: int) -> int:
+    kept = _SIZES.get(size)
+    if kept is None:
+        if len(_SIZES) >= 4096:
+            return size
+        kept = _SIZES[size] = size
+    return kept
 
 
 def _check_endpoint(endpoint: object) -> str:
@@ -69,7 +85,16 @@ class Op(Generic[T_co]):
         occurrence: set by the engine for ``dedup=False`` ops to tell occurrences apart.
     """
 
-    __slots__ = ("_body", "_body_text", "_key", "decode", "dedup", "endpoint", "occurrence")
+    __slots__ = (
+        "_body",
+        "_body_size",
+        "_body_text",
+        "_key",
+        "decode",
+        "dedup",
+        "endpoint",
+        "occurrence",
+    )
 
     endpoint: str
     decode: Callable[[JSON], T_co]
@@ -98,12 +123,14 @@ class Op(Generic[T_co]):
         # scalars is then copied (containers only: leaves are immutable); anything
         # else takes inert._json.checked_call's steps (parse back, compare, walk).
         plain: JSON
+        size = -1  # not known yet: body_size encodes the body when first asked
         try:
             text = "".join(ENCODER(body, 0))
             data = f"{prefix}{text}]".encode()
         except (TypeError, ValueError, RecursionError):
             plain, key = checked_slowly(endpoint, body)
         else:
+            size = _shared_size(body_size_of(data, prefix))  # the copy's canonical text
             plain = None
             if type(body) is dict and (
                 len(data) <= SCREENED or data.count(b"[") + data.count(b"{") <= MAX_DEPTH + 1
@@ -123,6 +150,7 @@ class Op(Generic[T_co]):
         self.occurrence = occurrence
         self._key = key if occurrence is None else _occurrence_key(endpoint, key, occurrence)
         self._body_text: str | None = None
+        self._body_size = size
 
     @classmethod
     def _built(
@@ -139,7 +167,8 @@ class Op(Generic[T_co]):
         op.decode = decode
         op.dedup = dedup
         op.occurrence = None
-        op._key = trusted_key(endpoint, body)
+        op._key, size = trusted_key_size(endpoint, body)
+        op._body_size = _shared_size(size)
         op._body_text = None
         return op
 
@@ -152,6 +181,16 @@ class Op(Generic[T_co]):
     def key(self) -> str:
         """Hex sha256 of canonical ``[endpoint, body]`` (plus the occurrence, if any)."""
         return self._key
+
+    @property
+    def body_size(self) -> int:
+        """The length of :meth:`canonical_body` in UTF-8 bytes (known from making the key:
+        batch planning measures lines without encoding their bodies again)."""
+        size = self._body_size
+        if size < 0:
+            text = canonical_dumps(self._body)
+            size = self._body_size = len(text) if text.isascii() else len(text.encode())
+        return size
 
     def canonical_body(self) -> str:
         """The body as canonical JSON text: exactly the bytes every runner sends."""
@@ -177,6 +216,7 @@ class Op(Generic[T_co]):
         base = self._key if self.occurrence is None else trusted_key(self.endpoint, self._body)
         op._key = _occurrence_key(self.endpoint, base, occurrence)
         op._body_text = self._body_text
+        op._body_size = self._body_size
         return op
 
     def __repr__(self) -> str:

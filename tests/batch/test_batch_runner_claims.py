@@ -28,6 +28,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
+import httpx2
 import openai
 import pytest
 from returns.result import Failure, Result
@@ -410,6 +411,31 @@ async def test_an_upload_that_keeps_failing_fails_its_lines_and_the_shard(
     assert 0 == runner.report.batches_created
 
 
+async def test_a_create_the_server_refuses_fails_its_lines_and_the_shard(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    """The input file expired between its upload and the create: the server refuses the
+    create for good (a 400 names the file), so no batch exists. Each line fails with that
+    refusal, the shard is journaled as failed with it (a later run does not look for its
+    batch), and nothing is billed."""
+    wire.on_answer("POST", "/v1/files", lambda _: emu.expire_files("batch"))
+    request = ask("create refused")
+    runner = fast(client, store)
+    results = await runner.run_all_settled([request])
+    (error,) = failures(results)
+    (record,) = store.shards()
+    assert (
+        "ApiError",
+        f"creating the batch: HTTP 400: No such File object: {record.input_file_id}",
+        "invalid_value",
+    ) == described(error)
+    assert 400 == getattr(error, "status", None)
+    assert ("failed", f"create refused: {error.message}") == (record.state, record.error)
+    assert (None, None) == (record.batch_id, record.owner)
+    assert (0, []) == (runner.report.batches_created, emu.batch_ids())
+    assert_billed_once(emu, [])
+
+
 async def test_a_batch_that_cannot_be_polled_stays_in_the_journal(
     client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
 ) -> None:
@@ -690,6 +716,48 @@ async def test_a_batch_created_for_a_shard_abandoned_meanwhile_is_still_journale
     assert 1 == runner.report.batches_created
     assert isinstance(results[0].unwrap(), Words)
     assert "downloaded" == record.state
+    assert_billed_once(emu, [op_of(request).key])
+
+
+@pytest.mark.parametrize("found_by_holder", [False, True], ids=["unsent", "found"])
+async def test_a_batch_created_for_a_shard_taken_over_meanwhile_is_journaled_for_its_holder(
+    client: openai.AsyncOpenAI,
+    store: Store,
+    emu: Emulator,
+    wire: LossyTransport,
+    found_by_holder: bool,
+) -> None:
+    """This run's lease ran out while it created the batch, and another run claimed the
+    uploaded shard: the batch exists and will be paid, so it is journaled on that shard,
+    which stays the other run's: this run stores the answers it collects but leaves the
+    shard to its holder, which never submits it again. When the holder has already found
+    the batch and journaled it (``found``), this run collects the shard as it is now."""
+    request = ask("taken during create")
+    runner = fast(client, store)
+
+    def take_over(answer: httpx2.Response) -> None:
+        assert runner.run_id is not None
+        store.expire_leases(owner=runner.run_id, now=store.clock())
+        store.begin_run("run_other", {}, host="another-host", pid=1)
+        store.claim_shards(
+            run_id="run_other",
+            keys=[op_of(request).key],
+            plan=lambda free: [],
+            lease=LONG_LEASE,
+            now=store.clock(),
+        )
+        if found_by_holder:
+            (record,) = store.shards()
+            batch = answer.json()
+            store.mark_created(record.id, batch["id"], batch["status"], held_by="run_other")
+
+    wire.on_answer("POST", "/v1/batches", take_over)
+    results = await runner.run_all_settled([request])
+    (record,) = store.shards()
+    assert [record.batch_id] == emu.batch_ids()
+    assert ("run_other", 1) == (record.owner, runner.report.batches_created)
+    assert "created" == record.state  # closed by its holder, not by this run
+    assert isinstance(results[0].unwrap(), Words)  # this run still stores what it paid for
     assert_billed_once(emu, [op_of(request).key])
 
 

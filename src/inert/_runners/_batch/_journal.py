@@ -465,26 +465,35 @@ class BatchJournal:
             with self.phases.timing("journal"):
                 ids = set(store.shard_custom_ids(record.id) if known is None else known)
         with self.phases.timing("collect"):
-            # The output's lines are matched as it is read (that also counts them).
+            # Each answer of the shard is checked as it is parsed (see parse_output_file);
+            # the output's lines are matched as it is read (that also counts them).
+            check = None if keep is None else _shard_check(ids, keep)
             matcher = LineMatcher(batch.id, ids)
-            output = await self._read(batch, batch.output_file_id, matcher, completed, "output")
+            output = await self._read(
+                batch, batch.output_file_id, matcher, completed, "output", check
+            )
             errors_file = await self._read(
                 batch,
                 batch.error_file_id,
                 LineMatcher(batch.id, ids),
                 failed if batch.status == "completed" else 0,
                 "error",
+                check,
             )
-            with paused_gc():  # per-line work over acyclic data (and a decode per answer)
+            with paused_gc():  # per-line work over acyclic data
+                rejected: frozenset[str] = frozenset()
                 if output is None:
                     matcher = LineMatcher(batch.id, ids)
+                else:
+                    rejected = output[0].rejected
                 if errors_file is not None:
                     matcher.add(errors_file[0])
+                    rejected |= errors_file[0].rejected
                 matched = matcher.matched()
                 answers = [
                     (cid, line.body)
                     for cid, line in matched.lines.items()
-                    if is_success(line) and (keep is None or keep(cid, line.body))
+                    if is_success(line) and cid not in rejected
                 ]
         doubtful = output is not None and bool(output[0].malformed)
 
@@ -543,7 +552,13 @@ class BatchJournal:
         )
 
     async def _read(
-        self, batch: Batch, file_id: str | None, matcher: LineMatcher, expected: int, kind: str
+        self,
+        batch: Batch,
+        file_id: str | None,
+        matcher: LineMatcher,
+        expected: int,
+        kind: str,
+        check: Callable[[str, JSON], bool] | None = None,
     ) -> tuple[ParsedFile, str | None] | None:
         """Download and parse one file of a batch, again while it reads short.
 
@@ -551,7 +566,8 @@ class BatchJournal:
         output file that still reads short after :data:`DOWNLOAD_ROUNDS` downloads,
         a message saying so. A short error file is believed after those rounds (its
         lines never carry a paid answer). ``matcher`` (new, of the shard's ids) holds
-        the lines of the file returned, matched.
+        the lines of the file returned, matched; ``check`` goes to
+        :func:`~inert._runners._batch._output.parse_output_file`.
         """
         parsed = ParsedFile([], [], [])
         if file_id is None:
@@ -570,10 +586,10 @@ class BatchJournal:
             if data is None:
                 return None
             if isinstance(data, bytes):
-                parsed = parse_output_file(data)
+                parsed = parse_output_file(data, check)
             else:
                 with data:  # read line by line: a large output is never held whole
-                    parsed = parse_output_file(data)
+                    parsed = parse_output_file(data, check)
             matcher.clear()
             matcher.add(parsed)
             readable = matcher.ids_seen + len(parsed.malformed)
@@ -655,6 +671,17 @@ class BatchJournal:
             if self.serves(r) and not r.leased(now)
         ]
         return list(await gather_tasks(self.collect(r, view) for r in attached))
+
+
+def _shard_check(
+    ids: Collection[str], keep: Callable[[str, JSON], bool]
+) -> Callable[[str, JSON], bool]:
+    """``keep`` asked only of the shard's own lines (a stray line is never stored)."""
+
+    def check(cid: str, body: JSON) -> bool:
+        return cid not in ids or keep(cid, body)
+
+    return check
 
 
 async def gather_tasks(coros: Iterable[Coroutine[Any, Any, Any]]) -> list[Any]:
