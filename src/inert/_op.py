@@ -122,13 +122,14 @@ class Op(Generic[T_co]):
         # and cycles, UTF-8 refuses lone surrogates. A body of plain dicts, lists and
         # scalars is then copied (containers only: leaves are immutable); anything
         # else takes inert._json.checked_call's steps (parse back, compare, walk).
-        plain: JSON
+        plain: JSONObject | None
         size = -1  # not known yet: body_size encodes the body when first asked
         try:
             text = "".join(ENCODER(body, 0))
             data = f"{prefix}{text}]".encode()
         except (TypeError, ValueError, RecursionError):
-            plain, key = checked_slowly(endpoint, body)
+            slow, key = checked_slowly(endpoint, body)
+            plain = cast(JSONObject, slow)  # a mapping checks as an object
         else:
             size = _shared_size(body_size_of(data, prefix))  # the copy's canonical text
             plain = None
@@ -140,11 +141,12 @@ class Op(Generic[T_co]):
                 except RecursionError:  # near the interpreter's limit: the full check decides
                     plain = None
             if plain is None:
-                plain, key = _checked_plain(endpoint, body, text, data)
+                slow, key = _checked_plain(endpoint, body, text, data)
+                plain = cast(JSONObject, slow)  # a mapping checks as an object
             else:
                 key = sha256(data).hexdigest()
         self.endpoint = endpoint
-        self._body: JSONObject = cast(JSONObject, plain)  # a mapping checks as an object
+        self._body: JSONObject = plain
         self.decode = decode
         self.dedup = dedup
         self.occurrence = occurrence
