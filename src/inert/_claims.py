@@ -33,7 +33,7 @@ to submit again.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Final
 
 import attrs
@@ -131,11 +131,13 @@ class ClaimTables(JournalTables):
         wanted = list(dict.fromkeys(keys))
         until = now + lease
         with paused_gc(), self._transaction() as conn:
-            answered = self._answered(conn, wanted)
-            rest = [key for key in wanted if key not in answered]
+            arrays = list(key_lists(wanted))
+            answered = self._answered(conn, arrays)
+            # Nothing answered (a round's usual case): the same keys, encoded once.
+            rest = [key for key in wanted if key not in answered] if answered else wanted
             claimed: dict[str, int] = {}
             records: dict[int, ShardRecord] = {}
-            for keys in key_lists(rest):
+            for keys in key_lists(rest) if answered else arrays:
                 # Set-based (see inert._journal.KEY_LIST); CROSS JOIN keeps SQLite reading
                 # the keys first and looking each up in the claims' index.
                 rows = conn.execute(
@@ -175,7 +177,11 @@ class ClaimTables(JournalTables):
                         )
                     conn.execute("DELETE FROM claims WHERE shard_id = ?", (record.id,))
                     freed.add(record.id)
-            free = [key for key in rest if key not in claimed or claimed[key] in freed]
+            free = (
+                [key for key in rest if key not in claimed or claimed[key] in freed]
+                if claimed
+                else rest
+            )
             new = self._insert_intents(conn, run_id, plan(free), set(free), until, now)
         kept = {r.id for r in (*held, *taken)}
         return Claim(
@@ -186,9 +192,10 @@ class ClaimTables(JournalTables):
             shard_of={key: sid for key, sid in claimed.items() if sid in kept},
         )
 
-    def _answered(self, conn: SqlConnection, keys: Sequence[str]) -> dict[str, JSON]:
+    def _answered(self, conn: SqlConnection, arrays: Iterable[str]) -> dict[str, JSON]:
+        """The stored answers of the keys in ``arrays`` (JSON arrays, :func:`key_lists`)."""
         found: dict[str, JSON] = {}
-        for wanted in key_lists(keys):
+        for wanted in arrays:
             rows = conn.execute(
                 f"SELECT responses.key, responses.response FROM {self._key_list} "
                 "CROSS JOIN responses WHERE responses.key = wanted.value",
