@@ -384,10 +384,23 @@ def _copy_array(source: list[Any]) -> list[JSON] | None:
         index += 1
         kind = type(value)
         if kind is dict:  # arrays of a body are mostly of objects (messages) or strings
-            value = copy_object(value)
-        elif kind is str:
+            # An object of string-keyed strings and scalars (a message) is copied
+            # here, without a call; any other object takes copy_object.
+            item = value.copy()
+            for key, leaf in item.items():
+                if type(key) is str:
+                    kind = type(leaf)
+                    if kind is str or kind in _SCALARS:
+                        continue
+                item = copy_object(value)
+                if item is None:
+                    return None
+                break
+            copy[index] = item
             continue
-        elif kind is list:
+        if kind is str:
+            continue
+        if kind is list:
             value = _copy_array(value)
         elif kind is int:
             if INT_MIN <= value <= INT_MAX:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from hashlib import sha256
-from typing import Any, Generic, TypeVar, cast
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from inert._json import (
     ENCODER,
@@ -13,7 +14,6 @@ from inert._json import (
     SCAN_CHECKED,
     SCREENED,
     JSONObject,
-    body_size_of,
     call_prefix,
     canonical_dumps,
     checked_deeply,
@@ -27,9 +27,10 @@ from inert._json import (
 
 T_co = TypeVar("T_co", covariant=True)
 
-_ENDPOINTS: dict[str, str] = {}
+_ENDPOINTS: dict[str, tuple[str, int]] = {}
 """Endpoints already seen to be API paths (checked once each), with the canonical
-text that starts ``[endpoint, body]`` for each (``["/v1/chat/completions",``)."""
+text that starts ``[endpoint, body]`` for each (``["/v1/chat/completions",``) and the
+UTF-8 bytes of the text of a call that are not the body's (that start, and ``]``)."""
 
 
 _SIZES: dict[int, int] = {}
@@ -46,16 +47,17 @@ def _shared_size(size: int) -> int:
     return kept
 
 
-def _check_endpoint(endpoint: object) -> str:
+def _check_endpoint(endpoint: object) -> tuple[str, int]:
     if not isinstance(endpoint, str) or not endpoint.startswith("/"):
         raise ValueError(
             f"endpoint must be an API path starting with '/', such as "
             f"'/v1/chat/completions'; got {endpoint!r}"
         )
     prefix = call_prefix(endpoint)
+    known = (prefix, len(prefix.encode()) + 1)
     if len(_ENDPOINTS) < 1024:
-        _ENDPOINTS[endpoint] = prefix
-    return prefix
+        _ENDPOINTS[endpoint] = known
+    return known
 
 
 class Op(Generic[T_co]):
@@ -110,9 +112,10 @@ class Op(Generic[T_co]):
         dedup: bool = True,
         occurrence: int | None = None,
     ) -> None:
-        prefix = _ENDPOINTS.get(endpoint) if type(endpoint) is str else None
-        if prefix is None:
-            prefix = _check_endpoint(endpoint)
+        known = _ENDPOINTS.get(endpoint) if type(endpoint) is str else None
+        if known is None:
+            known = _check_endpoint(endpoint)
+        prefix, around = known
         if type(body) is not dict and not isinstance(body, Mapping):
             raise TypeError(f"body must be a JSON object (a mapping); got {type(body).__name__}")
         if not callable(decode):
@@ -131,7 +134,8 @@ class Op(Generic[T_co]):
             slow, key = checked_slowly(endpoint, body)
             plain = cast(JSONObject, slow)  # a mapping checks as an object
         else:
-            size = _shared_size(body_size_of(data, prefix))  # the copy's canonical text
+            size = len(data) - around  # the body's bytes: the copy's canonical text
+            size = _SIZES.get(size) or _shared_size(size)  # never 0: "{}" is 2 bytes
             plain = None
             if type(body) is dict and (
                 len(data) <= SCREENED or data.count(b"[") + data.count(b"{") <= MAX_DEPTH + 1
@@ -174,15 +178,29 @@ class Op(Generic[T_co]):
         op._body_text = None
         return op
 
-    @property
-    def body(self) -> JSONObject:
-        """The JSON body, as it is sent (a copy-free view; do not mutate it)."""
-        return self._body
+    if TYPE_CHECKING:
 
-    @property
-    def key(self) -> str:
-        """Hex sha256 of canonical ``[endpoint, body]`` (plus the occurrence, if any)."""
-        return self._key
+        @property
+        def body(self) -> JSONObject:
+            """The JSON body, as it is sent (a copy-free view; do not mutate it)."""
+            return self._body
+
+        @property
+        def key(self) -> str:
+            """Hex sha256 of canonical ``[endpoint, body]`` (plus the occurrence, if any)."""
+            return self._key
+
+    else:
+        # The same read-only properties with getters in C: a fake's respond, the
+        # engine's callers and the runners read them once or more per op.
+        body = property(
+            attrgetter("_body"),
+            doc="The JSON body, as it is sent (a copy-free view; do not mutate it).",
+        )
+        key = property(
+            attrgetter("_key"),
+            doc="Hex sha256 of canonical ``[endpoint, body]`` (plus the occurrence, if any).",
+        )
 
     @property
     def body_size(self) -> int:

@@ -465,35 +465,26 @@ class BatchJournal:
             with self.phases.timing("journal"):
                 ids = set(store.shard_custom_ids(record.id) if known is None else known)
         with self.phases.timing("collect"):
-            # Each answer of the shard is checked as it is parsed (see parse_output_file);
-            # the output's lines are matched as it is read (that also counts them).
-            check = None if keep is None else _shard_check(ids, keep)
+            # The output's lines are matched as it is read (that also counts them).
             matcher = LineMatcher(batch.id, ids)
-            output = await self._read(
-                batch, batch.output_file_id, matcher, completed, "output", check
-            )
+            output = await self._read(batch, batch.output_file_id, matcher, completed, "output")
             errors_file = await self._read(
                 batch,
                 batch.error_file_id,
                 LineMatcher(batch.id, ids),
                 failed if batch.status == "completed" else 0,
                 "error",
-                check,
             )
-            with paused_gc():  # per-line work over acyclic data
-                rejected: frozenset[str] = frozenset()
+            with paused_gc():  # per-line work over acyclic data (and a decode per answer)
                 if output is None:
                     matcher = LineMatcher(batch.id, ids)
-                else:
-                    rejected = output[0].rejected
                 if errors_file is not None:
                     matcher.add(errors_file[0])
-                    rejected |= errors_file[0].rejected
                 matched = matcher.matched()
                 answers = [
                     (cid, line.body)
                     for cid, line in matched.lines.items()
-                    if is_success(line) and cid not in rejected
+                    if is_success(line) and (keep is None or keep(cid, line.body))
                 ]
         doubtful = output is not None and bool(output[0].malformed)
 
@@ -552,13 +543,7 @@ class BatchJournal:
         )
 
     async def _read(
-        self,
-        batch: Batch,
-        file_id: str | None,
-        matcher: LineMatcher,
-        expected: int,
-        kind: str,
-        check: Callable[[str, JSON], bool] | None = None,
+        self, batch: Batch, file_id: str | None, matcher: LineMatcher, expected: int, kind: str
     ) -> tuple[ParsedFile, str | None] | None:
         """Download and parse one file of a batch, again while it reads short.
 
@@ -566,8 +551,7 @@ class BatchJournal:
         output file that still reads short after :data:`DOWNLOAD_ROUNDS` downloads,
         a message saying so. A short error file is believed after those rounds (its
         lines never carry a paid answer). ``matcher`` (new, of the shard's ids) holds
-        the lines of the file returned, matched; ``check`` goes to
-        :func:`~inert._runners._batch._output.parse_output_file`.
+        the lines of the file returned, matched.
         """
         parsed = ParsedFile([], [], [])
         if file_id is None:
@@ -586,10 +570,10 @@ class BatchJournal:
             if data is None:
                 return None
             if isinstance(data, bytes):
-                parsed = parse_output_file(data, check)
+                parsed = parse_output_file(data)
             else:
                 with data:  # read line by line: a large output is never held whole
-                    parsed = parse_output_file(data, check)
+                    parsed = parse_output_file(data)
             matcher.clear()
             matcher.add(parsed)
             readable = matcher.ids_seen + len(parsed.malformed)
@@ -671,17 +655,6 @@ class BatchJournal:
             if self.serves(r) and not r.leased(now)
         ]
         return list(await gather_tasks(self.collect(r, view) for r in attached))
-
-
-def _shard_check(
-    ids: Collection[str], keep: Callable[[str, JSON], bool]
-) -> Callable[[str, JSON], bool]:
-    """``keep`` asked only of the shard's own lines (a stray line is never stored)."""
-
-    def check(cid: str, body: JSON) -> bool:
-        return cid not in ids or keep(cid, body)
-
-    return check
 
 
 async def gather_tasks(coros: Iterable[Coroutine[Any, Any, Any]]) -> list[Any]:

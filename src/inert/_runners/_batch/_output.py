@@ -11,7 +11,7 @@ anomaly and never guessed at.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Collection, Iterable
 from typing import BinaryIO, Final, NamedTuple
 
 import attrs
@@ -55,8 +55,6 @@ class ParsedFile:
     lines: list[OutputLine]
     malformed: list[str]
     unreadable: list[str]
-    rejected: frozenset[str] = frozenset()
-    """Custom ids of answer lines the ``check`` of :func:`parse_output_file` refused."""
 
 
 def parse_output_lines(data: bytes | str | BinaryIO) -> tuple[list[OutputLine], list[str]]:
@@ -65,20 +63,13 @@ def parse_output_lines(data: bytes | str | BinaryIO) -> tuple[list[OutputLine], 
     return parsed.lines, [*parsed.malformed, *parsed.unreadable]
 
 
-def parse_output_file(
-    data: bytes | str | BinaryIO, check: Callable[[str, JSON], bool] | None = None
-) -> ParsedFile:
+def parse_output_file(data: bytes | str | BinaryIO) -> ParsedFile:
     """Parse a batch output or error file, splitting at ``\\n`` only.
 
     ``data`` is the file's content, or a binary file read line by line (iterating a
     binary file splits at ``\\n`` only), so a large download is never held whole.
-    ``check(custom_id, body)`` is asked of every answer line (:func:`is_success`) as
-    soon as it is parsed, while its objects are fresh in the processor's cache (a
-    50,000-line output parsed whole no longer fits in it); the ids it refuses are
-    :attr:`ParsedFile.rejected`.
     """
     lines: list[OutputLine] = []
-    rejected: set[str] = set()
     malformed: list[str] = []
     unreadable: list[str] = []
     append = lines.append
@@ -110,13 +101,10 @@ def parse_output_file(
                     if type(response) is dict:
                         status = response.get("status_code")
                         if status is None or type(status) is int:
-                            line = make(OutputLine, (cid, status, response.get("body"), error))
-                            append(line)
-                            if check is not None and is_success(line) and not check(cid, line.body):
-                                rejected.add(cid)
+                            append(make(OutputLine, (cid, status, response.get("body"), error)))
                             continue
             malformed.append(f"malformed output line (not a batch output line): {_shown(raw)}")
-    return ParsedFile(lines, malformed, unreadable, frozenset(rejected))
+    return ParsedFile(lines, malformed, unreadable)
 
 
 def _shown(raw: bytes) -> str:
