@@ -39,7 +39,7 @@ from inert._claims import ShardIntent
 from inert._runners._batch._progress import ProgressView
 from inert._store import ShardRecord
 from inert.emulator import Emulator, Faults
-from inert.errors import CancelledRequestError, ExpiredError, RequestError
+from inert.errors import CancelledRequestError, ExpiredError, RateLimitError, RequestError
 from inert.openai import CHAT_COMPLETIONS
 from inert.testing import op_of
 from inert.testing._strategies import chat_completion
@@ -409,6 +409,29 @@ async def test_an_upload_that_keeps_failing_fails_its_lines_and_the_shard(
     (record,) = store.shards()
     assert ("failed", f"upload failed: {error.message}") == (record.state, record.error)
     assert 0 == runner.report.batches_created
+
+
+async def test_a_create_that_keeps_failing_leaves_the_shard_uploaded_for_a_rerun(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator
+) -> None:
+    """Every try of the create answers 429 (a refusal of the moment, not for good): no
+    batch exists, each line fails with the last answer and a note that the shard stays
+    journaled, and the shard stays uploaded, so a rerun looks for its batch before
+    submitting it again."""
+    emu.inject("batches.create", "rate_limit", count=8)
+    runner = fast(client, store)
+    results = await runner.run_all_settled([ask("create limited")])
+    (error,) = failures(results)
+    assert (RateLimitError, 429) == (type(error), getattr(error, "status", None))
+    assert (
+        "creating the batch: HTTP 429: Rate limit reached for requests (emulated). Please try "
+        "again shortly.; the shard stays journaled, and a rerun checks whether the batch "
+        "exists before submitting again"
+    ) == error.message
+    (record,) = store.shards()
+    assert ("uploaded", None, None) == (record.state, record.batch_id, record.error)
+    assert (0, []) == (runner.report.batches_created, emu.batch_ids())
+    assert_billed_once(emu, [])
 
 
 async def test_a_create_the_server_refuses_fails_its_lines_and_the_shard(
