@@ -36,10 +36,18 @@ from tests.billing import assert_billed_once
 
 from inert import BatchRunner, Op, Request, Store, call
 from inert._claims import ShardIntent
+from inert._json import JSON
+from inert._runners._batch import jsonl_line
 from inert._runners._batch._progress import ProgressView
 from inert._store import ShardRecord
 from inert.emulator import Emulator, Faults
-from inert.errors import CancelledRequestError, ExpiredError, RateLimitError, RequestError
+from inert.errors import (
+    ApiError,
+    CancelledRequestError,
+    ExpiredError,
+    RateLimitError,
+    RequestError,
+)
 from inert.openai import CHAT_COMPLETIONS
 from inert.testing import op_of
 from inert.testing._strategies import chat_completion
@@ -409,6 +417,96 @@ async def test_an_upload_that_keeps_failing_fails_its_lines_and_the_shard(
     (record,) = store.shards()
     assert ("failed", f"upload failed: {error.message}") == (record.state, record.error)
     assert 0 == runner.report.batches_created
+
+
+async def test_a_shard_that_was_never_made_gives_its_place_in_the_queue_back(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator
+) -> None:
+    """With a known enqueued-token limit of one line, two lines go as two shards, one
+    in the model's queue at a time. The first upload is refused for good (a 400): that
+    shard's place in the queue is given back, so the second is submitted and answered
+    (were it kept, the second would wait for it forever)."""
+    requests = [ask("first in the queue"), ask("second in the queue")]
+    one_line = max(len(jsonl_line(op_of(r)).encode()) for r in requests)
+    emu.inject("files.create", "not_json", status=400)
+    runner = fast(client, store, enqueued_token_limit=one_line)
+    results = await asyncio.wait_for(runner.run_all_settled(requests), 120)
+    (error,) = failures(results)
+    refused, answered = store.shards()
+    assert (1, 1) == (refused.size, answered.size)
+    assert ("failed", f"upload failed: {error.message}") == (refused.state, refused.error)
+    assert ("downloaded", 1) == (answered.state, runner.report.batches_created)
+    assert [answered.batch_id] == emu.batch_ids()
+    (key,) = store.shard_custom_ids(answered.id)
+    assert_billed_once(emu, [key])
+
+
+async def test_a_batch_cancelled_elsewhere_before_its_first_poll_fails_its_lines(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    """Someone else (the dashboard, another process) cancels the batch this run has just
+    created, before its first poll: that cancel happened during this run, so its lines
+    fail as cancelled and are not submitted again."""
+    wire.on_answer("POST", "/v1/batches", lambda answer: emu.cancel_batch(answer.json()["id"]))
+    request = ask("cancelled elsewhere at once")
+    runner = fast(client, store)
+    results = await runner.run_all_settled([request])
+    (error,) = failures(results)
+    (record,) = store.shards()
+    assert (
+        "CancelledRequestError",
+        f"batch {record.batch_id}: the line was cancelled: This request was cancelled "
+        "before it ran.",
+        None,
+    ) == described(error)
+    assert (1, 0) == (runner.report.batches_created, runner.report.retries)
+    assert_billed_once(emu, [], unanswered=[op_of(request).key])
+
+
+async def test_a_stop_asked_while_the_batch_is_created_cancels_it_at_its_first_poll(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    """The run is asked to stop while its create is on the wire: the batch exists, so it is
+    journaled, and the first poll cancels it (batches validate for 0.3 s here, so none of
+    its lines runs first); its lines fail as cancelled and are not submitted again."""
+    emu.set_time_scale(2.0)
+    request = ask("stopped during create")
+    runner = fast(client, store)
+    wire.on_answer("POST", "/v1/batches", lambda _: setattr(runner, "_cancel_requested", True))
+    results = await runner.run_all_settled([request])
+    (error,) = failures(results)
+    (record,) = store.shards()
+    assert (
+        "CancelledRequestError",
+        f"batch {record.batch_id}: the line was cancelled: This request was cancelled "
+        "before it ran.",
+        None,
+    ) == described(error)
+    assert ("downloaded", "cancelled", 0) == (record.state, record.remote_status, record.completed)
+    assert (1, 0) == (runner.report.batches_created, runner.report.retries)
+    assert_billed_once(emu, [], unanswered=[op_of(request).key])
+
+
+async def test_an_answer_its_decoder_calls_no_answer_is_not_stored(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator
+) -> None:
+    """The op's decoder says the body is no answer (it raises an ApiError): the line was
+    paid, but the body is not stored as the op's answer, and the op fails with that error."""
+
+    def no_answer(raw: JSON) -> JSON:
+        raise ApiError("this body is no answer", status=200)
+
+    op: Op[JSON] = Op(
+        endpoint=CHAT_COMPLETIONS,
+        body={"model": MODEL, "messages": [{"role": "user", "content": "no answer"}]},
+        decode=no_answer,
+    )
+    runner = fast(client, store)
+    results = await runner.run_all_settled([call(op)])
+    (error,) = failures(results)
+    assert ("ApiError", "this body is no answer", None) == described(error)
+    assert {} == dict(store.get_responses([op.key]))
+    assert_billed_once(emu, [op.key])
 
 
 async def test_a_create_that_keeps_failing_leaves_the_shard_uploaded_for_a_rerun(
