@@ -41,6 +41,7 @@ from inert._runners._batch import jsonl_line
 from inert._runners._batch._progress import ProgressView
 from inert._store import ShardRecord
 from inert.emulator import Emulator, Faults
+from inert.emulator._tokens import prompt_tokens
 from inert.errors import (
     ApiError,
     CancelledRequestError,
@@ -419,13 +420,27 @@ async def test_an_upload_that_keeps_failing_fails_its_lines_and_the_shard(
     assert 0 == runner.report.batches_created
 
 
+async def test_a_collected_shard_gives_its_place_in_the_queue_back(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator
+) -> None:
+    """With a known enqueued-token limit of one line, two lines go as two shards, one in
+    the model's queue at a time: once the first is collected, its place is given back and
+    the second goes (were it kept, the second would wait for it forever)."""
+    requests = [ask("first of two in turn"), ask("second of two in turn")]
+    one_line = max(len(jsonl_line(op_of(r)).encode()) for r in requests)
+    runner = fast(client, store, enqueued_token_limit=one_line)
+    results = await asyncio.wait_for(runner.run_all(requests), 120)
+    assert all(isinstance(r, Words) for r in results)
+    first, second = store.shards()
+    assert (1, 1, 2) == (first.size, second.size, runner.report.batches_created)
+    assert_billed_once(emu, [op_of(r).key for r in requests])
+
+
 async def test_a_shard_that_was_never_made_gives_its_place_in_the_queue_back(
     client: openai.AsyncOpenAI, store: Store, emu: Emulator
 ) -> None:
-    """With a known enqueued-token limit of one line, two lines go as two shards, one
-    in the model's queue at a time. The first upload is refused for good (a 400): that
-    shard's place in the queue is given back, so the second is submitted and answered
-    (were it kept, the second would wait for it forever)."""
+    """As above, but the first upload is refused for good (a 400): that shard's place in
+    the queue is given back too, so the second is submitted and answered."""
     requests = [ask("first in the queue"), ask("second in the queue")]
     one_line = max(len(jsonl_line(op_of(r)).encode()) for r in requests)
     emu.inject("files.create", "not_json", status=400)
@@ -678,11 +693,19 @@ async def test_a_line_refused_every_time_fails_after_the_limit_of_refusals(
     full_client: openai.AsyncOpenAI,
     store: Store,
     full: Emulator,
+    wire: LossyTransport,
     shown: list[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """With nothing else of the run queued, the 21st refusal of the same line ends it."""
+    """With nothing else of the run queued, the 21st refusal of the same line ends it
+    (a run that goes on past 25 batches is cancelled, so a miscount fails, not hangs)."""
     runner = fast(full_client, store)
+    wire.on_answer(
+        "POST",
+        "/v1/batches",
+        lambda _: setattr(runner, "_cancel_requested", True),
+        when=lambda _: len(store.shards()) > 25,
+    )
     with caplog.at_level(logging.INFO, logger="inert.batch"):
         results = await runner.run_all_settled([ask("never fits")])
     (error,) = failures(results)
@@ -703,6 +726,71 @@ async def test_a_line_refused_every_time_fails_after_the_limit_of_refusals(
     assert [r.id for r in records[:-1]] == [r.parent_id for r in records[1:]]
     assert {1} == {r.attempt for r in records}
     assert 0 == runner.report.retries
+
+
+async def test_a_batch_refused_while_another_of_the_run_is_queued_goes_again_whole(
+    store: Store, wire: LossyTransport, shown: list[str]
+) -> None:
+    """The server's enqueued-token limit (not told to the runner) holds either pair of
+    these four lines but not both: of the two shards of two lines submitted together, the
+    one created second is refused while the other is queued (batches take a second here).
+    Not alone in the queue, it waits for the other to finish and goes again whole:
+    halving is for a shard refused with nothing else of the run queued."""
+    requests = [ask(f"queued together {i}") for i in range(4)]
+    tokens = [prompt_tokens(CHAT_COMPLETIONS, op_of(r).body) for r in requests]
+    limit = max(tokens[0] + tokens[1], tokens[2] + tokens[3])
+    with Emulator(time_scale=1.0, seed=0, enqueued_token_limit=limit) as emu:
+        async with lossy_client(emu.base_url, wire) as sdk:
+            runner = fast(sdk, store, max_requests_per_batch=2)
+            results = await runner.run_all(requests)
+        assert all(isinstance(r, Words) for r in results)
+        first, second, again = store.shards()
+        turned_away = first if first.state == "failed" else second
+        assert [2, 2, 2] == [first.size, second.size, again.size]
+        assert (turned_away.id, 1) == (again.parent_id, again.attempt)
+        assert [refused(turned_away.batch_id, 2)] == shown
+        assert_billed_once(emu, [op_of(r).key for r in requests])
+
+
+async def test_a_refusal_while_another_batch_of_the_run_is_queued_is_not_counted(
+    store: Store, wire: LossyTransport
+) -> None:
+    """A line larger than the server's enqueued-token limit (not told to the runner) is
+    first refused while a small batch of the same run is queued (batches take a second
+    at first): that refusal is not counted, since the queue was not this line's alone.
+    Once the small batch is done, the line is refused with nothing else queued, and the
+    21st such refusal ends it: 22 batches for the large line in all."""
+    small, large = ask("a small line"), ask("a large line: " + "many words " * 200)
+    limit = prompt_tokens(CHAT_COMPLETIONS, op_of(small).body)
+    with Emulator(time_scale=1.0, seed=0, enqueued_token_limit=limit) as emu:
+        wire.on_answer(
+            "GET",
+            "/v1/batches/[^/]+",
+            lambda _: emu.set_time_scale(0.05),
+            when=lambda answer: bool(answer.json().get("status") == "failed"),
+        )
+        async with lossy_client(emu.base_url, wire) as sdk:
+            runner = fast(sdk, store, max_requests_per_batch=1)
+            wire.on_answer(
+                "POST",
+                "/v1/batches",
+                lambda _: setattr(runner, "_cancel_requested", True),
+                when=lambda _: len(store.shards()) > 30,
+            )
+            results = await runner.run_all_settled([small, large])
+        assert isinstance(results[0].unwrap(), Words)
+        (error,) = failures(results)
+        key = op_of(large).key
+        tries = [r for r in store.shards() if key in store.shard_custom_ids(r.id)]
+        assert 22 == len(tries)
+        assert (
+            "ApiError",
+            f"batch {tries[-1].batch_id} was refused for the enqueued-token limit of {MODEL} "
+            "21 times with nothing of this run queued: the queue is held by other work, or "
+            "these lines alone exceed the limit; wait and run again, or raise the limit",
+            "token_limit_exceeded",
+        ) == described(error)
+        assert_billed_once(emu, [op_of(small).key])
 
 
 async def test_two_lines_refused_alone_are_split_in_halves(
