@@ -793,15 +793,19 @@ async def test_a_refusal_while_another_batch_of_the_run_is_queued_is_not_counted
         assert_billed_once(emu, [op_of(small).key])
 
 
-async def test_two_lines_refused_alone_are_split_in_halves(
+@pytest.mark.parametrize(("lines", "halves"), [(2, [1, 1]), (3, [2, 1])])
+async def test_lines_refused_alone_are_split_in_halves(
     full_client: openai.AsyncOpenAI,
     store: Store,
     full: Emulator,
     wire: LossyTransport,
     shown: list[str],
+    lines: int,
+    halves: list[int],
 ) -> None:
-    """Refused with nothing else queued, a shard of two goes again as two shards of one
-    (the run is cancelled once they are created: the halves would be refused forever)."""
+    """Refused with nothing else queued, a shard goes again as two halves (of an odd
+    number of lines, one half has a line more); the run is cancelled once both are
+    created, since they would be refused forever."""
     runner = fast(full_client, store)
     wire.on_answer(
         "POST",
@@ -809,12 +813,12 @@ async def test_two_lines_refused_alone_are_split_in_halves(
         lambda _: setattr(runner, "_cancel_requested", True),
         when=lambda _: len(store.shards()) >= 3,
     )
-    results = await runner.run_all_settled([ask("half one"), ask("half two")])
-    assert 2 == len(failures(results))
+    results = await runner.run_all_settled([ask(f"half {i}") for i in range(lines)])
+    assert lines == len(failures(results))
     first, *rest = store.shards()
-    assert (2, [1, 1]) == (first.size, [r.size for r in rest])
+    assert (lines, halves) == (first.size, sorted((r.size for r in rest), reverse=True))
     assert [first.id, first.id] == [r.parent_id for r in rest]
-    assert refused(first.batch_id, 2) == shown[0]
+    assert refused(first.batch_id, lines) == shown[0]
 
 
 async def test_a_run_cancelled_while_its_refused_batch_waits_fails_its_lines(
