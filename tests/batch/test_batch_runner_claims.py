@@ -20,6 +20,7 @@ been paid for. One or two small batches each, on the emulator at ``time_scale`` 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import socket
@@ -1070,6 +1071,62 @@ async def test_a_lone_line_that_never_runs_gets_stall_lines_tries(
     assert type(error) is ExpiredError
     assert 8 == len(store.shards())
     assert 7 == runner.report.retries
+
+
+async def test_refusals_between_tries_that_answer_nothing_do_not_restart_the_stall_count(
+    store: Store, wire: LossyTransport
+) -> None:
+    """Every line expires unanswered. After this run's first try, another client's batch
+    fills the server's enqueued-token limit for a while, so the next tries are refused:
+    refused batches never ran, and the tries that ran still stop at STALL_LINES lines
+    without an answer (8 in all), counted across the refusals."""
+    line = ask("expires, then waits for the queue")
+    other_body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "another client's work " * 60}],
+    }
+    limit = prompt_tokens(CHAT_COMPLETIONS, other_body)
+    assert prompt_tokens(CHAT_COMPLETIONS, op_of(line).body) < limit
+    with Emulator(
+        time_scale=0.05, seed=0, enqueued_token_limit=limit, faults=Faults(line_expired=1.0)
+    ) as emu:
+
+        def fill_the_queue(_: object) -> None:
+            # Another client's batch, long enough (0.5 s) for this run's next tries.
+            emu.set_time_scale(0.5)
+            with openai.OpenAI(base_url=emu.base_url, api_key="sk-other") as other:
+                line_json = json.dumps(
+                    {
+                        "custom_id": "other",
+                        "method": "POST",
+                        "url": CHAT_COMPLETIONS,
+                        "body": other_body,
+                    }
+                )
+                uploaded = other.files.create(
+                    file=("other.jsonl", line_json.encode()), purpose="batch"
+                )
+                other.batches.create(
+                    input_file_id=uploaded.id, endpoint=CHAT_COMPLETIONS, completion_window="24h"
+                )
+            emu.set_time_scale(0.05)
+
+        wire.on_answer(
+            "GET",
+            "/v1/batches/[^/]+",
+            fill_the_queue,
+            when=lambda answer: bool(answer.json().get("status") == "completed"),
+        )
+        async with lossy_client(emu.base_url, wire) as sdk:
+            runner = fast(sdk, store, max_attempts=20)
+            results = await runner.run_all_settled([line])
+        (error,) = failures(results)
+        assert type(error) is ExpiredError
+        records = store.shards()
+        turned_away = [r for r in records if "token_limit_exceeded" in (r.error or "")]
+        assert turned_away  # the queue was full for some tries
+        assert 8 == len(records) - len(turned_away)
+        assert_billed_once(emu, [])  # every line of both clients expired unanswered
 
 
 async def test_a_line_whose_output_keeps_expiring_goes_again_up_to_max_attempts(
