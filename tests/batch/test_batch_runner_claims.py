@@ -1037,6 +1037,42 @@ async def test_a_re_attached_batch_stores_every_line_of_its_shard(
     assert_billed_once(emu, [op_of(one).key, op_of(two).key])
 
 
+async def test_lines_of_a_re_attached_batch_go_again_in_shards_of_this_runs_size(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    """An earlier run left a batch of two lines, both of which expire. This run, with
+    shards of one line, collects it and submits each line again in a shard of its own."""
+    emu.set_faults(Faults(line_expired=1.0))
+    requests = [ask("left and expired one"), ask("left and expired two")]
+    left = await leave_a_batch(client, store, wire, requests)
+    emu.set_faults(Faults())
+    runner = fast(client, store, max_requests_per_batch=1)
+    results = await runner.run_all(requests)
+    assert all(isinstance(r, Words) for r in results)
+    first, *again = store.shards()
+    assert (left.id, 2) == (first.id, first.size)
+    assert [(1, left.id, 2)] * 2 == [(r.size, r.parent_id, r.attempt) for r in again]
+    assert_billed_once(emu, [op_of(r).key for r in requests])
+
+
+async def test_lines_of_a_re_attached_batch_keep_its_stall_count_when_split(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    """As above, but the lines keep expiring: the left batch counts as an attempt of two
+    lines that answered none, so each line, now in a shard of its own, gets the 6 tries
+    that bring the count to STALL_LINES (8), not 8 tries more."""
+    emu.set_faults(Faults(line_expired=1.0))
+    requests = [ask("left and stalled one"), ask("left and stalled two")]
+    left = await leave_a_batch(client, store, wire, requests)
+    runner = fast(client, store, max_requests_per_batch=1)
+    results = await runner.run_all_settled(requests)
+    assert [ExpiredError, ExpiredError] == [type(e) for e in failures(results)]
+    first, *again = store.shards()
+    assert (left.id, 2, 12) == (first.id, first.size, len(again))
+    assert {1} == {r.size for r in again}
+    assert_billed_once(emu, [])
+
+
 async def test_a_batch_cancelled_before_this_run_found_it_is_asked_anew(
     client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
 ) -> None:
