@@ -1109,59 +1109,79 @@ async def test_a_lone_line_that_never_runs_gets_stall_lines_tries(
     assert 7 == runner.report.retries
 
 
-async def test_refusals_between_tries_that_answer_nothing_do_not_restart_the_stall_count(
-    store: Store, wire: LossyTransport
+OTHER_BODY: dict[str, Any] = {
+    "model": MODEL,
+    "messages": [{"role": "user", "content": "another client's work " * 60}],
+}
+"""Another client's request, large enough to fill the enqueued-token limit of
+:func:`queue_filler` alone."""
+
+
+def queue_filler(emu: Emulator, time_scale: float) -> Callable[[object], None]:
+    """``on_answer`` action: another client submits a batch of :data:`OTHER_BODY`, whose
+    run lasts as at ``time_scale`` (this run's batches stay at 0.05)."""
+
+    def fill(_: object) -> None:
+        emu.set_time_scale(time_scale)
+        with openai.OpenAI(base_url=emu.base_url, api_key="sk-other") as other:
+            line = {"custom_id": "other", "method": "POST", "url": CHAT_COMPLETIONS}
+            content = json.dumps({**line, "body": OTHER_BODY}).encode()
+            uploaded = other.files.create(file=("other.jsonl", content), purpose="batch")
+            other.batches.create(
+                input_file_id=uploaded.id, endpoint=CHAT_COMPLETIONS, completion_window="24h"
+            )
+        emu.set_time_scale(0.05)
+
+    return fill
+
+
+@pytest.mark.parametrize(
+    ("time_scale", "ran", "turned_away"),
+    [(0.5, 8, None), (1000.0, 1, 21)],
+    ids=["for-a-while", "for-good"],
+)
+async def test_tries_refused_after_a_try_that_answered_nothing_are_counted_apart(
+    store: Store, wire: LossyTransport, time_scale: float, ran: int, turned_away: int | None
 ) -> None:
     """Every line expires unanswered. After this run's first try, another client's batch
-    fills the server's enqueued-token limit for a while, so the next tries are refused:
-    refused batches never ran, and the tries that ran still stop at STALL_LINES lines
-    without an answer (8 in all), counted across the refusals."""
-    line = ask("expires, then waits for the queue")
-    other_body = {
-        "model": MODEL,
-        "messages": [{"role": "user", "content": "another client's work " * 60}],
-    }
-    limit = prompt_tokens(CHAT_COMPLETIONS, other_body)
-    assert prompt_tokens(CHAT_COMPLETIONS, op_of(line).body) < limit
+    fills the server's enqueued-token limit, so the next tries are refused (they never
+    ran). For a while: the tries that ran still stop at STALL_LINES lines without an
+    answer (8), counted across the refusals. For good: the line fails at its 21st
+    refusal with nothing of this run queued, counted from the first refusal."""
+    request = ask("expires, then waits for the queue")
+    limit = prompt_tokens(CHAT_COMPLETIONS, OTHER_BODY)
+    assert prompt_tokens(CHAT_COMPLETIONS, op_of(request).body) < limit
     with Emulator(
         time_scale=0.05, seed=0, enqueued_token_limit=limit, faults=Faults(line_expired=1.0)
     ) as emu:
-
-        def fill_the_queue(_: object) -> None:
-            # Another client's batch, long enough (0.5 s) for this run's next tries.
-            emu.set_time_scale(0.5)
-            with openai.OpenAI(base_url=emu.base_url, api_key="sk-other") as other:
-                line_json = json.dumps(
-                    {
-                        "custom_id": "other",
-                        "method": "POST",
-                        "url": CHAT_COMPLETIONS,
-                        "body": other_body,
-                    }
-                )
-                uploaded = other.files.create(
-                    file=("other.jsonl", line_json.encode()), purpose="batch"
-                )
-                other.batches.create(
-                    input_file_id=uploaded.id, endpoint=CHAT_COMPLETIONS, completion_window="24h"
-                )
-            emu.set_time_scale(0.05)
-
         wire.on_answer(
             "GET",
             "/v1/batches/[^/]+",
-            fill_the_queue,
+            queue_filler(emu, time_scale),
             when=lambda answer: bool(answer.json().get("status") == "completed"),
         )
         async with lossy_client(emu.base_url, wire) as sdk:
             runner = fast(sdk, store, max_attempts=20)
-            results = await runner.run_all_settled([line])
+            wire.on_answer(
+                "POST",
+                "/v1/batches",
+                lambda _: setattr(runner, "_cancel_requested", True),
+                when=lambda _: len(store.shards()) > 40,
+            )
+            results = await runner.run_all_settled([request])
         (error,) = failures(results)
-        assert type(error) is ExpiredError
         records = store.shards()
-        turned_away = [r for r in records if "token_limit_exceeded" in (r.error or "")]
-        assert turned_away  # the queue was full for some tries
-        assert 8 == len(records) - len(turned_away)
+        refused_tries = [r for r in records if "token_limit_exceeded" in (r.error or "")]
+        assert ran == len(records) - len(refused_tries)
+        if turned_away is None:
+            assert type(error) is ExpiredError
+            assert refused_tries  # the queue was full for some tries
+        else:
+            assert ("ApiError", "token_limit_exceeded") == (
+                type(error).__name__,
+                getattr(error, "code", None),
+            )
+            assert turned_away == len(refused_tries)
         assert_billed_once(emu, [])  # every line of both clients expired unanswered
 
 
