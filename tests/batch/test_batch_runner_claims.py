@@ -40,6 +40,7 @@ from inert._claims import ShardIntent
 from inert._json import JSON
 from inert._runners._batch import jsonl_line
 from inert._runners._batch._progress import ProgressView
+from inert._runners._batch._runner import STALL_LINES
 from inert._store import ShardRecord
 from inert.emulator import Emulator, Faults
 from inert.emulator._tokens import prompt_tokens
@@ -1073,12 +1074,15 @@ async def test_lines_of_a_re_attached_batch_keep_its_stall_count_when_split(
     assert_billed_once(emu, [])
 
 
+@pytest.mark.parametrize("lines", [2, STALL_LINES])
 async def test_a_batch_cancelled_before_this_run_found_it_is_asked_anew(
-    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport, lines: int
 ) -> None:
     """A killed run's batch, cancelled by `inert batches cancel` before this run: its
-    unanswered lines are submitted again (this run was not cancelled), all answered."""
-    requests = [ask("cancelled one"), ask("cancelled two")]
+    unanswered lines are submitted again (this run was not cancelled), all answered. That
+    attempt does not count towards the stall: STALL_LINES lines unanswered by it still go
+    again."""
+    requests = [ask(f"cancelled {i}") for i in range(lines)]
     emu.set_time_scale(4.0)  # the batch runs for seconds: the cancel finds it running
     await leave_a_batch(client, store, wire, requests)
     emu.set_time_scale(TIME_SCALE)  # the batches submitted again run at the usual pace
