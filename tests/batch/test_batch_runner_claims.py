@@ -1192,11 +1192,11 @@ async def test_tries_refused_after_a_try_that_answered_nothing_are_counted_apart
 async def test_a_line_left_unanswered_by_an_attempt_that_answered_another_gets_stall_lines_tries(
     store: Store, wire: LossyTransport
 ) -> None:
-    """The first attempt answers one of two lines (with the emulator's seed 0, half the
+    """The first attempt answers one of two lines (with the emulator's seed 2, half the
     lines expiring: the other one expires), then every line expires: that attempt
     answered, so the stall count starts afresh and the unanswered line gets STALL_LINES
     (8) more tries on its own."""
-    with Emulator(time_scale=0.05, seed=0, faults=Faults(line_expired=0.5)) as emu:
+    with Emulator(time_scale=0.05, seed=2, faults=Faults(line_expired=0.5)) as emu:
         wire.on_answer("POST", "/v1/batches", lambda _: emu.set_faults(Faults(line_expired=1.0)))
         async with lossy_client(emu.base_url, wire) as sdk:
             runner = fast(sdk, store, max_attempts=20)
