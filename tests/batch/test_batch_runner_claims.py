@@ -1096,6 +1096,27 @@ async def test_a_batch_cancelled_before_this_run_found_it_is_asked_anew(
     assert all(r.parent_id == first.id for r in again)
 
 
+@pytest.mark.parametrize("lines", [1, STALL_LINES])
+async def test_lines_of_a_batch_the_server_does_not_have_are_asked_anew(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, lines: int
+) -> None:
+    """A run that ended journaled a batch the server does not know (one of another
+    account, say): this run finds it missing and asks its lines anew, all answered. That
+    attempt never ran, so it does not count towards the stall, even for STALL_LINES
+    lines."""
+    requests = [ask(f"never there {i}") for i in range(lines)]
+    held_by(store, "run_ended", requests, host=socket.gethostname(), pid=ended_pid())
+    (record,) = store.shards()
+    store.mark_created(record.id, "batch_not_at_this_server", "in_progress")
+    runner = fast(client, store)
+    results = await runner.run_all(requests)
+    assert all(isinstance(r, Words) for r in results)
+    first, *again = store.shards()
+    assert ("failed", "missing") == (first.state, first.remote_status)
+    assert {first.id} == {r.parent_id for r in again}
+    assert_billed_once(emu, [op_of(r).key for r in requests])
+
+
 # --- how long resubmission goes on ------------------------------------------------------
 
 
