@@ -30,7 +30,7 @@ import pydantic
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.engine_overhead import ENDPOINT, _floor_encoder
+from benchmarks._generic import ENDPOINT, _floor_encoder
 
 from inert._json import JSON
 from inert.openai import _response_format, structured

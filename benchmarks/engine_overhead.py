@@ -1,6 +1,6 @@
 """Engine overhead: building and running requests vs the least work a dedup engine must do.
 
-Run: ``.venv/bin/python benchmarks/engine_overhead.py [--quick]``.
+Run: ``.venv/bin/python benchmarks/engine_overhead.py [--quick] [--instructions]``.
 
 Four shapes, each at several sizes (1k to 100k ops):
 
@@ -25,7 +25,13 @@ runner). Two baselines for the generic shapes:
 The lexicon's baseline is the hand-written loop with a dict of answers (and the
 same loop with the SDK's body transform). The time of each side is CPU time of
 this process (the machine is shared, CPU time is less noisy than wall time);
-samples are interleaved and the median is reported.
+samples are interleaved and the median is reported. The ratio to the floor is the
+median of the ratios of the pairs (each repetition runs inert and the floor one
+right after the other), with the lowest and the highest pair shown beside it.
+
+``--instructions`` counts instructions per op instead (wide and deep; callgrind,
+each side alone in a fresh interpreter at two sizes, the difference of the counts
+over the difference of ops): the same figures on a quiet or a loaded machine.
 """
 
 from __future__ import annotations
@@ -33,10 +39,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import hashlib
 import json
 import math
+import os
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -51,9 +60,19 @@ from pydantic import BaseModel
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._generic import (
+    deep_baseline,
+    deep_floor,
+    deep_requests,
+    generic_respond,
+    wide_baseline,
+    wide_floor,
+    wide_list_requests,
+    wide_requests,
+)
+
 from benchmarks import _fakeapi
-from inert import Op, Request, RequestError, call, gather_all, traverse
-from inert._json import JSON, JSONObject
+from inert import Request
 from inert.testing import FakeRunner
 from lexicon import (
     Antonyms,
@@ -85,126 +104,8 @@ QUICK_SIZES: Final = (1_000, 3_000)
 LEXICON_SIZES: Final = (1_000, 3_000, 10_000, 100_000)
 TABLE_SIZES: Final = (10_000, 100_000)
 """The sizes shown in the summary table (when measured)."""
-ENDPOINT: Final = "/v1/chat/completions"
 OPS_PER_WORD: Final = 31
 """Calls a lexicon word asks for with the canned answers: 3 + 4 definitions + 4 × 6."""
-
-
-# --- the generic shapes ----------------------------------------------------------------
-
-
-def generic_body(i: int) -> JSONObject:
-    """The body of the ``i``-th generic call."""
-    return {"model": "bench", "messages": [{"role": "user", "content": "next"}], "i": i}
-
-
-def generic_answer(body: Mapping[str, Any]) -> JSONObject:
-    """The generic API: it answers call ``i`` with ``i + 1``."""
-    return {"value": body["i"] + 1}
-
-
-def decode_int(raw: JSON) -> int:
-    """Decode a generic answer."""
-    if not isinstance(raw, dict):
-        raise RequestError(f"expected an object, got {raw!r:.40}")
-    value = raw["value"]
-    if not isinstance(value, int):
-        raise RequestError(f"expected an integer value, got {value!r:.40}")
-    return value
-
-
-def generic_respond(op: Op[Any]) -> JSON:
-    """``generic_answer`` for an op."""
-    return generic_answer(op.body)
-
-
-def generic_call(i: int) -> Request[int]:
-    """The request of the ``i``-th generic call."""
-    return call(Op(endpoint=ENDPOINT, body=generic_body(i), decode=decode_int))
-
-
-def wide_requests(n: int) -> list[Request[list[int]]]:
-    """One request: a traverse of ``n`` distinct calls."""
-    return [traverse(range(n), generic_call)]
-
-
-def wide_list_requests(n: int) -> list[Request[list[int]]]:
-    """One request: ``n`` distinct calls built into a list first, then gathered."""
-    calls = [generic_call(i) for i in range(n)]
-    return [gather_all(calls)]
-
-
-def wide_baseline(n: int) -> list[list[int]]:
-    """The same calls made in a loop."""
-    return [[decode_int(generic_answer(generic_body(i))) for i in range(n)]]
-
-
-def _floor_encoder() -> Callable[[object, int], Sequence[str]]:
-    """The standard library's C JSON encoder with the canonical options, built once."""
-    make: Any = getattr(json.encoder, "c_make_encoder", None)
-    text: Any = getattr(json.encoder, "c_encode_basestring", None)
-    if make is None or text is None:  # pragma: no cover - CPython has the accelerator
-        slow = json.JSONEncoder(
-            sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
-        return lambda value, _level: [slow.encode(value)]
-    encoder: Callable[[object, int], Sequence[str]] = make(
-        None, None, text, None, ":", ",", True, False, False
-    )
-    return encoder
-
-
-_FLOOR_ENCODE: Final = _floor_encoder()
-
-
-def floor_key(body: JSONObject) -> str:
-    """sha256 of the canonical JSON of ``[endpoint, body]``: the key every op needs."""
-    text = "".join(_FLOOR_ENCODE([ENDPOINT, body], 0))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def wide_floor(n: int) -> list[list[int]]:
-    """The least work of the wide shape: body, key, one dict lookup, answer, decode."""
-    answers: dict[str, JSONObject] = {}
-    values: list[int] = []
-    for i in range(n):
-        body = generic_body(i)
-        key = floor_key(body)
-        raw = answers.get(key)
-        if raw is None:
-            raw = answers[key] = generic_answer(body)
-        values.append(decode_int(raw))
-    return [values]
-
-
-def deep_floor(n: int) -> list[int]:
-    """The least work of the deep shape: each call's body from the previous answer."""
-    answers: dict[str, JSONObject] = {}
-    value = 0
-    for _ in range(n):
-        body = generic_body(value)
-        key = floor_key(body)
-        raw = answers.get(key)
-        if raw is None:
-            raw = answers[key] = generic_answer(body)
-        value = decode_int(raw)
-    return [value]
-
-
-def deep_requests(n: int) -> list[Request[int]]:
-    """One request: ``n`` calls in a chain, each built from the previous answer."""
-    chain = generic_call(0)
-    for _ in range(n - 1):
-        chain = chain.then(generic_call)
-    return [chain]
-
-
-def deep_baseline(n: int) -> list[int]:
-    """The same chain as a loop."""
-    value = 0
-    for _ in range(n):
-        value = decode_int(generic_answer(generic_body(value)))
-    return [value]
 
 
 # --- the lexicon shape -----------------------------------------------------------------
@@ -400,6 +301,12 @@ def measure(shape: str, n: int, repeats: int, loop: asyncio.Runner) -> dict[str,
     build_s = statistics.median(r.build_seconds for r in inert)
     sdk_s = statistics.median(r.seconds for r in sdk) if sdk else None
     floor_s = statistics.median(r.seconds for r in floor) if floor else None
+    # Each repetition's inert and floor ran one right after the other, so the ratio of
+    # a pair shares the machine's state of that moment; the median of the pairs'
+    # ratios is steadier under a changing load than the ratio of the two medians.
+    pair_ratios = (
+        [i.seconds / f.seconds for i, f in zip(inert, floor, strict=True)] if floor else []
+    )
     return {
         "shape": shape,
         "size": n,
@@ -416,7 +323,8 @@ def measure(shape: str, n: int, repeats: int, loop: asyncio.Runner) -> dict[str,
         "sdk_loop_us_per_op": None if sdk_s is None else 1e6 * sdk_s / ops,
         "ratio_vs_sdk_loop": None if sdk_s is None else inert_s / sdk_s,
         "floor_us_per_op": None if floor_s is None else 1e6 * floor_s / ops,
-        "ratio_vs_floor": None if floor_s is None else inert_s / floor_s,
+        "ratio_vs_floor": statistics.median(pair_ratios) if pair_ratios else None,
+        "ratio_vs_floor_range": [min(pair_ratios), max(pair_ratios)] if pair_ratios else None,
     }
 
 
@@ -440,12 +348,13 @@ def sizes_for(shape: str, *, quick: bool) -> tuple[int, ...]:
 
 
 def repeats_for(shape: str, n: int, *, quick: bool) -> int:
-    """Samples per side: more for small sizes, one for the 100k-call lexicon."""
+    """Samples per side: more for small sizes and for the shapes with a goal, one for the
+    100k-call lexicon (its SDK loop alone takes a minute)."""
     if quick:
         return 3
-    if shape == "lexicon" and n >= 100_000:
-        return 1
-    return 5 if n <= 10_000 else 3
+    if shape == "lexicon":
+        return 1 if n >= 100_000 else 5 if n <= 10_000 else 3
+    return 9 if n <= 10_000 else 5
 
 
 def run(
@@ -489,20 +398,22 @@ def run(
 
 
 def render_text(result: Mapping[str, Any]) -> str:
-    """The result as a plain-text table."""
+    """The result as a plain-text table (``floor range``: the lowest and highest ratio of
+    the interleaved pairs, of which ``ratio`` is the median)."""
     lines = [
-        f"{'shape':9} {'ops':>8} {'rounds':>7} {'inert µs/op':>12} {'build':>7} "
-        f"{'floor µs/op':>12} {'ratio':>6} {'loop µs/op':>11} {'ratio':>6} "
+        f"{'shape':9} {'ops':>8} {'rounds':>7} {'reps':>4} {'inert µs/op':>12} {'build':>7} "
+        f"{'floor µs/op':>12} {'ratio':>6} {'floor range':>11} {'loop µs/op':>11} {'ratio':>6} "
         f"{'sdk-loop µs/op':>15} {'ratio':>6}"
     ]
     for r in result["rows"]:
         floor = (
-            f"{'-':>12} {'-':>6}"
+            f"{'-':>12} {'-':>6} {'-':>11}"
             if r["ratio_vs_floor"] is None
-            else f"{r['floor_us_per_op']:12.2f} {r['ratio_vs_floor']:6.2f}"
+            else f"{r['floor_us_per_op']:12.2f} {r['ratio_vs_floor']:6.2f} "
+            f"{r['ratio_vs_floor_range'][0]:5.2f}-{r['ratio_vs_floor_range'][1]:<5.2f}"
         )
         lines.append(
-            f"{r['shape']:9} {r['ops_requested']:8d} {r['rounds']:7d} "
+            f"{r['shape']:9} {r['ops_requested']:8d} {r['rounds']:7d} {r['repeats']:4d} "
             f"{r['inert_us_per_op']:12.2f} {r['build_us_per_op']:7.2f} {floor} "
             f"{r['baseline_us_per_op']:11.2f} {r['ratio']:6.2f}"
             + (
@@ -520,6 +431,79 @@ def render_text(result: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# --- instruction counts ----------------------------------------------------------------
+
+INSTRUCTION_SHAPES: Final = ("wide", "deep")
+INSTRUCTION_SIZES: Final = (1_000, 3_000)
+
+
+def count_instructions(side: str, shape: str, n: int) -> int:
+    """Instructions of one run of ``benchmarks/_generic.py side shape n`` under callgrind."""
+    script = Path(__file__).resolve().parent / "_generic.py"
+    done = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            str(script),
+            side,
+            shape,
+            str(n),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise RuntimeError(f"callgrind printed no instruction count:\n{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def instructions(
+    shapes: Sequence[str] = INSTRUCTION_SHAPES, sizes: Sequence[int] = INSTRUCTION_SIZES
+) -> dict[str, Any]:
+    """Instructions per op of inert and of the floor, independent of the machine's load.
+
+    Each side runs alone in a fresh interpreter at two sizes; the difference of the
+    two counts over the difference of ops leaves out the interpreter's start, the
+    imports and every other one-off cost. Needs valgrind.
+    """
+    small, large = sizes
+    rows: list[dict[str, Any]] = []
+    for shape in shapes:
+        per_op: dict[str, float] = {}
+        for side in ("inert", "floor"):
+            counts = [count_instructions(side, shape, n) for n in (small, large)]
+            per_op[side] = (counts[1] - counts[0]) / (large - small)
+        rows.append(
+            {
+                "shape": shape,
+                "sizes": [small, large],
+                "inert_instructions_per_op": per_op["inert"],
+                "floor_instructions_per_op": per_op["floor"],
+                "ratio_vs_floor": per_op["inert"] / per_op["floor"],
+            }
+        )
+    return {"name": "engine_overhead_instructions", "rows": rows}
+
+
+def render_instructions(result: Mapping[str, Any]) -> str:
+    """The instruction counts as a plain-text table."""
+    lines = [
+        f"{'shape':9} {'sizes':>12} {'inert instr/op':>15} {'floor instr/op':>15} {'ratio':>6}"
+    ]
+    for r in result["rows"]:
+        sizes = f"{r['sizes'][0]}..{r['sizes'][1]}"
+        lines.append(
+            f"{r['shape']:9} {sizes:>12} {r['inert_instructions_per_op']:15,.0f} "
+            f"{r['floor_instructions_per_op']:15,.0f} {r['ratio_vs_floor']:6.2f}"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: print the table and the result as one JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -527,7 +511,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", help="sizes to measure (ops)")
     parser.add_argument("--repeats", type=int, help="samples per side (median)")
     parser.add_argument("--shapes", nargs="+", choices=SHAPES, default=SHAPES, help="shapes to run")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions per op instead (callgrind; wide and deep, or --shapes of "
+        "them; --sizes takes the two sizes, default 1000 3000)",
+    )
     args = parser.parse_args(argv)
+    if args.instructions:
+        shapes = [s for s in args.shapes if s in INSTRUCTION_SHAPES] or list(INSTRUCTION_SHAPES)
+        sizes = args.sizes or INSTRUCTION_SIZES
+        if len(sizes) != 2 or sizes[0] >= sizes[1]:
+            parser.error("--instructions takes two increasing --sizes")
+        if shutil.which("valgrind") is None:
+            parser.error("--instructions needs valgrind (apt-get install valgrind)")
+        counted = instructions(shapes, sizes)
+        print(render_instructions(counted))
+        print("RESULT " + json.dumps(counted))
+        return 0
     result = run(quick=args.quick, sizes=args.sizes, repeats=args.repeats, shapes=args.shapes)
     print(render_text(result))
     print("RESULT " + json.dumps(result))

@@ -33,14 +33,20 @@ to submit again.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Final
 
 import attrs
 
 from inert._answers import error_object
 from inert._gc import paused_gc
-from inert._journal import PENDING_STATES, SHARD_COLUMNS, JournalTables, ShardRecord
+from inert._journal import (
+    PENDING_STATES,
+    SHARD_COLUMNS,
+    JournalTables,
+    ShardRecord,
+    key_lists,
+)
 from inert._json import JSON
 from inert._sql import SqlConnection
 
@@ -125,21 +131,26 @@ class ClaimTables(JournalTables):
         wanted = list(dict.fromkeys(keys))
         until = now + lease
         with paused_gc(), self._transaction() as conn:
-            answered = self._answered(conn, wanted)
-            rest = [key for key in wanted if key not in answered]
+            arrays = list(key_lists(wanted))
+            answered = self._answered(conn, arrays)
+            # Nothing answered (a round's usual case): the same keys, encoded once.
+            rest = [key for key in wanted if key not in answered] if answered else wanted
             claimed: dict[str, int] = {}
             records: dict[int, ShardRecord] = {}
-            for chunk in _chunks(rest):
+            for keys in key_lists(rest) if answered else arrays:
+                # Set-based (see inert._journal.KEY_LIST); CROSS JOIN keeps SQLite reading
+                # the keys first and looking each up in the claims' index.
                 rows = conn.execute(
-                    f"SELECT claims.custom_id, {_prefixed('shards')} FROM claims "
-                    "JOIN shards ON shards.id = claims.shard_id "
-                    f"WHERE claims.custom_id IN ({_marks(len(chunk))})",
-                    list(chunk),
+                    f"SELECT claims.custom_id, {_prefixed('shards')} FROM {self._key_list} "
+                    "CROSS JOIN claims JOIN shards ON shards.id = claims.shard_id "
+                    "WHERE claims.custom_id = wanted.value",
+                    (keys,),
                 ).fetchall()
                 for row in rows:
-                    record = ShardRecord(*row[1:])
+                    record = records.get(row[1])
+                    if record is None:
+                        record = records[row[1]] = ShardRecord(*row[1:])
                     claimed[row[0]] = record.id
-                    records[record.id] = record
             held: list[ShardRecord] = []
             taken: list[ShardRecord] = []
             freed: set[int] = set()
@@ -166,7 +177,11 @@ class ClaimTables(JournalTables):
                         )
                     conn.execute("DELETE FROM claims WHERE shard_id = ?", (record.id,))
                     freed.add(record.id)
-            free = [key for key in rest if key not in claimed or claimed[key] in freed]
+            free = (
+                [key for key in rest if key not in claimed or claimed[key] in freed]
+                if claimed
+                else rest
+            )
             new = self._insert_intents(conn, run_id, plan(free), set(free), until, now)
         kept = {r.id for r in (*held, *taken)}
         return Claim(
@@ -177,12 +192,14 @@ class ClaimTables(JournalTables):
             shard_of={key: sid for key, sid in claimed.items() if sid in kept},
         )
 
-    def _answered(self, conn: SqlConnection, keys: Sequence[str]) -> dict[str, JSON]:
+    def _answered(self, conn: SqlConnection, arrays: Iterable[str]) -> dict[str, JSON]:
+        """The stored answers of the keys in ``arrays`` (JSON arrays, :func:`key_lists`)."""
         found: dict[str, JSON] = {}
-        for chunk in _chunks(keys):
+        for wanted in arrays:
             rows = conn.execute(
-                f"SELECT key, response FROM responses WHERE key IN ({_marks(len(chunk))})",
-                list(chunk),
+                f"SELECT responses.key, responses.response FROM {self._key_list} "
+                "CROSS JOIN responses WHERE responses.key = wanted.value",
+                (wanted,),
             )
             for key, text in rows:
                 body: JSON = json.loads(text)
@@ -214,7 +231,7 @@ class ClaimTables(JournalTables):
                     f"a shard, e.g. {unfree[0]!r}"
                 )
             free.difference_update(intent.custom_ids)
-            shard_id, ordered = self._insert_shard(
+            shard_id = self._insert_shard(
                 conn,
                 run_id=run_id,
                 shard=index,
@@ -228,9 +245,11 @@ class ClaimTables(JournalTables):
                 lease_expires_at=until,
                 now=now,
             )
-            conn.executemany(
-                "INSERT INTO claims (custom_id, shard_id) VALUES (?, ?)",
-                [(cid, shard_id) for cid in ordered],
+            # The shard's lines, just inserted in key order, claimed in one statement.
+            conn.execute(
+                "INSERT INTO claims (custom_id, shard_id) "
+                "SELECT custom_id, shard_id FROM shard_lines WHERE shard_id = ?",
+                (shard_id,),
             )
             ids.append(shard_id)
             index += 1

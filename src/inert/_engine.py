@@ -73,6 +73,16 @@ Fetch = Callable[[Sequence[Op[Any]]], Awaitable[Outcomes] | Outcomes]
 A fetch that has the answers without waiting (a fake) may return them as they are
 instead of an awaitable; only the rounds schedule is given such a fetch."""
 
+FetchOne = Callable[[Op[Any]], Any]
+"""A cheaper seam for a round of one op, from a runner that usually has the answer at
+once (a fake): it returns the op's answer itself when that is a plain JSON object (no
+usage to price, no error object: the common case, with nothing to wrap), else what
+``fetch([op])`` returns (a list of one outcome, or an awaitable of the outcomes).
+
+The engine counts, in bulk as the chain of rounds ends, every op it hands over as
+sent (``ops_sent``) and every op answered with an object as paid (``ops_paid``); the
+runner counts what it pays for in what it returns otherwise."""
+
 _MAP, _THEN, _RECOVER, _GEN, _SLOT = range(5)
 _EVAL, _OK, _ERR = range(3)
 
@@ -216,8 +226,11 @@ class Engine:
         pipelined: bool,
         report: ReportBuilder,
         check: Callable[[Sequence[Op[Any]]], None] | None = None,
+        fetch_one: FetchOne | None = None,
     ) -> None:
         self._fetch = fetch
+        # Rounds of one op (a chain of thens) go here instead, when given.
+        self._fetch_one = None if pipelined else fetch_one
         # Called with the ops found at each step before any of them is fetched: a
         # runner refuses a run it cannot carry out (a missing client) before sending.
         self._check = check
@@ -352,65 +365,90 @@ class Engine:
         function returns a call of a new op, that op is the only op of the next round
         (nothing else is runnable), so it is fetched here at once, without queueing
         the fiber or registering its wait. Anything else goes to :meth:`_step`. The
-        rounds, their sizes and the memo are kept as the rounds loop keeps them.
+        rounds, their sizes and the memo are kept as the rounds loop keeps them; the
+        rounds of the chain are counted once, as it ends (each round is one op, so
+        per-round bookkeeping would be most of the engine's work).
 
         Returns:
             ``([op], what fetch returned)`` when a fetch did not answer at once with
             a list (the fiber is then registered as waiting for it), else ``None``.
         """
         memo = self._memo
-        waiting = self._waiting
-        report = self._report
-        sizes = report.round_sizes
-        fetch = self._fetch
+        waiting = self._waiting  # empty: the op of the round was its only key
         stack = fiber.stack
-        while True:
-            if op.dedup:
-                memo[op._key] = outcome
-            if outcome.__class__ is dict:
+        one = self._fetch_one
+        then_tag = _THEN
+        dedup = op.dedup  # the ops fetched below are all deduplicated
+        chained = 0  # ops fetched here, each a round of its own
+        indirect = 0  # of those, the ones not answered by ``one`` with an object
+        try:
+            while True:
+                if dedup:
+                    memo[op._key] = outcome
+                if outcome.__class__ is dict:
+                    try:
+                        value = op.decode(outcome)  # pyright: ignore[reportArgumentType]  # a dict, checked above
+                    except RequestError as error:
+                        self._step(fiber, _ERR, error)
+                        return None
+                    except Exception as exc:
+                        self._step(fiber, _ERR, _invalid(op, exc))
+                        return None
+                else:
+                    ok, value = decode(op, outcome)
+                    if not ok:
+                        self._step(fiber, _ERR, value)
+                        return None
+                if not stack or stack[-1][0] != then_tag:
+                    self._step(fiber, _OK, value)
+                    return None
                 try:
-                    value = op.decode(outcome)  # pyright: ignore[reportArgumentType]  # a dict, checked above
+                    node = stack.pop()[1](value)
                 except RequestError as error:
                     self._step(fiber, _ERR, error)
                     return None
-                except Exception as exc:
-                    self._step(fiber, _ERR, _invalid(op, exc))
+                if node.__class__ is not _Call:
+                    if node.__class__ not in _NODES:
+                        _refuse_node(node, "then")
+                    self._step(fiber, _EVAL, node)
                     return None
-            else:
-                ok, value = decode(op, outcome)
-                if not ok:
-                    self._step(fiber, _ERR, value)
+                op = node.op
+                if not op.dedup or op._key in memo:
+                    self._step(fiber, _EVAL, node)
                     return None
-            if not stack or stack[-1][0] != _THEN:
-                self._step(fiber, _OK, value)
-                return None
-            then = stack.pop()[1]
-            try:
-                node = then(value)
-            except RequestError as error:
-                self._step(fiber, _ERR, error)
-                return None
-            if node.__class__ is not _Call:
-                if node.__class__ not in _NODES:
-                    _refuse_node(node, "then")
-                self._step(fiber, _EVAL, node)
-                return None
-            op = node.op
-            key = op._key
-            if not op.dedup or key in memo or key in waiting:
-                self._step(fiber, _EVAL, node)
-                return None
-            # A new distinct call, the only one of the next round (what _step and the
-            # rounds loop would do, in one place).
-            self._requested += 1
-            report.rounds += 1
-            sizes.append(1)
-            ops = [op]
-            fetching: Any = fetch(ops)
-            if fetching.__class__ is not list or len(fetching) != 1:
-                waiting[key] = (fiber, op)
-                return ops, fetching
-            outcome = fetching[0]
+                # A new distinct call, the only one of the next round (what _step and
+                # the rounds loop would do, in one place).
+                dedup = True
+                chained += 1
+                if one is not None:
+                    try:
+                        outcome = one(op)
+                    except BaseException:
+                        indirect += 1  # nothing answered
+                        raise
+                    if outcome.__class__ is dict:
+                        continue
+                    fetching: Any = outcome
+                    ops = [op]
+                else:
+                    ops = [op]
+                    fetching = self._fetch(ops)
+                indirect += 1
+                if fetching.__class__ is not list or len(fetching) != 1:
+                    waiting[op._key] = (fiber, op)
+                    return ops, fetching
+                outcome = fetching[0]
+        finally:
+            if chained:
+                self._requested += chained
+                report = self._report
+                report.rounds += chained
+                report.round_sizes += [1] * chained
+                if one is not None:
+                    # What ``one`` leaves to the engine (see FetchOne): every op it
+                    # was given was sent; each answered with an object was paid for.
+                    report.ops_sent += chained
+                    report.ops_paid += chained - indirect
 
     def _settle_round(self, ops: list[Op[Any]], outcomes: Outcomes) -> None:
         """Resume every waiter of every op of a round with its outcome.
@@ -675,8 +713,12 @@ class Engine:
             if mode == _EVAL:
                 kind = node.__class__
                 if kind is _Then:
-                    stack.append((_THEN, node.f))
-                    node = node.source
+                    push = stack.append
+                    while True:  # a chain of thens, in one tight loop
+                        push((_THEN, node.f))
+                        node = node.source
+                        if node.__class__ is not _Then:
+                            break
                     continue
                 if kind is _Call:
                     op = node.op

@@ -25,9 +25,9 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Final
+from typing import ClassVar, Final
 
 import attrs
 
@@ -187,6 +187,25 @@ def _dumps(value: JSON) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+KEY_LIST: Final = "json_each(?) AS wanted"
+"""SQL for a table of keys passed as ONE parameter, a JSON array (:func:`key_lists`):
+its column ``wanted.value`` holds the keys, in the array's order. Set-based
+statements over it (``INSERT ... SELECT``, a join) do in the database what would
+otherwise take a bound row per key or an ``IN (...)`` list of 500 keys at a time.
+:class:`~inert._store_pg.PostgresStore` has its own."""
+KEYS_PER_LIST: Final = 2_000
+"""Keys per JSON array (about 130 KB): the database copies a bound text, so an array
+of a whole 50,000-line shard would leave megabytes to the allocator at once."""
+
+
+def key_lists(keys: Sequence[str]) -> Iterator[str]:
+    """The parameters of :data:`KEY_LIST` for ``keys``: JSON arrays of at most
+    :data:`KEYS_PER_LIST` keys, in order."""
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    for start in range(0, len(keys), KEYS_PER_LIST):
+        yield dumps(keys[start : start + KEYS_PER_LIST])
+
+
 def custom_ids_digest(custom_ids: Iterable[str]) -> str:
     """sha256 of the sorted custom ids: names a shard's content across processes."""
     return hashlib.sha256("\n".join(sorted(custom_ids)).encode("utf-8")).hexdigest()
@@ -198,6 +217,7 @@ class JournalTables:
     path: Path
     _conn: SqlConnection
     _lock: threading.RLock
+    _key_list: ClassVar[str] = KEY_LIST
 
     def _transaction(self) -> contextlib.AbstractContextManager[SqlConnection]:
         raise NotImplementedError  # pragma: no cover - Store provides it
@@ -305,7 +325,7 @@ class JournalTables:
         """
         now = self.clock()
         with paused_gc(), self._transaction() as conn:
-            shard_id, ordered = self._insert_shard(
+            shard_id = self._insert_shard(
                 conn,
                 run_id=run_id,
                 shard=shard,
@@ -319,12 +339,14 @@ class JournalTables:
                 lease_expires_at=lease_expires_at,
                 now=now,
             )
-            conn.executemany(
-                "INSERT INTO claims (custom_id, shard_id) VALUES (?, ?) "
+            # The shard's lines, just inserted in key order, claimed in one statement.
+            conn.execute(
+                "INSERT INTO claims (custom_id, shard_id) "
+                "SELECT custom_id, shard_id FROM shard_lines WHERE shard_id = ? "
                 "ON CONFLICT (custom_id) DO UPDATE SET shard_id = excluded.shard_id "
                 "WHERE claims.shard_id NOT IN (SELECT id FROM shards WHERE owner IS NOT NULL "
                 "AND owner != ? AND lease_expires_at > ?)",
-                [(cid, shard_id, owner or "", now) for cid in ordered],
+                (shard_id, owner or "", now),
             )
         return self.shard(shard_id)
 
@@ -343,9 +365,12 @@ class JournalTables:
         owner: str | None,
         lease_expires_at: float | None,
         now: float,
-    ) -> tuple[int, list[str]]:
-        """Insert a shard row and its lines (inside the caller's transaction); its row id
-        and its custom ids sorted (the order in which its claims go in too)."""
+    ) -> int:
+        """Insert a shard row and its lines (inside the caller's transaction); its row id.
+
+        The lines go in sorted (their B-tree grows at its end), from JSON arrays of
+        keys (:data:`KEY_LIST`): one statement per 2,000 lines, not a bound row each.
+        """
         ordered = sorted(custom_ids)  # sorted keys go into the B-trees in order: fast
         digest = hashlib.sha256("\n".join(ordered).encode("utf-8")).hexdigest()
         cursor = conn.execute(
@@ -369,11 +394,13 @@ class JournalTables:
             ),
         )
         (shard_id,) = cursor.fetchone()
-        conn.executemany(
-            "INSERT INTO shard_lines (shard_id, custom_id) VALUES (?, ?)",
-            [(shard_id, cid) for cid in ordered],
-        )
-        return int(shard_id), ordered
+        for keys in key_lists(ordered):
+            conn.execute(
+                f"INSERT INTO shard_lines (shard_id, custom_id) SELECT ?, wanted.value "
+                f"FROM {self._key_list}",
+                (shard_id, keys),
+            )
+        return int(shard_id)
 
     def transition(
         self,

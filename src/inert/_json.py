@@ -384,10 +384,23 @@ def _copy_array(source: list[Any]) -> list[JSON] | None:
         index += 1
         kind = type(value)
         if kind is dict:  # arrays of a body are mostly of objects (messages) or strings
-            value = copy_object(value)
-        elif kind is str:
+            # An object of string-keyed strings and scalars (a message) is copied
+            # here, without a call; any other object takes copy_object.
+            item = value.copy()
+            for key, leaf in item.items():
+                if type(key) is str:
+                    kind = type(leaf)
+                    if kind is str or kind in _SCALARS:
+                        continue
+                item = copy_object(value)
+                if item is None:
+                    return None
+                break
+            copy[index] = item
             continue
-        elif kind is list:
+        if kind is str:
+            continue
+        if kind is list:
             value = _copy_array(value)
         elif kind is int:
             if INT_MIN <= value <= INT_MAX:
@@ -432,6 +445,23 @@ def trusted_key(endpoint: str, body: JSONObject) -> str:
         validate_slowly(body)  # names the place of the surrogate
         raise
     return sha256(data).hexdigest()
+
+
+def trusted_key_size(endpoint: str, body: JSONObject) -> tuple[str, int]:
+    """:func:`trusted_key`, and the UTF-8 byte length of the body's canonical text
+    (read off the text the key is made of: batch planning needs no second encoding)."""
+    prefix = call_prefix(endpoint)
+    try:
+        data = (prefix + _encode(body) + "]").encode("utf-8")
+    except ValueError:
+        validate_slowly(body)  # names the place of the surrogate
+        raise
+    return sha256(data).hexdigest(), body_size_of(data, prefix)
+
+
+def body_size_of(data: bytes, prefix: str) -> int:
+    """The body's bytes in ``data``, the UTF-8 text ``prefix`` + body + ``]`` of a call."""
+    return len(data) - (len(prefix) if prefix.isascii() else len(prefix.encode())) - 1
 
 
 def validate_json(value: object, *, path: tuple[str | int, ...] = ()) -> JSON:

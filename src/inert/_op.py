@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from hashlib import sha256
-from typing import Any, Generic, TypeVar, cast
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from inert._json import (
     ENCODER,
@@ -20,26 +21,43 @@ from inert._json import (
     copy_object,
     op_key,
     trusted_key,
+    trusted_key_size,
     validate_slowly,
 )
 
 T_co = TypeVar("T_co", covariant=True)
 
-_ENDPOINTS: dict[str, str] = {}
+_ENDPOINTS: dict[str, tuple[str, int]] = {}
 """Endpoints already seen to be API paths (checked once each), with the canonical
-text that starts ``[endpoint, body]`` for each (``["/v1/chat/completions",``)."""
+text that starts ``[endpoint, body]`` for each (``["/v1/chat/completions",``) and the
+UTF-8 bytes of the text of a call that are not the body's (that start, and ``]``)."""
 
 
-def _check_endpoint(endpoint: object) -> str:
+_SIZES: dict[int, int] = {}
+"""One int object per body size: the bodies of a round share a few hundred sizes, and
+an int of its own would cost every op 28 bytes (1.4 MB in a round of 50,000)."""
+
+
+def _shared_size(size: int) -> int:
+    kept = _SIZES.get(size)
+    if kept is None:
+        if len(_SIZES) >= 4096:
+            return size
+        kept = _SIZES[size] = size
+    return kept
+
+
+def _check_endpoint(endpoint: object) -> tuple[str, int]:
     if not isinstance(endpoint, str) or not endpoint.startswith("/"):
         raise ValueError(
             f"endpoint must be an API path starting with '/', such as "
             f"'/v1/chat/completions'; got {endpoint!r}"
         )
     prefix = call_prefix(endpoint)
+    known = (prefix, len(prefix.encode()) + 1)
     if len(_ENDPOINTS) < 1024:
-        _ENDPOINTS[endpoint] = prefix
-    return prefix
+        _ENDPOINTS[endpoint] = known
+    return known
 
 
 class Op(Generic[T_co]):
@@ -69,7 +87,16 @@ class Op(Generic[T_co]):
         occurrence: set by the engine for ``dedup=False`` ops to tell occurrences apart.
     """
 
-    __slots__ = ("_body", "_body_text", "_key", "decode", "dedup", "endpoint", "occurrence")
+    __slots__ = (
+        "_body",
+        "_body_size",
+        "_body_text",
+        "_key",
+        "decode",
+        "dedup",
+        "endpoint",
+        "occurrence",
+    )
 
     endpoint: str
     decode: Callable[[JSON], T_co]
@@ -85,9 +112,10 @@ class Op(Generic[T_co]):
         dedup: bool = True,
         occurrence: int | None = None,
     ) -> None:
-        prefix = _ENDPOINTS.get(endpoint) if type(endpoint) is str else None
-        if prefix is None:
-            prefix = _check_endpoint(endpoint)
+        known = _ENDPOINTS.get(endpoint) if type(endpoint) is str else None
+        if known is None:
+            known = _check_endpoint(endpoint)
+        prefix, around = known
         if type(body) is not dict and not isinstance(body, Mapping):
             raise TypeError(f"body must be a JSON object (a mapping); got {type(body).__name__}")
         if not callable(decode):
@@ -97,13 +125,17 @@ class Op(Generic[T_co]):
         # and cycles, UTF-8 refuses lone surrogates. A body of plain dicts, lists and
         # scalars is then copied (containers only: leaves are immutable); anything
         # else takes inert._json.checked_call's steps (parse back, compare, walk).
-        plain: JSON
+        plain: JSONObject | None
+        size = -1  # not known yet: body_size encodes the body when first asked
         try:
             text = "".join(ENCODER(body, 0))
             data = f"{prefix}{text}]".encode()
         except (TypeError, ValueError, RecursionError):
-            plain, key = checked_slowly(endpoint, body)
+            slow, key = checked_slowly(endpoint, body)
+            plain = cast(JSONObject, slow)  # a mapping checks as an object
         else:
+            size = len(data) - around  # the body's bytes: the copy's canonical text
+            size = _SIZES.get(size) or _shared_size(size)  # never 0: "{}" is 2 bytes
             plain = None
             if type(body) is dict and (
                 len(data) <= SCREENED or data.count(b"[") + data.count(b"{") <= MAX_DEPTH + 1
@@ -113,16 +145,18 @@ class Op(Generic[T_co]):
                 except RecursionError:  # near the interpreter's limit: the full check decides
                     plain = None
             if plain is None:
-                plain, key = _checked_plain(endpoint, body, text, data)
+                slow, key = _checked_plain(endpoint, body, text, data)
+                plain = cast(JSONObject, slow)  # a mapping checks as an object
             else:
                 key = sha256(data).hexdigest()
         self.endpoint = endpoint
-        self._body: JSONObject = cast(JSONObject, plain)  # a mapping checks as an object
+        self._body: JSONObject = plain
         self.decode = decode
         self.dedup = dedup
         self.occurrence = occurrence
         self._key = key if occurrence is None else _occurrence_key(endpoint, key, occurrence)
         self._body_text: str | None = None
+        self._body_size = size
 
     @classmethod
     def _built(
@@ -139,19 +173,44 @@ class Op(Generic[T_co]):
         op.decode = decode
         op.dedup = dedup
         op.occurrence = None
-        op._key = trusted_key(endpoint, body)
+        op._key, size = trusted_key_size(endpoint, body)
+        op._body_size = _shared_size(size)
         op._body_text = None
         return op
 
-    @property
-    def body(self) -> JSONObject:
-        """The JSON body, as it is sent (a copy-free view; do not mutate it)."""
-        return self._body
+    if TYPE_CHECKING:
+
+        @property
+        def body(self) -> JSONObject:
+            """The JSON body, as it is sent (a copy-free view; do not mutate it)."""
+            return self._body
+
+        @property
+        def key(self) -> str:
+            """Hex sha256 of canonical ``[endpoint, body]`` (plus the occurrence, if any)."""
+            return self._key
+
+    else:
+        # The same read-only properties with getters in C: a fake's respond, the
+        # engine's callers and the runners read them once or more per op.
+        body = property(
+            attrgetter("_body"),
+            doc="The JSON body, as it is sent (a copy-free view; do not mutate it).",
+        )
+        key = property(
+            attrgetter("_key"),
+            doc="Hex sha256 of canonical ``[endpoint, body]`` (plus the occurrence, if any).",
+        )
 
     @property
-    def key(self) -> str:
-        """Hex sha256 of canonical ``[endpoint, body]`` (plus the occurrence, if any)."""
-        return self._key
+    def body_size(self) -> int:
+        """The length of :meth:`canonical_body` in UTF-8 bytes (known from making the key:
+        batch planning measures lines without encoding their bodies again)."""
+        size = self._body_size
+        if size < 0:
+            text = canonical_dumps(self._body)
+            size = self._body_size = len(text) if text.isascii() else len(text.encode())
+        return size
 
     def canonical_body(self) -> str:
         """The body as canonical JSON text: exactly the bytes every runner sends."""
@@ -177,6 +236,7 @@ class Op(Generic[T_co]):
         base = self._key if self.occurrence is None else trusted_key(self.endpoint, self._body)
         op._key = _occurrence_key(self.endpoint, base, occurrence)
         op._body_text = self._body_text
+        op._body_size = self._body_size
         return op
 
     def __repr__(self) -> str:

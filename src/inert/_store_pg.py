@@ -85,6 +85,7 @@ class PostgresStore(Store):
     """
 
     _not_an_answer = _NOT_AN_ANSWER
+    _key_list = "jsonb_array_elements_text(CAST(? AS jsonb)) AS wanted(value)"
 
     def __init__(
         self,

@@ -116,15 +116,19 @@ def _plain_messages(messages: object) -> list[JSON] | None:
     """
     if messages.__class__ is not list or not messages:
         return None
-    plain: list[JSON] = []
-    for message in messages:  # pyright: ignore[reportGeneralTypeIssues]  # narrowed by the class check (pyright does not narrow on __class__)
+    # A list (the class check above); its items are checked below.
+    given = typing.cast("list[dict[str, str]]", messages)
+    # Made at its final length (appending would leave room for three more messages in
+    # every body of a round).
+    plain: list[JSON] = [None] * len(given)
+    for i, message in enumerate(given):
         if message.__class__ is not dict or len(message) != 2:
             return None
         role = message.get("role")
         content = message.get("content")
         if content.__class__ is not str or role.__class__ is not str or role not in _PLAIN_ROLES:
             return None
-        plain.append({"role": role, "content": content})
+        plain[i] = {"role": role, "content": content}
     return plain
 
 

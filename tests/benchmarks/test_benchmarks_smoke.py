@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from benchmarks import (
     _fakeapi,
+    _generic,
     builder_overhead,
     engine_overhead,
     import_time,
@@ -102,8 +105,8 @@ def test_run_all_keeps_the_blocks_other_scripts_wrote_in_the_report() -> None:
 
 def test_engine_overhead_measures_the_generic_shapes_against_the_floor() -> None:
     """The floor computes the same values, and every generic shape has a ratio to it."""
-    assert engine_overhead.wide_floor(30) == engine_overhead.wide_baseline(30)
-    assert engine_overhead.deep_floor(30) == engine_overhead.deep_baseline(30)
+    assert _generic.wide_floor(30) == _generic.wide_baseline(30)
+    assert _generic.deep_floor(30) == _generic.deep_baseline(30)
     result = engine_overhead.run(sizes=[30], repeats=1, shapes=engine_overhead.FLOOR_SHAPES)
     for row in result["rows"]:
         assert row["floor_us_per_op"] > 0
@@ -112,9 +115,9 @@ def test_engine_overhead_measures_the_generic_shapes_against_the_floor() -> None
 
 def test_the_floor_key_is_the_op_key() -> None:
     """The floor hashes exactly what an op's key hashes, so it does the same work."""
-    body = engine_overhead.generic_body(7)
-    op = Op(endpoint=engine_overhead.ENDPOINT, body=body, decode=engine_overhead.decode_int)
-    assert op.key == engine_overhead.floor_key(body)
+    body = _generic.generic_body(7)
+    op = Op(endpoint=_generic.ENDPOINT, body=body, decode=_generic.decode_int)
+    assert op.key == _generic.floor_key(body)
 
 
 def test_builder_overhead_compares_identical_bodies() -> None:
@@ -131,3 +134,26 @@ def test_import_time_times_every_command_in_a_fresh_interpreter() -> None:
     assert set(import_time.COMMANDS) == set(result["seconds"])
     assert all(seconds > 0 for seconds in result["seconds"].values())
     assert {"import inert", "inert --help"} == set(result["goals"])
+
+
+def test_instruction_counts_leave_out_the_one_off_costs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per op is the difference of two runs' counts over the difference of their ops."""
+    per_op = {"inert": 50, "floor": 20}
+
+    def counted(side: str, shape: str, n: int) -> int:
+        return 1_000_000 + per_op[side] * n  # a start-up cost, then a cost per op
+
+    monkeypatch.setattr(engine_overhead, "count_instructions", counted)
+    result = engine_overhead.instructions(["deep"], [100, 300])
+    (row,) = result["rows"]
+    assert (row["inert_instructions_per_op"], row["floor_instructions_per_op"]) == (50.0, 20.0)
+    assert row["ratio_vs_floor"] == 2.5
+    assert "2.50" in engine_overhead.render_instructions(result)
+
+
+def test_the_floor_ratio_is_the_median_of_interleaved_pairs() -> None:
+    """Every generic row gives its pairs' range around the median ratio."""
+    result = engine_overhead.run(sizes=[20], repeats=3, shapes=["deep"])
+    (row,) = result["rows"]
+    low, high = row["ratio_vs_floor_range"]
+    assert low <= row["ratio_vs_floor"] <= high

@@ -126,3 +126,32 @@ def test_attempt_faults_hit_files_and_batches(
     emu.set_faults(faults)
     with pytest.raises(error):
         ENDPOINT_CALLS[name](client)
+
+
+def test_a_seeded_batch_fate_does_not_depend_on_what_came_before_it(
+    client: openai.OpenAI, emu: Emulator, submit: SubmitBatch
+) -> None:
+    """With a seed, the n-th batch the emulator accepts meets the same fate (cancelled by
+    someone else, expired, completed) whatever came before it: batches it refused, other
+    batches' line counts, polls. How often a client polls and which creates the
+    enqueued-token limit refuses depend on the machine's load; a seeded fault mix must not."""
+
+    def fates(sizes: list[int], *, refuse_first: bool) -> list[str]:
+        emu.reset()  # reseeds every draw
+        emu.set_faults(Faults(external_cancel=0.5, batch_expire=0.3, line_failed=0.3))
+        ids = [submit(b'{"custom_id": "x", "method": "POST"}\n').id] if refuse_first else []
+        for number, size in enumerate(sizes):
+            ids.append(
+                submit(
+                    jsonl([chat_line(f"b{number}-{i}", f"q {number} {i}") for i in range(size)])
+                ).id
+            )
+            client.batches.list(limit=5)  # polls in between
+        emu.settle()
+        return [client.batches.retrieve(batch_id).status for batch_id in ids]
+
+    plain = fates([4, 4, 4, 4, 4, 4], refuse_first=False)
+    refused, *other = fates([9, 2, 7, 1, 5, 3], refuse_first=True)
+    assert "failed" == refused
+    assert plain == other
+    assert {"cancelled", "expired", "completed"} <= set(plain)  # the seed draws each fate

@@ -194,3 +194,53 @@ def test_wide_rounds_run_as_on_the_general_way(kinds: list[str]) -> None:
     shorter = _run(FakeRunner(_respond), [_wide(kinds)])
     general = _run(_GeneralFake(_respond), [_wide(kinds, general=True)])
     assert shorter == general
+
+
+class _Broken(Exception):
+    """A bug in a respond function: it ends the run."""
+
+
+def _respond_breaking_at(breaking: int) -> Any:
+    def respond(op: Op[object]) -> Any:
+        if op.body["i"] == breaking:
+            raise _Broken(f"respond broke at {breaking}")
+        return _respond(op)
+
+    return respond
+
+
+@given(
+    kinds=st.lists(st.sampled_from(STEPS), min_size=1, max_size=12),
+    breaking=st.integers(min_value=1, max_value=12),
+)
+def test_a_chain_ended_by_a_bug_counts_as_on_the_general_way(
+    kinds: list[str], breaking: int
+) -> None:
+    """A respond that raises something other than a RequestError ends the run; what was
+    sent and paid until then is counted as the general way counts it."""
+    kinds = [kind for kind in kinds if kind != "repeat"]
+    seen: list[tuple[Any, ...]] = []
+    for fake, general in (
+        (FakeRunner(_respond_breaking_at(breaking)), False),
+        (_GeneralFake(_respond_breaking_at(breaking)), True),
+    ):
+        broke = True
+        try:
+            asyncio.run(fake.run_all_settled([_chain(kinds, general=general)]))
+        except _Broken:
+            pass
+        else:
+            broke = False
+        report = fake.report
+        seen.append(
+            (
+                broke,
+                report.rounds,
+                report.round_sizes,
+                report.ops_requested,
+                report.ops_sent,
+                report.ops_paid,
+                [op.key for op in fake.calls],
+            )
+        )
+    assert seen[0] == seen[1]

@@ -43,7 +43,7 @@ from inert._json import JSON, JSONObject, op_key
 
 from ._anthropic import MESSAGES_PATH, anthropic_error, message_object, validate_message
 from ._batch import CANCELLING, FINALIZING, IN_PROGRESS, VALIDATING
-from ._faults import Faults
+from ._faults import Faults, draw_fate
 from ._ledger import Ledger
 
 MAX_REQUESTS: Final = 100_000
@@ -93,7 +93,10 @@ class Host(Protocol):
     lock: threading.RLock
     faults: Faults
     time_scale: float
-    rng: random.Random
+    batch_rng: random.Random
+    """Batches' fates (``draw_fate``)."""
+    line_rng: random.Random
+    """Requests' outcomes."""
 
     @property
     def ledger(self) -> Ledger:
@@ -271,7 +274,7 @@ class MessageBatches:
         with host.lock:
             now = host.clock()
             self.advance(now)
-            faults, rng = host.faults, host.rng
+            faults, rng = host.faults, host.line_rng
             items = [self._plan(custom_id, params, faults, rng) for custom_id, params in pairs]
             rng.shuffle(items)
             batch = MessageBatch(
@@ -280,11 +283,13 @@ class MessageBatches:
                 scale=host.time_scale,
                 items=items,
             )
-            if rng.random() < faults.batch_expire:
-                batch.expire_at = batch.start + rng.uniform(0.2, 0.8) * IN_PROGRESS * batch.scale
-            if rng.random() < faults.external_cancel:
-                batch.cancel_at = batch.start + rng.uniform(0.2, 0.8) * IN_PROGRESS * batch.scale
-            batch.unknown_custom_id = rng.random() < faults.unknown_custom_id
+            # Its fate from a stream of its own (see emulator._state.draw_streams).
+            fate = draw_fate(host.batch_rng, faults)
+            if fate.expire_at is not None:
+                batch.expire_at = batch.start + fate.expire_at * IN_PROGRESS * batch.scale
+            if fate.cancel_at is not None:
+                batch.cancel_at = batch.start + fate.cancel_at * IN_PROGRESS * batch.scale
+            batch.unknown_custom_id = fate.unknown_custom_id
             self.batches[batch.id] = batch
             self._running[batch.id] = batch
             return batch

@@ -8,6 +8,7 @@ requests to it (deterministic, for tests that need a fault at one exact step).
 from __future__ import annotations
 
 import hashlib
+import random
 import threading
 from collections import deque
 from typing import Final
@@ -234,3 +235,28 @@ class Injections:
         """Drop every queued fault."""
         with self._lock:
             self._queues.clear()
+
+
+@attrs.frozen
+class Fate:
+    """What ``Faults`` hold in store for one accepted batch, drawn at its creation."""
+
+    failed: bool
+    expire_at: float | None
+    """When it expires, as a fraction of its time in progress (None: never)."""
+    cancel_at: float | None
+    """When someone else cancels it, as a fraction of its time in progress (None: never)."""
+    unknown_custom_id: bool
+    drop_output: bool
+
+
+def draw_fate(rng: random.Random, faults: Faults) -> Fate:
+    """One batch's fate: always seven draws, so the next batch's fate does not depend on this one."""
+    failed, expire, when, cancel, where, unknown, drop = (rng.random() for _ in range(7))
+    return Fate(
+        failed=failed < faults.batch_failed,
+        expire_at=0.2 + 0.6 * when if expire < faults.batch_expire else None,
+        cancel_at=0.2 + 0.6 * where if cancel < faults.external_cancel else None,
+        unknown_custom_id=unknown < faults.unknown_custom_id,
+        drop_output=drop < faults.drop_output,
+    )

@@ -21,7 +21,7 @@ from ._anthropic_batches import MessageBatches
 from ._batch import IN_PROGRESS, QUEUED, TERMINAL, VALIDATING, Batch, Line, advance, cancel, jsonl
 from ._calls import ENDPOINTS, Answer, answer
 from ._errors import ApiError, bad_request, error_body
-from ._faults import ATTEMPT_KINDS, Faults, Injection, Injections
+from ._faults import ATTEMPT_KINDS, Faults, Injection, Injections, draw_fate
 from ._files import DEFAULT_FILE_TTL, EXPIRING_PURPOSES, FileStore, StoredFile, new_id
 from ._ledger import Ledger
 from ._tokens import prompt_tokens
@@ -38,6 +38,19 @@ COMPLETION_WINDOWS: Final = ("24h",)
 ANY_MODEL: Final = "*"
 TokenLimit = int | Mapping[str, int] | None
 """An enqueued-token limit for every model, one per model (``"*"``: the others), or none."""
+
+
+def draw_streams(seed: int | None) -> tuple[random.Random, random.Random, random.Random]:
+    """Three generators from one seed: HTTP attempts' faults, batches' fates, lines' outcomes.
+
+    Each kind of draw has its own stream, so a seeded emulator gives the n-th batch it
+    accepts the same fate (``draw_fate``) however many polls, retries, downloads and
+    lines came before it: how often a client polls depends on the machine's load, and
+    must not change which faults a test sees.
+    """
+    if seed is None:
+        return random.Random(), random.Random(), random.Random()
+    return random.Random(seed), random.Random(f"batches:{seed}"), random.Random(f"lines:{seed}")
 
 
 def token_limit_error(model: str, limit: int) -> JSONObject:
@@ -96,7 +109,7 @@ class State:
         self.file_ttl = file_ttl
         self.enqueued_token_limit = enqueued_token_limit
         self.clock = clock
-        self.rng = random.Random(seed)
+        self.rng, self.batch_rng, self.line_rng = draw_streams(seed)
         self.files: Final = FileStore()
         self.batches: dict[str, Batch] = {}
         self._running: dict[str, Batch] = {}
@@ -112,7 +125,7 @@ class State:
             self.message_batches.reset()
             self.ledger.clear()
             self.injections.clear()
-            self.rng = random.Random(self.seed)
+            self.rng, self.batch_rng, self.line_rng = draw_streams(self.seed)
 
     # --- faults -----------------------------------------------------------------------
 
@@ -263,15 +276,19 @@ class State:
                 stored.content, endpoint, max_bytes=self.max_file_bytes, max_lines=self.max_lines
             )
             enqueued = sum(prompt_tokens(url, body) for _, url, body in parsed)
-            faults, rng, scale = self.faults, self.rng, self.time_scale
-            if not errors and rng.random() < faults.batch_failed:
-                errors = [batch_failed_error(file_id)]
+            faults, scale = self.faults, self.time_scale
             if not errors and model is not None:
                 limit = self._limit_for(model)
                 if limit is not None and self.queued_tokens(model) + enqueued > limit:
                     errors = [token_limit_error(model, limit)]
+            # A batch refused at creation draws nothing: the n-th batch accepted gets
+            # the same fate however many were refused before it (refusals of the
+            # enqueued-token limit depend on timing).
+            fate = None if errors else draw_fate(self.batch_rng, faults)
+            if fate is not None and fate.failed:
+                errors = [batch_failed_error(file_id)]
             lines = [] if errors else [self._plan_line(cid, url, body) for cid, url, body in parsed]
-            rng.shuffle(lines)
+            self.line_rng.shuffle(lines)
             batch = Batch(
                 id=new_id("batch_"),
                 endpoint=endpoint,
@@ -286,12 +303,13 @@ class State:
                 enqueued_tokens=0 if errors else enqueued,
                 output_ttl=output_ttl,
             )
-            if rng.random() < faults.batch_expire:
-                batch.expire_at = now + (VALIDATING + IN_PROGRESS / 2) * scale
-            if rng.random() < faults.external_cancel:
-                batch.cancel_at = batch.start + rng.uniform(0.2, 0.8) * IN_PROGRESS * scale
-            batch.unknown_custom_id = rng.random() < faults.unknown_custom_id
-            batch.drop_output = rng.random() < faults.drop_output
+            if fate is not None and not errors:
+                if fate.expire_at is not None:  # half way through, as it always has
+                    batch.expire_at = now + (VALIDATING + IN_PROGRESS / 2) * scale
+                if fate.cancel_at is not None:
+                    batch.cancel_at = batch.start + fate.cancel_at * IN_PROGRESS * scale
+                batch.unknown_custom_id = fate.unknown_custom_id
+                batch.drop_output = fate.drop_output
             self.batches[batch.id] = batch
             self._running[batch.id] = batch
             return batch
@@ -313,7 +331,7 @@ class State:
 
     def _plan_line(self, custom_id: str, url: str, body: JSONObject) -> Line:
         key = op_key(url, body)
-        draw = self.rng.random()
+        draw = self.line_rng.random()
         faults = self.faults
         if draw < faults.line_expired:
             return Line(custom_id, key, url, "expired")

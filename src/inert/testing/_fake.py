@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Self, TypeAlias, TypeVar, cast,
 from pydantic import BaseModel
 
 from inert import _gc
-from inert._engine import Outcome, Outcomes
+from inert._engine import FetchOne, Outcome, Outcomes
 from inert._errors import RequestError, UnansweredError
 from inert._json import JSON, JSONObject, canonical_dumps, validate_json
 from inert._op import Op
@@ -342,17 +342,55 @@ class FakeRunner(BaseRunner):
         self.rounds_log.append([op])
         try:
             answer = self._respond(op)
+        except RequestError as error:
+            return [error]
+        if answer.__class__ is dict and "usage" not in answer and "error" not in answer:  # pyright: ignore[reportOperatorIssue]  # a dict, checked first
+            report.ops_paid += 1
+            return [answer]  # pyright: ignore[reportReturnType]  # a dict, checked above
+        return self._settled_one(ops, answer, report)
+
+    def _fetch_one(self, report: ReportBuilder) -> FetchOne | None:
+        """The engine's seam for a round of one op (a chain of thens has one per round).
+
+        What :meth:`_fetch_bare` does for one op, as a function of the op alone that
+        returns a plain answer itself (no list around it, counted by the engine: see
+        :data:`inert._engine.FetchOne`); the rest as :meth:`_fetch_bare` returns it.
+        Not for shuffled answers nor for subclasses that send otherwise.
+        """
+        if not self._direct:
+            return None
+        respond = self._respond
+        called = self.calls.append
+        logged = self.rounds_log.append
+
+        def one(op: Op[Any]) -> Any:
+            # The engine counts this op as sent, and as paid if an object comes back.
+            called(op)
+            ops = [op]
+            logged(ops)
+            try:
+                answer = respond(op)
+            except RequestError as error:
+                return [error]
+            if answer.__class__ is dict and "usage" not in answer and "error" not in answer:  # pyright: ignore[reportOperatorIssue]  # a dict, checked first
+                return answer
+            return self._settled_one(ops, answer, report)
+
+        return one
+
+    def _settled_one(
+        self, ops: Sequence[Op[Any]], answer: JSON | Awaitable[JSON], report: ReportBuilder
+    ) -> Outcomes | Awaitable[Outcomes]:
+        """The outcomes of a round of one op whose answer is not a plain object: one to
+        await, one to check as plain JSON, or one that carries usage or an error."""
+        try:
             if answer.__class__ is not dict:
                 if inspect.isawaitable(answer):
                     return self._settled_later(ops, self._answers_later(ops, 0, answer, []), report)
                 answer = validate_json(answer)
         except RequestError as error:
             return [error]
-        raw: JSON = answer  # pyright: ignore[reportAssignmentType]  # a dict, or checked as plain JSON above
-        if raw.__class__ is dict and "usage" not in raw and "error" not in raw:  # pyright: ignore[reportOperatorIssue]  # a dict, checked above
-            report.ops_paid += 1
-            return [raw]
-        return self._settled_in_order(ops, [raw], report)
+        return self._settled_in_order(ops, [cast(Outcome, answer)], report)
 
     def _fetch_round(
         self, report: ReportBuilder, ops: Sequence[Op[Any]]

@@ -104,8 +104,8 @@ def plan_shards(
 ) -> tuple[list[ShardPlan], list[Op[Any]]]:
     """Group ops by endpoint and model and cut each group under every limit.
 
-    Line sizes are counted in UTF-8 bytes (ASCII bodies, the usual case, are measured
-    without encoding them). ``max_tokens(model)`` is the known enqueued-token limit
+    Line sizes are counted in UTF-8 bytes; a body's is :attr:`Op.body_size
+    <inert._op.Op.body_size>` (known from its key, so nothing is encoded here). ``max_tokens(model)`` is the known enqueued-token limit
     of a model, if any: shards are cut so their estimate fits under it (a single line
     over it still gets a shard of its own; the server decides).
 
@@ -127,11 +127,10 @@ def plan_shards(
             size = tokens = 0
             for op in members:
                 # The body is the op's canonical text: the very bytes the immediate runner
-                # posts, so the two modes cannot send different requests. Made here only
-                # to be measured (and again when written): kept, the texts of a large
-                # round would stay in memory for as long as its batch runs.
-                body = canonical_dumps(op.body)
-                n = fixed + len(op.key) + (len(body) if body.isascii() else len(body.encode()))
+                # posts, so the two modes cannot send different requests. Its size is
+                # known from the op's key; the text is made only when it is written (kept,
+                # the texts of a large round would stay in memory while its batch runs).
+                n = fixed + len(op.key) + op.body_size
                 if n > max_bytes:
                     too_large.append(op)
                     continue
