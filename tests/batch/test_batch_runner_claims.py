@@ -20,6 +20,7 @@ been paid for. One or two small batches each, on the emulator at ``time_scale`` 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import socket
@@ -36,10 +37,20 @@ from tests.billing import assert_billed_once
 
 from inert import BatchRunner, Op, Request, Store, call
 from inert._claims import ShardIntent
+from inert._json import JSON
+from inert._runners._batch import jsonl_line
 from inert._runners._batch._progress import ProgressView
+from inert._runners._batch._runner import STALL_LINES
 from inert._store import ShardRecord
 from inert.emulator import Emulator, Faults
-from inert.errors import CancelledRequestError, ExpiredError, RequestError
+from inert.emulator._tokens import prompt_tokens
+from inert.errors import (
+    ApiError,
+    CancelledRequestError,
+    ExpiredError,
+    RateLimitError,
+    RequestError,
+)
 from inert.openai import CHAT_COMPLETIONS
 from inert.testing import op_of
 from inert.testing._strategies import chat_completion
@@ -411,6 +422,133 @@ async def test_an_upload_that_keeps_failing_fails_its_lines_and_the_shard(
     assert 0 == runner.report.batches_created
 
 
+async def test_a_collected_shard_gives_its_place_in_the_queue_back(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator
+) -> None:
+    """With a known enqueued-token limit of one line, two lines go as two shards, one in
+    the model's queue at a time: once the first is collected, its place is given back and
+    the second goes (were it kept, the second would wait for it forever)."""
+    requests = [ask("first of two in turn"), ask("second of two in turn")]
+    one_line = max(len(jsonl_line(op_of(r)).encode()) for r in requests)
+    runner = fast(client, store, enqueued_token_limit=one_line)
+    results = await asyncio.wait_for(runner.run_all(requests), 120)
+    assert all(isinstance(r, Words) for r in results)
+    first, second = store.shards()
+    assert (1, 1, 2) == (first.size, second.size, runner.report.batches_created)
+    assert_billed_once(emu, [op_of(r).key for r in requests])
+
+
+async def test_a_shard_that_was_never_made_gives_its_place_in_the_queue_back(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator
+) -> None:
+    """As above, but the first upload is refused for good (a 400): that shard's place in
+    the queue is given back too, so the second is submitted and answered."""
+    requests = [ask("first in the queue"), ask("second in the queue")]
+    one_line = max(len(jsonl_line(op_of(r)).encode()) for r in requests)
+    emu.inject("files.create", "not_json", status=400)
+    runner = fast(client, store, enqueued_token_limit=one_line)
+    results = await asyncio.wait_for(runner.run_all_settled(requests), 120)
+    (error,) = failures(results)
+    refused, answered = store.shards()
+    assert (1, 1) == (refused.size, answered.size)
+    assert ("failed", f"upload failed: {error.message}") == (refused.state, refused.error)
+    assert ("downloaded", 1) == (answered.state, runner.report.batches_created)
+    assert [answered.batch_id] == emu.batch_ids()
+    (key,) = store.shard_custom_ids(answered.id)
+    assert_billed_once(emu, [key])
+
+
+async def test_a_batch_cancelled_elsewhere_before_its_first_poll_fails_its_lines(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    """Someone else (the dashboard, another process) cancels the batch this run has just
+    created, before its first poll: that cancel happened during this run, so its lines
+    fail as cancelled and are not submitted again."""
+    wire.on_answer("POST", "/v1/batches", lambda answer: emu.cancel_batch(answer.json()["id"]))
+    request = ask("cancelled elsewhere at once")
+    runner = fast(client, store)
+    results = await runner.run_all_settled([request])
+    (error,) = failures(results)
+    (record,) = store.shards()
+    assert (
+        "CancelledRequestError",
+        f"batch {record.batch_id}: the line was cancelled: This request was cancelled "
+        "before it ran.",
+        None,
+    ) == described(error)
+    assert (1, 0) == (runner.report.batches_created, runner.report.retries)
+    assert_billed_once(emu, [], unanswered=[op_of(request).key])
+
+
+async def test_a_stop_asked_while_the_batch_is_created_cancels_it_at_its_first_poll(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    """The run is asked to stop while its create is on the wire: the batch exists, so it is
+    journaled, and the first poll cancels it (batches validate for 0.3 s here, so none of
+    its lines runs first); its lines fail as cancelled and are not submitted again."""
+    emu.set_time_scale(2.0)
+    request = ask("stopped during create")
+    runner = fast(client, store)
+    wire.on_answer("POST", "/v1/batches", lambda _: setattr(runner, "_cancel_requested", True))
+    results = await runner.run_all_settled([request])
+    (error,) = failures(results)
+    (record,) = store.shards()
+    assert (
+        "CancelledRequestError",
+        f"batch {record.batch_id}: the line was cancelled: This request was cancelled "
+        "before it ran.",
+        None,
+    ) == described(error)
+    assert ("downloaded", "cancelled", 0) == (record.state, record.remote_status, record.completed)
+    assert (1, 0) == (runner.report.batches_created, runner.report.retries)
+    assert_billed_once(emu, [], unanswered=[op_of(request).key])
+
+
+async def test_an_answer_its_decoder_calls_no_answer_is_not_stored(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator
+) -> None:
+    """The op's decoder says the body is no answer (it raises an ApiError): the line was
+    paid, but the body is not stored as the op's answer, and the op fails with that error."""
+
+    def no_answer(raw: JSON) -> JSON:
+        raise ApiError("this body is no answer", status=200)
+
+    op: Op[JSON] = Op(
+        endpoint=CHAT_COMPLETIONS,
+        body={"model": MODEL, "messages": [{"role": "user", "content": "no answer"}]},
+        decode=no_answer,
+    )
+    runner = fast(client, store)
+    results = await runner.run_all_settled([call(op)])
+    (error,) = failures(results)
+    assert ("ApiError", "this body is no answer", None) == described(error)
+    assert {} == dict(store.get_responses([op.key]))
+    assert_billed_once(emu, [op.key])
+
+
+async def test_a_create_that_keeps_failing_leaves_the_shard_uploaded_for_a_rerun(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator
+) -> None:
+    """Every try of the create answers 429 (a refusal of the moment, not for good): no
+    batch exists, each line fails with the last answer and a note that the shard stays
+    journaled, and the shard stays uploaded, so a rerun looks for its batch before
+    submitting it again."""
+    emu.inject("batches.create", "rate_limit", count=8)
+    runner = fast(client, store)
+    results = await runner.run_all_settled([ask("create limited")])
+    (error,) = failures(results)
+    assert (RateLimitError, 429) == (type(error), getattr(error, "status", None))
+    assert (
+        "creating the batch: HTTP 429: Rate limit reached for requests (emulated). Please try "
+        "again shortly.; the shard stays journaled, and a rerun checks whether the batch "
+        "exists before submitting again"
+    ) == error.message
+    (record,) = store.shards()
+    assert ("uploaded", None, None) == (record.state, record.batch_id, record.error)
+    assert (0, []) == (runner.report.batches_created, emu.batch_ids())
+    assert_billed_once(emu, [])
+
+
 async def test_a_create_the_server_refuses_fails_its_lines_and_the_shard(
     client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
 ) -> None:
@@ -557,11 +695,19 @@ async def test_a_line_refused_every_time_fails_after_the_limit_of_refusals(
     full_client: openai.AsyncOpenAI,
     store: Store,
     full: Emulator,
+    wire: LossyTransport,
     shown: list[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """With nothing else of the run queued, the 21st refusal of the same line ends it."""
+    """With nothing else of the run queued, the 21st refusal of the same line ends it
+    (a run that goes on past 25 batches is cancelled, so a miscount fails, not hangs)."""
     runner = fast(full_client, store)
+    wire.on_answer(
+        "POST",
+        "/v1/batches",
+        lambda _: setattr(runner, "_cancel_requested", True),
+        when=lambda _: len(store.shards()) > 25,
+    )
     with caplog.at_level(logging.INFO, logger="inert.batch"):
         results = await runner.run_all_settled([ask("never fits")])
     (error,) = failures(results)
@@ -584,15 +730,84 @@ async def test_a_line_refused_every_time_fails_after_the_limit_of_refusals(
     assert 0 == runner.report.retries
 
 
-async def test_two_lines_refused_alone_are_split_in_halves(
+async def test_a_batch_refused_while_another_of_the_run_is_queued_goes_again_whole(
+    store: Store, wire: LossyTransport, shown: list[str]
+) -> None:
+    """The server's enqueued-token limit (not told to the runner) holds either pair of
+    these four lines but not both: of the two shards of two lines submitted together, the
+    one created second is refused while the other is queued (batches take a second here).
+    Not alone in the queue, it waits for the other to finish and goes again whole:
+    halving is for a shard refused with nothing else of the run queued."""
+    requests = [ask(f"queued together {i}") for i in range(4)]
+    tokens = [prompt_tokens(CHAT_COMPLETIONS, op_of(r).body) for r in requests]
+    limit = max(tokens[0] + tokens[1], tokens[2] + tokens[3])
+    with Emulator(time_scale=1.0, seed=0, enqueued_token_limit=limit) as emu:
+        async with lossy_client(emu.base_url, wire) as sdk:
+            runner = fast(sdk, store, max_requests_per_batch=2)
+            results = await runner.run_all(requests)
+        assert all(isinstance(r, Words) for r in results)
+        first, second, again = store.shards()
+        turned_away = first if first.state == "failed" else second
+        assert [2, 2, 2] == [first.size, second.size, again.size]
+        assert (turned_away.id, 1) == (again.parent_id, again.attempt)
+        assert [refused(turned_away.batch_id, 2)] == shown
+        assert_billed_once(emu, [op_of(r).key for r in requests])
+
+
+async def test_a_refusal_while_another_batch_of_the_run_is_queued_is_not_counted(
+    store: Store, wire: LossyTransport
+) -> None:
+    """A line larger than the server's enqueued-token limit (not told to the runner) is
+    first refused while a small batch of the same run is queued (batches take a second
+    at first): that refusal is not counted, since the queue was not this line's alone.
+    Once the small batch is done, the line is refused with nothing else queued, and the
+    21st such refusal ends it: 22 batches for the large line in all."""
+    small, large = ask("a small line"), ask("a large line: " + "many words " * 200)
+    limit = prompt_tokens(CHAT_COMPLETIONS, op_of(small).body)
+    with Emulator(time_scale=1.0, seed=0, enqueued_token_limit=limit) as emu:
+        wire.on_answer(
+            "GET",
+            "/v1/batches/[^/]+",
+            lambda _: emu.set_time_scale(0.05),
+            when=lambda answer: bool(answer.json().get("status") == "failed"),
+        )
+        async with lossy_client(emu.base_url, wire) as sdk:
+            runner = fast(sdk, store, max_requests_per_batch=1)
+            wire.on_answer(
+                "POST",
+                "/v1/batches",
+                lambda _: setattr(runner, "_cancel_requested", True),
+                when=lambda _: len(store.shards()) > 30,
+            )
+            results = await runner.run_all_settled([small, large])
+        assert isinstance(results[0].unwrap(), Words)
+        (error,) = failures(results)
+        key = op_of(large).key
+        tries = [r for r in store.shards() if key in store.shard_custom_ids(r.id)]
+        assert 22 == len(tries)
+        assert (
+            "ApiError",
+            f"batch {tries[-1].batch_id} was refused for the enqueued-token limit of {MODEL} "
+            "21 times with nothing of this run queued: the queue is held by other work, or "
+            "these lines alone exceed the limit; wait and run again, or raise the limit",
+            "token_limit_exceeded",
+        ) == described(error)
+        assert_billed_once(emu, [op_of(small).key])
+
+
+@pytest.mark.parametrize(("lines", "halves"), [(2, [1, 1]), (3, [2, 1])])
+async def test_lines_refused_alone_are_split_in_halves(
     full_client: openai.AsyncOpenAI,
     store: Store,
     full: Emulator,
     wire: LossyTransport,
     shown: list[str],
+    lines: int,
+    halves: list[int],
 ) -> None:
-    """Refused with nothing else queued, a shard of two goes again as two shards of one
-    (the run is cancelled once they are created: the halves would be refused forever)."""
+    """Refused with nothing else queued, a shard goes again as two halves (of an odd
+    number of lines, one half has a line more); the run is cancelled once both are
+    created, since they would be refused forever."""
     runner = fast(full_client, store)
     wire.on_answer(
         "POST",
@@ -600,12 +815,12 @@ async def test_two_lines_refused_alone_are_split_in_halves(
         lambda _: setattr(runner, "_cancel_requested", True),
         when=lambda _: len(store.shards()) >= 3,
     )
-    results = await runner.run_all_settled([ask("half one"), ask("half two")])
-    assert 2 == len(failures(results))
+    results = await runner.run_all_settled([ask(f"half {i}") for i in range(lines)])
+    assert lines == len(failures(results))
     first, *rest = store.shards()
-    assert (2, [1, 1]) == (first.size, [r.size for r in rest])
+    assert (lines, halves) == (first.size, sorted((r.size for r in rest), reverse=True))
     assert [first.id, first.id] == [r.parent_id for r in rest]
-    assert refused(first.batch_id, 2) == shown[0]
+    assert refused(first.batch_id, lines) == shown[0]
 
 
 async def test_a_run_cancelled_while_its_refused_batch_waits_fails_its_lines(
@@ -823,12 +1038,51 @@ async def test_a_re_attached_batch_stores_every_line_of_its_shard(
     assert_billed_once(emu, [op_of(one).key, op_of(two).key])
 
 
-async def test_a_batch_cancelled_before_this_run_found_it_is_asked_anew(
+async def test_lines_of_a_re_attached_batch_go_again_in_shards_of_this_runs_size(
     client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
 ) -> None:
+    """An earlier run left a batch of two lines, both of which expire. This run, with
+    shards of one line, collects it and submits each line again in a shard of its own."""
+    emu.set_faults(Faults(line_expired=1.0))
+    requests = [ask("left and expired one"), ask("left and expired two")]
+    left = await leave_a_batch(client, store, wire, requests)
+    emu.set_faults(Faults())
+    runner = fast(client, store, max_requests_per_batch=1)
+    results = await runner.run_all(requests)
+    assert all(isinstance(r, Words) for r in results)
+    first, *again = store.shards()
+    assert (left.id, 2) == (first.id, first.size)
+    assert [(1, left.id, 2)] * 2 == [(r.size, r.parent_id, r.attempt) for r in again]
+    assert_billed_once(emu, [op_of(r).key for r in requests])
+
+
+async def test_lines_of_a_re_attached_batch_keep_its_stall_count_when_split(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport
+) -> None:
+    """As above, but the lines keep expiring: the left batch counts as an attempt of two
+    lines that answered none, so each line, now in a shard of its own, gets the 6 tries
+    that bring the count to STALL_LINES (8), not 8 tries more."""
+    emu.set_faults(Faults(line_expired=1.0))
+    requests = [ask("left and stalled one"), ask("left and stalled two")]
+    left = await leave_a_batch(client, store, wire, requests)
+    runner = fast(client, store, max_requests_per_batch=1)
+    results = await runner.run_all_settled(requests)
+    assert [ExpiredError, ExpiredError] == [type(e) for e in failures(results)]
+    first, *again = store.shards()
+    assert (left.id, 2, 12) == (first.id, first.size, len(again))
+    assert {1} == {r.size for r in again}
+    assert_billed_once(emu, [])
+
+
+@pytest.mark.parametrize("lines", [2, STALL_LINES])
+async def test_a_batch_cancelled_before_this_run_found_it_is_asked_anew(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, wire: LossyTransport, lines: int
+) -> None:
     """A killed run's batch, cancelled by `inert batches cancel` before this run: its
-    unanswered lines are submitted again (this run was not cancelled), all answered."""
-    requests = [ask("cancelled one"), ask("cancelled two")]
+    unanswered lines are submitted again (this run was not cancelled), all answered. That
+    attempt does not count towards the stall: STALL_LINES lines unanswered by it still go
+    again."""
+    requests = [ask(f"cancelled {i}") for i in range(lines)]
     emu.set_time_scale(4.0)  # the batch runs for seconds: the cancel finds it running
     await leave_a_batch(client, store, wire, requests)
     emu.set_time_scale(TIME_SCALE)  # the batches submitted again run at the usual pace
@@ -840,6 +1094,27 @@ async def test_a_batch_cancelled_before_this_run_found_it_is_asked_anew(
     first, *again = store.shards()
     assert first.remote_status in ("cancelling", "cancelled")
     assert all(r.parent_id == first.id for r in again)
+
+
+@pytest.mark.parametrize("lines", [1, STALL_LINES])
+async def test_lines_of_a_batch_the_server_does_not_have_are_asked_anew(
+    client: openai.AsyncOpenAI, store: Store, emu: Emulator, lines: int
+) -> None:
+    """A run that ended journaled a batch the server does not know (one of another
+    account, say): this run finds it missing and asks its lines anew, all answered. That
+    attempt never ran, so it does not count towards the stall, even for STALL_LINES
+    lines."""
+    requests = [ask(f"never there {i}") for i in range(lines)]
+    held_by(store, "run_ended", requests, host=socket.gethostname(), pid=ended_pid())
+    (record,) = store.shards()
+    store.mark_created(record.id, "batch_not_at_this_server", "in_progress")
+    runner = fast(client, store)
+    results = await runner.run_all(requests)
+    assert all(isinstance(r, Words) for r in results)
+    first, *again = store.shards()
+    assert ("failed", "missing") == (first.state, first.remote_status)
+    assert {first.id} == {r.parent_id for r in again}
+    assert_billed_once(emu, [op_of(r).key for r in requests])
 
 
 # --- how long resubmission goes on ------------------------------------------------------
@@ -857,6 +1132,101 @@ async def test_a_lone_line_that_never_runs_gets_stall_lines_tries(
     assert type(error) is ExpiredError
     assert 8 == len(store.shards())
     assert 7 == runner.report.retries
+
+
+OTHER_BODY: dict[str, Any] = {
+    "model": MODEL,
+    "messages": [{"role": "user", "content": "another client's work " * 60}],
+}
+"""Another client's request, large enough to fill the enqueued-token limit of
+:func:`queue_filler` alone."""
+
+
+def queue_filler(emu: Emulator, time_scale: float) -> Callable[[object], None]:
+    """``on_answer`` action: another client submits a batch of :data:`OTHER_BODY`, whose
+    run lasts as at ``time_scale`` (this run's batches stay at 0.05)."""
+
+    def fill(_: object) -> None:
+        emu.set_time_scale(time_scale)
+        with openai.OpenAI(base_url=emu.base_url, api_key="sk-other") as other:
+            line = {"custom_id": "other", "method": "POST", "url": CHAT_COMPLETIONS}
+            content = json.dumps({**line, "body": OTHER_BODY}).encode()
+            uploaded = other.files.create(file=("other.jsonl", content), purpose="batch")
+            other.batches.create(
+                input_file_id=uploaded.id, endpoint=CHAT_COMPLETIONS, completion_window="24h"
+            )
+        emu.set_time_scale(0.05)
+
+    return fill
+
+
+@pytest.mark.parametrize(
+    ("time_scale", "ran", "turned_away"),
+    [(0.5, 8, None), (1000.0, 1, 21)],
+    ids=["for-a-while", "for-good"],
+)
+async def test_tries_refused_after_a_try_that_answered_nothing_are_counted_apart(
+    store: Store, wire: LossyTransport, time_scale: float, ran: int, turned_away: int | None
+) -> None:
+    """Every line expires unanswered. After this run's first try, another client's batch
+    fills the server's enqueued-token limit, so the next tries are refused (they never
+    ran). For a while: the tries that ran still stop at STALL_LINES lines without an
+    answer (8), counted across the refusals. For good: the line fails at its 21st
+    refusal with nothing of this run queued, counted from the first refusal."""
+    request = ask("expires, then waits for the queue")
+    limit = prompt_tokens(CHAT_COMPLETIONS, OTHER_BODY)
+    assert prompt_tokens(CHAT_COMPLETIONS, op_of(request).body) < limit
+    with Emulator(
+        time_scale=0.05, seed=0, enqueued_token_limit=limit, faults=Faults(line_expired=1.0)
+    ) as emu:
+        wire.on_answer(
+            "GET",
+            "/v1/batches/[^/]+",
+            queue_filler(emu, time_scale),
+            when=lambda answer: bool(answer.json().get("status") == "completed"),
+        )
+        async with lossy_client(emu.base_url, wire) as sdk:
+            runner = fast(sdk, store, max_attempts=20)
+            wire.on_answer(
+                "POST",
+                "/v1/batches",
+                lambda _: setattr(runner, "_cancel_requested", True),
+                when=lambda _: len(store.shards()) > 40,
+            )
+            results = await runner.run_all_settled([request])
+        (error,) = failures(results)
+        records = store.shards()
+        refused_tries = [r for r in records if "token_limit_exceeded" in (r.error or "")]
+        assert ran == len(records) - len(refused_tries)
+        if turned_away is None:
+            assert type(error) is ExpiredError
+            assert refused_tries  # the queue was full for some tries
+        else:
+            assert ("ApiError", "token_limit_exceeded") == (
+                type(error).__name__,
+                getattr(error, "code", None),
+            )
+            assert turned_away == len(refused_tries)
+        assert_billed_once(emu, [])  # every line of both clients expired unanswered
+
+
+async def test_a_line_left_unanswered_by_an_attempt_that_answered_another_gets_stall_lines_tries(
+    store: Store, wire: LossyTransport
+) -> None:
+    """The first attempt answers one of two lines (with the emulator's seed 2, half the
+    lines expiring: the other one expires), then every line expires: that attempt
+    answered, so the stall count starts afresh and the unanswered line gets STALL_LINES
+    (8) more tries on its own."""
+    with Emulator(time_scale=0.05, seed=2, faults=Faults(line_expired=0.5)) as emu:
+        wire.on_answer("POST", "/v1/batches", lambda _: emu.set_faults(Faults(line_expired=1.0)))
+        async with lossy_client(emu.base_url, wire) as sdk:
+            runner = fast(sdk, store, max_attempts=20)
+            results = await runner.run_all_settled([ask("answered one"), ask("stalled two")])
+        (error,) = failures(results)
+        assert type(error) is ExpiredError
+        first, *again = store.shards()
+        assert (2, 1, 1) == (first.size, first.completed, first.failed)
+        assert (8, {1}) == (len(again), {r.size for r in again})
 
 
 async def test_a_line_whose_output_keeps_expiring_goes_again_up_to_max_attempts(
