@@ -65,8 +65,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "answers of expired or cancelled batches are not stored",
         "src/inert/_runners/_batch/_journal.py",
-        "if is_success(line) and cid not in rejected",
-        "if is_success(line) and cid not in rejected and batch.status == 'completed'",
+        "if is_success(line) and (keep is None or keep(cid, line.body))",
+        "if is_success(line) and (keep is None or keep(cid, line.body)) "
+        "and batch.status == 'completed'",
         first=("tests/batch/test_batch_runner.py::test_expired_batch_keeps_its_completed_part",),
     ),
     Mutation(
