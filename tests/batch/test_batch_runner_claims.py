@@ -1275,6 +1275,45 @@ async def test_a_resubmitted_shard_is_held_by_the_run_with_its_lease_and_tokens(
     assert 0 < first.tokens == second.tokens
 
 
+async def test_a_line_to_submit_again_stays_claimed_until_its_new_shard_takes_it(
+    client: openai.AsyncOpenAI,
+    store: Store,
+    emu: Emulator,
+    wire: LossyTransport,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The line expired in its first batch and goes again: when its new shard is about to
+    be journaled, another run asking for the same line finds it held, so it cannot submit
+    it meanwhile (it would be paid twice)."""
+    request = ask("claimed while it goes again")
+    emu.set_faults(Faults(line_expired=1.0))
+    wire.on_answer("POST", "/v1/batches", lambda _: emu.set_faults(Faults()))
+    runner = fast(client, store)
+    submit = runner._submit
+    seen: list[tuple[int, int]] = []
+
+    async def look_then_submit(*args: Any, **kwargs: Any) -> Any:
+        if args[2] is not None:  # a parent: the line goes again
+            store.begin_run("run_other", {}, host="another-host", pid=1)
+            claim = store.claim_shards(
+                run_id="run_other",
+                keys=[op_of(request).key],
+                plan=lambda free: (
+                    [ShardIntent(CHAT_COMPLETIONS, MODEL, list(free))] if free else []
+                ),
+                lease=LONG_LEASE,
+                now=store.clock(),
+            )
+            seen.append((len(claim.records), len(claim.held)))
+        return await submit(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_submit", look_then_submit)
+    (answer,) = await runner.run_all([request])
+    assert isinstance(answer, Words)
+    assert [(0, 1)] == seen
+    assert_billed_once(emu, [op_of(request).key])
+
+
 async def test_a_cancelled_run_leaves_alone_a_shard_another_run_took_over(
     client: openai.AsyncOpenAI, store: Store, emu: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
