@@ -11,23 +11,14 @@ from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.strategies import bodies
 
 from inert import Op
-from inert._json import INT_MAX, INT_MIN, JSON
+from inert._json import JSON
 from inert._runners._batch._lines import jsonl_line, plan_shards
 from inert.openai import chat
 from inert.testing import op_of
 
-json_values: st.SearchStrategy[JSON] = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(INT_MIN, INT_MAX)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(),
-    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
-    max_leaves=20,
-)
-bodies = st.dictionaries(st.text(), json_values, max_size=5)
 endpoints = st.sampled_from(["/v1/chat/completions", "/v1/embeddings", "/v1/ünïcode"])
 tuples_inside = st.builds(lambda items: {"items": tuple(items)}, st.lists(st.text(), max_size=3))
 

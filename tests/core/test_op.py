@@ -11,21 +11,10 @@ from typing import Any
 
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
+from tests.strategies import bodies
 
 from inert import Op
-from inert._json import INT_MAX, INT_MIN, JSON
-
-json_values: st.SearchStrategy[JSON] = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(INT_MIN, INT_MAX)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(),
-    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
-    max_leaves=20,
-)
-bodies = st.dictionaries(st.text(), json_values, max_size=5)
+from inert._json import JSON
 
 
 def identity(raw: JSON) -> JSON:
